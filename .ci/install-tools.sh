@@ -1,0 +1,232 @@
+#!/usr/bin/env bash
+# Idempotent installer for the tools that Berth's tests and CI use.
+#
+#   .ci/install-tools.sh                 # install everything
+#   .ci/install-tools.sh crane oras      # install a subset
+#   .ci/install-tools.sh --list          # show the tools and their pinned versions
+#
+# Go tools are built into ${BERTH_TOOLS:-/opt/berth-tools}/bin. GOMODCACHE and
+# GOCACHE stay at their defaults, so caches persist across CI runs on a machine.
+# Debian packages are installed system-wide with apt-get.
+#
+# A tool is skipped when it is already installed at the pinned version:
+#   - Go tools: the binary exists and `go version -m` shows the pinned module version;
+#   - apt tools: dpkg reports the package installed (the version is printed, and a
+#     warning is given if it differs from the expected upstream version).
+#
+# Environment:
+#   BERTH_TOOLS       install root (default /opt/berth-tools)
+#   BERTH_TOOLS_JOBS  how many Go builds may run at once (default 2)
+set -euo pipefail
+
+BERTH_TOOLS="${BERTH_TOOLS:-/opt/berth-tools}"
+BIN="$BERTH_TOOLS/bin"
+LOGDIR="$BERTH_TOOLS/logs"
+STAGING="$BERTH_TOOLS/.staging"
+JOBS="${BERTH_TOOLS_JOBS:-2}"
+
+# Go tools, longest build first so that two parallel slots pack well.
+# name | version | module | package
+GO_TOOLS=(
+  "registry|v3.1.2|github.com/distribution/distribution/v3|github.com/distribution/distribution/v3/cmd/registry"
+  "helm|v3.22.0|helm.sh/helm/v3|helm.sh/helm/v3/cmd/helm"
+  "oci-conformance|v0.0.0-20260831232431-97274622c111|github.com/opencontainers/distribution-spec/conformance|github.com/opencontainers/distribution-spec/conformance"
+  "crane|v0.22.1|github.com/google/go-containerregistry|github.com/google/go-containerregistry/cmd/crane"
+  "regctl|v0.11.7|github.com/regclient/regclient|github.com/regclient/regclient/cmd/regctl"
+  "oras|v1.3.6|oras.land/oras|oras.land/oras/cmd/oras"
+)
+
+# Debian 12 packages. Debian revisions change with security updates, so only the
+# upstream version is checked (a mismatch is a warning, not an error).
+# name | apt package | package whose version is checked | expected upstream version prefix
+APT_TOOLS=(
+  "skopeo|skopeo|skopeo|1.9.3"
+  "postgresql|postgresql|postgresql-15|15."
+  "apache2-utils|apache2-utils|apache2-utils|2.4."
+  "jq|jq|jq|1.6"
+  "curl|curl|curl|7.88."
+)
+
+say() { printf '%s\n' "$*"; }
+die() { printf 'install-tools: %s\n' "$*" >&2; exit 1; }
+since() { awk -v s="$1" -v e="$EPOCHREALTIME" 'BEGIN { printf "%.1fs", e - s }'; }
+
+usage() {
+  say "usage: $0 [--list] [TOOL...]"
+  say "tools:"
+  local e name version
+  for e in "${APT_TOOLS[@]}"; do IFS='|' read -r name _ _ version <<<"$e"; say "  $name (apt, Debian 12, upstream ${version}*)"; done
+  for e in "${GO_TOOLS[@]}"; do IFS='|' read -r name version _ _ <<<"$e"; say "  $name $version (go)"; done
+}
+
+# ---------------------------------------------------------------- selection
+declare -A WANT=()
+for arg in "$@"; do
+  case "$arg" in
+    -h|--help|--list) usage; exit 0 ;;
+    postgres) arg=postgresql ;;
+    htpasswd) arg=apache2-utils ;;
+    conformance) arg=oci-conformance ;;
+    distribution) arg=registry ;;
+  esac
+  known=no
+  for e in "${APT_TOOLS[@]}" "${GO_TOOLS[@]}"; do [[ "${e%%|*}" == "$arg" ]] && known=yes; done
+  [[ $known == yes ]] || { usage >&2; die "unknown tool: $arg"; }
+  WANT[$arg]=1
+done
+wanted() { (( ${#WANT[@]} == 0 )) || [[ -n "${WANT[$1]:-}" ]]; }
+
+T0=$EPOCHREALTIME
+FAILED=()
+
+# One installer at a time per BERTH_TOOLS (e.g. two CI jobs on one machine).
+mkdir -p "$BERTH_TOOLS" || die "cannot create $BERTH_TOOLS (run as root or set BERTH_TOOLS)"
+exec 9>>"$BERTH_TOOLS/.lock"
+flock 9
+
+# ---------------------------------------------------------------- apt
+SUDO=()
+if [[ $EUID -ne 0 ]]; then SUDO=(sudo -n); fi
+
+apt_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'; }
+apt_upstream() { local v; v=$(dpkg-query -W -f='${Version}' "$1"); v=${v#*:}; printf '%s' "${v%-*}"; }
+apt_report() { # name verpkg expect state
+  local v; v=$(apt_upstream "$2")
+  if [[ "$v" == "$3"* ]]; then say "$1 $v (apt): $4"
+  else say "$1 $v (apt): $4 -- WARNING: expected upstream version ${3}*"; fi
+}
+
+APT_TODO=()
+for e in "${APT_TOOLS[@]}"; do
+  IFS='|' read -r name pkg verpkg expect <<<"$e"
+  wanted "$name" || continue
+  if apt_installed "$pkg" && apt_installed "$verpkg"; then
+    apt_report "$name" "$verpkg" "$expect" "already installed"
+  else
+    APT_TODO+=("$e")
+  fi
+done
+
+if (( ${#APT_TODO[@]} )); then
+  command -v apt-get >/dev/null || die "apt-get not found"
+  APT=("${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -q -o DPkg::Lock::Timeout=300)
+  mkdir -p "$LOGDIR"
+  t=$EPOCHREALTIME
+  say "apt-get update: running…"
+  "${APT[@]}" update >"$LOGDIR/apt-update.log" 2>&1 || { tail -n 20 "$LOGDIR/apt-update.log" >&2; die "apt-get update failed"; }
+  say "apt-get update: done ($(since "$t"))"
+  for e in "${APT_TODO[@]}"; do
+    IFS='|' read -r name pkg verpkg expect <<<"$e"
+    say "$name (apt): installing…"
+    t=$EPOCHREALTIME
+    if "${APT[@]}" install -y --no-install-recommends "$pkg" >"$LOGDIR/$name.log" 2>&1; then
+      apt_report "$name" "$verpkg" "$expect" "installed in $(since "$t")"
+    else
+      say "$name (apt): FAILED after $(since "$t") (log: $LOGDIR/$name.log)"
+      tail -n 20 "$LOGDIR/$name.log" | sed 's/^/    /'
+      FAILED+=("$name")
+    fi
+  done
+fi
+
+# ---------------------------------------------------------------- go
+CONF_MODULE=github.com/opencontainers/distribution-spec/conformance
+
+# go_ok BIN MODULE VERSION: the binary exists and was built from MODULE@VERSION.
+go_ok() {
+  [[ -x "$1" ]] || return 1
+  go version -m "$1" 2>/dev/null |
+    awk -v m="$2" -v v="$3" '($1 == "mod" || $1 == "dep") && $2 == m && $3 == v { ok = 1 } END { exit !ok }'
+}
+
+# Where the conformance README lives in the module cache; the path is also
+# written to $BERTH_TOOLS/oci-conformance-README.txt.
+conformance_readme() { # version
+  local dir
+  dir="$(go env GOMODCACHE)/$CONF_MODULE@$1"
+  if [[ ! -f "$dir/README.md" ]]; then
+    (cd / && go mod download "$CONF_MODULE@$1") >/dev/null 2>&1 || true
+  fi
+  printf '%s\n' "$dir/README.md" >"$BERTH_TOOLS/oci-conformance-README.txt"
+  printf '%s' "$dir/README.md"
+}
+
+# Runs in the background with output to the tool's log file. Builds into a
+# staging dir and then renames into $BIN, so $BIN never holds a partial binary.
+go_install() { # name version module package
+  set -euo pipefail
+  local name=$1 version=$2 pkg=$4 stage="$STAGING/$1"
+  rm -rf "$stage"; mkdir -p "$stage"
+  if [[ $name == oci-conformance ]]; then
+    # The suite is a main package (README: "go build"); "go test -c" still works
+    # but prints a deprecation warning. Build it from a scratch module.
+    cd "$stage"
+    go mod init berth-tools/oci-conformance
+    go get "$pkg@$version"
+    go build -ldflags "-X main.Version=$version" -o "$stage/$name" "$pkg"
+  else
+    cd "$stage"
+    GOBIN="$stage" go install "$pkg@$version"
+  fi
+  mv -f "$stage/$name" "$BIN/$name"
+  rm -rf "$stage"
+}
+
+GO_TODO=()
+have_go=yes
+for e in "${GO_TOOLS[@]}"; do
+  IFS='|' read -r name version module pkg <<<"$e"
+  wanted "$name" || continue
+  if [[ $have_go == yes ]] && ! command -v go >/dev/null; then have_go=no; fi
+  [[ $have_go == yes ]] || { say "$name $version: FAILED (go is not on PATH)"; FAILED+=("$name"); continue; }
+  if go_ok "$BIN/$name" "$module" "$version"; then
+    extra=""
+    [[ $name == oci-conformance ]] && extra=" (README: $(conformance_readme "$version"))"
+    say "$name $version: already installed$extra"
+  else
+    GO_TODO+=("$e")
+  fi
+done
+
+if (( ${#GO_TODO[@]} )); then
+  mkdir -p "$BIN" "$LOGDIR" "$STAGING"
+  declare -A RUNNING=() STARTED=()
+  trap 'kill "${!RUNNING[@]}" 2>/dev/null || true' INT TERM
+
+  reap_one() {
+    local pid="" rc=0 name version module
+    wait -n -p pid "${!RUNNING[@]}" || rc=$?
+    [[ -n "$pid" ]] || return 0
+    IFS='|' read -r name version module _ <<<"${RUNNING[$pid]}"
+    unset "RUNNING[$pid]"
+    if (( rc == 0 )) && go_ok "$BIN/$name" "$module" "$version"; then
+      local extra=""
+      [[ $name == oci-conformance ]] && extra=" (README: $(conformance_readme "$version"))"
+      say "$name $version: installed in $(since "${STARTED[$name]}")$extra"
+    else
+      say "$name $version: FAILED after $(since "${STARTED[$name]}") (rc=$rc, log: $LOGDIR/$name.log)"
+      tail -n 20 "$LOGDIR/$name.log" | sed 's/^/    /'
+      FAILED+=("$name")
+    fi
+  }
+
+  for e in "${GO_TODO[@]}"; do
+    while (( ${#RUNNING[@]} >= JOBS )); do reap_one; done
+    IFS='|' read -r name version module pkg <<<"$e"
+    say "$name $version: installing… (log: $LOGDIR/$name.log)"
+    STARTED[$name]=$EPOCHREALTIME
+    go_install "$name" "$version" "$module" "$pkg" >"$LOGDIR/$name.log" 2>&1 9>&- &
+    RUNNING[$!]=$e
+  done
+  while (( ${#RUNNING[@]} )); do reap_one; done
+  trap - INT TERM
+  rmdir "$STAGING" 2>/dev/null || true
+fi
+
+# ---------------------------------------------------------------- summary
+if (( ${#FAILED[@]} )); then
+  say "install-tools: FAILED: ${FAILED[*]} ($(since "$T0"))"
+  exit 1
+fi
+say "install-tools: all requested tools ready ($(since "$T0"))"
+say "export PATH=\"$BIN:\$PATH\"    # or: source .ci/env.sh"

@@ -1,0 +1,266 @@
+package blobstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
+)
+
+// Filesystem stores blobs under root:
+//
+//	root/blobs/<alg>/<first two hex>/<hex>   committed, immutable, content-addressed
+//	root/uploads/<handle>                    in-progress upload sessions
+//
+// A blob appears under blobs/ only by an atomic rename after fsync, so a reader never sees
+// a partial blob, and a crash leaves at worst an orphaned upload file.
+type Filesystem struct {
+	root string
+}
+
+// NewFilesystem prepares root for use.
+func NewFilesystem(root string) (*Filesystem, error) {
+	for _, dir := range []string{"blobs", "uploads"} {
+		if err := os.MkdirAll(filepath.Join(root, dir), 0o750); err != nil {
+			return nil, fmt.Errorf("blobstore: create %s: %w", dir, err)
+		}
+	}
+	return &Filesystem{root: root}, nil
+}
+
+func (f *Filesystem) uploadPath(handle string) (string, error) {
+	if len(handle) != 32 || strings.Trim(handle, "0123456789abcdef") != "" {
+		return "", fmt.Errorf("%w: upload handle %q", ErrNotFound, handle)
+	}
+	return filepath.Join(f.root, "uploads", handle), nil
+}
+
+func (f *Filesystem) blobPath(location string) (string, error) {
+	// Locations are produced by Commit; refuse anything else so a corrupted row can never
+	// name a path outside the store.
+	clean := filepath.Clean(location)
+	if clean != location || !strings.HasPrefix(clean, "blobs/") || strings.Contains(clean, "..") {
+		return "", fmt.Errorf("%w: location %q", ErrNotFound, location)
+	}
+	return filepath.Join(f.root, clean), nil
+}
+
+// NewUpload implements Driver.
+func (f *Filesystem) NewUpload(ctx context.Context) (Upload, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, err
+	}
+	handle := hex.EncodeToString(b[:])
+	path, _ := f.uploadPath(handle)
+	file, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("blobstore: create upload: %w", err)
+	}
+	return &fsUpload{fs: f, handle: handle, path: path, file: file}, nil
+}
+
+// ResumeUpload implements Driver.
+func (f *Filesystem) ResumeUpload(ctx context.Context, handle string, offset int64) (Upload, error) {
+	path, err := f.uploadPath(handle)
+	if err != nil {
+		return nil, err
+	}
+	file, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: upload %s", ErrNotFound, handle)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("blobstore: open upload: %w", err)
+	}
+	st, err := file.Stat()
+	if err != nil {
+		file.Close()
+		return nil, err
+	}
+	if st.Size() < offset {
+		file.Close()
+		return nil, fmt.Errorf("%w: %s has %d bytes, %d acknowledged", ErrUploadCorrupt, handle, st.Size(), offset)
+	}
+	if st.Size() > offset {
+		if err := file.Truncate(offset); err != nil {
+			file.Close()
+			return nil, fmt.Errorf("blobstore: truncate upload: %w", err)
+		}
+	}
+	if _, err := file.Seek(offset, io.SeekStart); err != nil {
+		file.Close()
+		return nil, err
+	}
+	return &fsUpload{fs: f, handle: handle, path: path, file: file, size: offset, synced: offset}, nil
+}
+
+// AbortUpload implements Driver.
+func (f *Filesystem) AbortUpload(ctx context.Context, handle string) error {
+	path, err := f.uploadPath(handle)
+	if err != nil {
+		return nil
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("blobstore: remove upload: %w", err)
+	}
+	return nil
+}
+
+// Open implements Driver.
+func (f *Filesystem) Open(ctx context.Context, location string) (Blob, error) {
+	path, err := f.blobPath(location)
+	if err != nil {
+		return nil, err
+	}
+	file, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, location)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("blobstore: open blob: %w", err)
+	}
+	st, err := file.Stat()
+	if err != nil {
+		file.Close()
+		return nil, err
+	}
+	return &FileBlob{File: file, size: st.Size()}, nil
+}
+
+// Delete implements Driver.
+func (f *Filesystem) Delete(ctx context.Context, location string) error {
+	path, err := f.blobPath(location)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("blobstore: delete blob: %w", err)
+	}
+	return nil
+}
+
+// FileBlob is a committed blob on the local filesystem. The embedded *os.File lets
+// http.ServeContent use sendfile.
+type FileBlob struct {
+	*os.File
+	size int64
+}
+
+// Size implements Blob.
+func (b *FileBlob) Size() int64 { return b.size }
+
+// writebackChunk is how much dirty data an upload accumulates before it asks the kernel
+// to start writing it back, so the fsync at commit has little left to do.
+const writebackChunk = 8 << 20
+
+type fsUpload struct {
+	fs     *Filesystem
+	handle string
+	path   string
+	file   *os.File
+	size   int64
+	synced int64 // bytes already handed to writeback
+}
+
+func (u *fsUpload) Handle() string { return u.handle }
+func (u *fsUpload) Size() int64    { return u.size }
+
+func (u *fsUpload) Write(p []byte) (int, error) {
+	n, err := u.file.Write(p)
+	u.size += int64(n)
+	if u.size-u.synced >= writebackChunk {
+		// Start asynchronous writeback of the finished range; it never blocks on I/O.
+		_ = unix.SyncFileRange(int(u.file.Fd()), u.synced, u.size-u.synced, unix.SYNC_FILE_RANGE_WRITE)
+		u.synced = u.size
+	}
+	return n, err
+}
+
+func (u *fsUpload) Reader(ctx context.Context) (io.ReadCloser, error) {
+	f, err := os.Open(u.path)
+	if err != nil {
+		return nil, fmt.Errorf("blobstore: reopen upload: %w", err)
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.LimitReader(f, u.size), f}, nil
+}
+
+func (u *fsUpload) Close() error {
+	if u.file == nil {
+		return nil
+	}
+	err := u.file.Sync()
+	if cerr := u.file.Close(); err == nil {
+		err = cerr
+	}
+	u.file = nil
+	return err
+}
+
+func (u *fsUpload) Commit(ctx context.Context, dgst digest.Digest) (string, error) {
+	if err := u.Close(); err != nil {
+		return "", fmt.Errorf("blobstore: sync upload: %w", err)
+	}
+	hexPart := dgst.Encoded()
+	location := filepath.Join("blobs", string(dgst.Algorithm()), hexPart[:2], hexPart)
+	dst := filepath.Join(u.fs.root, location)
+	dir := filepath.Dir(dst)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return "", fmt.Errorf("blobstore: create blob dir: %w", err)
+	}
+	// Identical content under the same name: the rename atomically replaces equal bytes.
+	if err := os.Rename(u.path, dst); err != nil {
+		return "", fmt.Errorf("blobstore: commit blob: %w", err)
+	}
+	if err := syncDir(dir); err != nil {
+		return "", err
+	}
+	return location, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("blobstore: open dir for sync: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("blobstore: sync dir: %w", err)
+	}
+	return nil
+}
+
+// UploadsIdleSince implements UploadLister.
+func (f *Filesystem) UploadsIdleSince(ctx context.Context, before time.Time) ([]string, error) {
+	entries, err := os.ReadDir(filepath.Join(f.root, "uploads"))
+	if err != nil {
+		return nil, fmt.Errorf("blobstore: list uploads: %w", err)
+	}
+	var out []string
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil || !info.Mode().IsRegular() {
+			continue
+		}
+		if _, err := f.uploadPath(e.Name()); err == nil && info.ModTime().Before(before) {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
+}
+
+// OSFile exposes the file so HTTP can serve it with sendfile.
+func (b *FileBlob) OSFile() *os.File { return b.File }

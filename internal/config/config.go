@@ -1,0 +1,353 @@
+// Package config owns Berth's configuration: one YAML file, BERTH_* environment
+// overrides, documented defaults, validation, and a printable form with secrets redacted.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole configuration. Every field has a yaml key; the environment variable
+// for a field is BERTH_ followed by its key path in upper snake case, e.g.
+// database.sqliteSynchronous → BERTH_DATABASE_SQLITE_SYNCHRONOUS.
+type Config struct {
+	// Addr is the listen address of the registry API.
+	Addr string `yaml:"addr"`
+	// Data is the directory for embedded state (SQLite database, filesystem blobs).
+	Data      string    `yaml:"data"`
+	Log       Log       `yaml:"log"`
+	Database  Database  `yaml:"database"`
+	Storage   Storage   `yaml:"storage"`
+	Limits    Limits    `yaml:"limits"`
+	Manifests Manifests `yaml:"manifests"`
+	Uploads   Uploads   `yaml:"uploads"`
+	TLS       TLS       `yaml:"tls"`
+	HTTP      HTTP      `yaml:"http"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level     string `yaml:"level"`     // debug, info, warn, error
+	Format    string `yaml:"format"`    // json or text
+	AccessLog bool   `yaml:"accessLog"` // one line per request
+}
+
+// Database selects the metadata store.
+type Database struct {
+	Driver string `yaml:"driver"` // sqlite or postgres
+	// DSN is the SQLite file (default <data>/berth.db) or a PostgreSQL URL.
+	DSN               string `yaml:"dsn" secret:"url"`
+	SQLiteSynchronous string `yaml:"sqliteSynchronous"` // FULL, NORMAL or EXTRA
+	MaxOpenConns      int    `yaml:"maxOpenConns"`
+}
+
+// Storage selects the blob store.
+type Storage struct {
+	Driver     string     `yaml:"driver"` // filesystem
+	Filesystem Filesystem `yaml:"filesystem"`
+}
+
+// Filesystem configures the filesystem blob store.
+type Filesystem struct {
+	Root string `yaml:"root"` // default <data>/storage
+}
+
+// Limits bound requests.
+type Limits struct {
+	ManifestSize ByteSize `yaml:"manifestSize"`
+	BlobSize     ByteSize `yaml:"blobSize"` // 0: unbounded
+	HeaderBytes  ByteSize `yaml:"headerBytes"`
+}
+
+// Manifests tunes manifest validation.
+type Manifests struct {
+	// AllowSparse accepts manifests whose blobs or child manifests are not in the
+	// repository (the spec's MAY); off means MANIFEST_BLOB_UNKNOWN.
+	AllowSparse bool `yaml:"allowSparse"`
+}
+
+// Uploads tunes upload sessions.
+type Uploads struct {
+	TTL Duration `yaml:"ttl"` // idle sessions older than this are purged
+}
+
+// TLS enables HTTPS when both files are set.
+type TLS struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+}
+
+// HTTP tunes the server.
+type HTTP struct {
+	ReadHeaderTimeout Duration `yaml:"readHeaderTimeout"`
+	IdleTimeout       Duration `yaml:"idleTimeout"`
+	ShutdownTimeout   Duration `yaml:"shutdownTimeout"` // how long in-flight requests may finish
+}
+
+// Default returns the documented defaults.
+func Default() Config {
+	return Config{
+		Addr:     ":5000",
+		Data:     "./data",
+		Log:      Log{Level: "info", Format: "json", AccessLog: true},
+		Database: Database{Driver: "sqlite", SQLiteSynchronous: "FULL", MaxOpenConns: 8},
+		Storage:  Storage{Driver: "filesystem"},
+		Limits:   Limits{ManifestSize: 4 << 20, HeaderBytes: 64 << 10},
+		Uploads:  Uploads{TTL: Duration(24 * time.Hour)},
+		HTTP: HTTP{
+			ReadHeaderTimeout: Duration(10 * time.Second),
+			IdleTimeout:       Duration(120 * time.Second),
+			ShutdownTimeout:   Duration(60 * time.Second),
+		},
+	}
+}
+
+// Load reads the optional file, applies BERTH_* overrides from environ, fills derived
+// defaults and validates.
+func Load(path string, environ []string) (Config, error) {
+	c := Default()
+	if path != "" {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return c, fmt.Errorf("config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(raw))
+		dec.KnownFields(true)
+		// An empty file decodes to io.EOF: all defaults.
+		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+			return c, fmt.Errorf("config: %s: %w", path, err)
+		}
+	}
+	if err := applyEnv(&c, environ); err != nil {
+		return c, err
+	}
+	c.fillDerived()
+	return c, c.Validate()
+}
+
+func (c *Config) fillDerived() {
+	if c.Database.Driver == "sqlite" && c.Database.DSN == "" {
+		c.Database.DSN = filepath.Join(c.Data, "berth.db")
+	}
+	if c.Storage.Driver == "filesystem" && c.Storage.Filesystem.Root == "" {
+		c.Storage.Filesystem.Root = filepath.Join(c.Data, "storage")
+	}
+}
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		bad("addr %q: %v", c.Addr, err)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level %q: want debug, info, warn or error", c.Log.Level)
+	}
+	if c.Log.Format != "json" && c.Log.Format != "text" {
+		bad("log.format %q: want json or text", c.Log.Format)
+	}
+	switch c.Database.Driver {
+	case "sqlite":
+		switch strings.ToUpper(c.Database.SQLiteSynchronous) {
+		case "FULL", "NORMAL", "EXTRA":
+		default:
+			bad("database.sqliteSynchronous %q: want FULL, NORMAL or EXTRA", c.Database.SQLiteSynchronous)
+		}
+	case "postgres":
+		if c.Database.DSN == "" {
+			bad("database.dsn is required for postgres")
+		}
+	default:
+		bad("database.driver %q: want sqlite or postgres", c.Database.Driver)
+	}
+	if c.Database.MaxOpenConns < 1 {
+		bad("database.maxOpenConns must be at least 1")
+	}
+	if c.Storage.Driver != "filesystem" {
+		bad("storage.driver %q: want filesystem", c.Storage.Driver)
+	}
+	if c.Limits.ManifestSize < 1024 {
+		bad("limits.manifestSize must be at least 1KiB")
+	}
+	if c.Limits.BlobSize < 0 {
+		bad("limits.blobSize must not be negative")
+	}
+	if c.Limits.HeaderBytes < 4096 {
+		bad("limits.headerBytes must be at least 4KiB")
+	}
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		bad("tls.cert and tls.key must be set together")
+	}
+	if c.Uploads.TTL < Duration(time.Minute) {
+		bad("uploads.ttl must be at least 1m")
+	}
+	return errors.Join(errs...)
+}
+
+// Redacted renders the configuration as YAML with secrets masked.
+func (c Config) Redacted() string {
+	if c.Database.DSN != "" {
+		if u, err := url.Parse(c.Database.DSN); err == nil && u.User != nil {
+			if _, has := u.User.Password(); has {
+				u.User = url.UserPassword(u.User.Username(), "REDACTED")
+				c.Database.DSN = u.String()
+			}
+		}
+	}
+	out, _ := yaml.Marshal(c)
+	return string(out)
+}
+
+// applyEnv walks the struct and applies BERTH_<PATH> variables to leaf fields.
+func applyEnv(c *Config, environ []string) error {
+	env := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "BERTH_") {
+			env[k] = v
+		}
+	}
+	if len(env) == 0 {
+		return nil
+	}
+	known := map[string]bool{}
+	var errs []error
+	walk(reflect.ValueOf(c).Elem(), "BERTH", func(key string, v reflect.Value) {
+		known[key] = true
+		raw, ok := env[key]
+		if !ok {
+			return
+		}
+		if err := setFromString(v, raw); err != nil {
+			errs = append(errs, fmt.Errorf("config: %s: %w", key, err))
+		}
+	})
+	for k := range env {
+		if !known[k] && !ignoredEnv[k] {
+			errs = append(errs, fmt.Errorf("config: unknown environment variable %s", k))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ignoredEnv are BERTH_ variables that are not configuration (used by tests and tools).
+var ignoredEnv = map[string]bool{"BERTH_TOOLS": true, "BERTH_TEST_POSTGRES_DSN": true, "BERTH_PG_PORT": true, "BERTH_BIN": true}
+
+func walk(v reflect.Value, prefix string, leaf func(key string, v reflect.Value)) {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+		if tag == "" || tag == "-" {
+			continue
+		}
+		key := prefix + "_" + upperSnake(tag)
+		fv := v.Field(i)
+		if fv.Kind() == reflect.Struct {
+			walk(fv, key, leaf)
+			continue
+		}
+		leaf(key, fv)
+	}
+}
+
+func upperSnake(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		if unicode.IsUpper(r) && i > 0 {
+			b.WriteByte('_')
+		}
+		b.WriteRune(unicode.ToUpper(r))
+	}
+	return b.String()
+}
+
+func setFromString(v reflect.Value, raw string) error {
+	switch p := v.Addr().Interface().(type) {
+	case *Duration:
+		return p.parse(raw)
+	case *ByteSize:
+		return p.parse(raw)
+	case *string:
+		*p = raw
+	case *bool:
+		b, err := strconv.ParseBool(raw)
+		if err != nil {
+			return fmt.Errorf("%q is not a boolean", raw)
+		}
+		*p = b
+	case *int:
+		n, err := strconv.Atoi(raw)
+		if err != nil {
+			return fmt.Errorf("%q is not an integer", raw)
+		}
+		*p = n
+	default:
+		return fmt.Errorf("unsupported type %s", v.Type())
+	}
+	return nil
+}
+
+// Duration is a time.Duration written as "10s", "24h".
+type Duration time.Duration
+
+func (d *Duration) parse(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error { return d.parse(n.Value) }
+
+// MarshalYAML implements yaml.Marshaler.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// ByteSize is a size in bytes written as 4194304, "4MiB", "1GiB" or "512KB".
+type ByteSize int64
+
+var byteUnits = []struct {
+	suffix string
+	mult   int64
+}{
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1},
+}
+
+func (b *ByteSize) parse(s string) error {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range byteUnits {
+		if rest, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = strings.TrimSpace(rest), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || (mult > 1 && n > (1<<62)/mult) {
+		return fmt.Errorf("%q is not a byte size (e.g. 4MiB)", s)
+	}
+	*b = ByteSize(n * mult)
+	return nil
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error { return b.parse(n.Value) }

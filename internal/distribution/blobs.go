@@ -1,0 +1,96 @@
+package distribution
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+
+	"github.com/berth-registry/berth/internal/errcode"
+	"github.com/berth-registry/berth/internal/oci"
+	"github.com/berth-registry/berth/internal/registry"
+)
+
+func (a *API) blob(w http.ResponseWriter, r *http.Request, name, ref string) {
+	dgst, err := registry.ParseDigest(ref)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		a.getBlob(w, r, name, dgst)
+	case http.MethodDelete:
+		if err := a.reg.DeleteBlob(r.Context(), name, dgst); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		w.Header().Set("Content-Length", "0")
+		w.WriteHeader(http.StatusAccepted)
+	default:
+		methodNotAllowed(w, r, a, "GET, HEAD, DELETE")
+	}
+}
+
+// osFiler is implemented by blobs backed by a local file; serving the *os.File itself
+// lets the kernel copy it to the socket (sendfile).
+type osFiler interface{ OSFile() *os.File }
+
+func (a *API) getBlob(w http.ResponseWriter, r *http.Request, name string, dgst oci.Digest) {
+	h := w.Header()
+	if r.Method == http.MethodHead {
+		b, err := a.reg.StatBlob(r.Context(), name, dgst)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		setBlobHeaders(h, dgst, b.Size)
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	blob, err := a.reg.OpenBlob(r.Context(), name, dgst)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	defer blob.Close()
+	size := blob.Size()
+	var content io.ReadSeeker = blob
+	if f, ok := blob.(osFiler); ok {
+		content = f.OSFile()
+	}
+	start, length, partial, err := oci.ParseRange(r.Header.Get("Range"), size)
+	if errors.Is(err, oci.ErrRangeUnsatisfiable) {
+		h.Set("Content-Range", "bytes */"+strconv.FormatInt(size, 10))
+		a.fail(w, r, errcode.RangeInvalid)
+		return
+	}
+	if partial && r.Header.Get("If-Range") != "" && r.Header.Get("If-Range") != `"`+string(dgst)+`"` {
+		partial = false
+	}
+	setBlobHeaders(h, dgst, size)
+	if !partial {
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.Copy(w, io.LimitReader(content, size))
+		return
+	}
+	if _, err := content.Seek(start, io.SeekStart); err != nil {
+		a.fail(w, r, errcode.Internal.Wrap(err, ""))
+		return
+	}
+	h.Set("Content-Length", strconv.FormatInt(length, 10))
+	h.Set("Content-Range", "bytes "+strconv.FormatInt(start, 10)+"-"+strconv.FormatInt(start+length-1, 10)+"/"+strconv.FormatInt(size, 10))
+	w.WriteHeader(http.StatusPartialContent)
+	_, _ = io.Copy(w, io.LimitReader(content, length))
+}
+
+func setBlobHeaders(h http.Header, dgst oci.Digest, size int64) {
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Content-Length", strconv.FormatInt(size, 10))
+	h.Set("Docker-Content-Digest", string(dgst))
+	h.Set("Accept-Ranges", "bytes")
+	h.Set("ETag", `"`+string(dgst)+`"`)
+	// Content-addressed: the bytes behind this URL never change.
+	h.Set("Cache-Control", "max-age=31536000, immutable")
+}

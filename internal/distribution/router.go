@@ -1,0 +1,171 @@
+// Package distribution is the OCI distribution HTTP API (/v2/): it routes requests,
+// parses and bounds their inputs, calls the registry domain and writes responses. It is
+// deliberately thin: rules live in package registry, status codes in package errcode.
+package distribution
+
+import (
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/berth-registry/berth/internal/errcode"
+	"github.com/berth-registry/berth/internal/registry"
+)
+
+// Options configure the API.
+type Options struct {
+	// MaxManifestSize bounds a manifest body in bytes.
+	MaxManifestSize int64
+	// CanRead reports whether the request's caller may read a repository (for mounts
+	// without "from"). Nil allows everything.
+	CanRead func(r *http.Request, repo string) bool
+}
+
+// API serves /v2/.
+type API struct {
+	reg  *registry.Registry
+	opts Options
+	log  *slog.Logger
+}
+
+// New returns the API handler.
+func New(reg *registry.Registry, opts Options, log *slog.Logger) *API {
+	if opts.MaxManifestSize <= 0 {
+		opts.MaxManifestSize = 4 << 20
+	}
+	if opts.CanRead == nil {
+		opts.CanRead = func(*http.Request, string) bool { return true }
+	}
+	return &API{reg: reg, opts: opts, log: log}
+}
+
+// route is a parsed /v2/ path.
+type route struct {
+	kind string // ping, catalog, tags, manifest, blob, upload, referrers
+	name string // repository
+	ref  string // tag, digest or upload id
+}
+
+// Route names used as metric labels.
+const (
+	routePing      = "ping"
+	routeCatalog   = "catalog"
+	routeTags      = "tags"
+	routeManifest  = "manifest"
+	routeBlob      = "blob"
+	routeUpload    = "upload"
+	routeReferrers = "referrers"
+)
+
+// parseRoute splits a /v2/ path. Repository names contain slashes, so the path is read
+// from the right: the last segment is the reference, the one before it the resource.
+func parseRoute(path string) (route, bool) {
+	rest, ok := strings.CutPrefix(path, "/v2/")
+	if !ok {
+		if path == "/v2" {
+			return route{kind: routePing}, true
+		}
+		return route{}, false
+	}
+	switch rest {
+	case "":
+		return route{kind: routePing}, true
+	case "_catalog":
+		return route{kind: routeCatalog}, true
+	}
+	if name, ok := strings.CutSuffix(rest, "/tags/list"); ok {
+		return route{kind: routeTags, name: name}, true
+	}
+	if name, ok := strings.CutSuffix(rest, "/blobs/uploads/"); ok {
+		return route{kind: routeUpload, name: name}, true
+	}
+	if name, ok := strings.CutSuffix(rest, "/blobs/uploads"); ok {
+		return route{kind: routeUpload, name: name}, true
+	}
+	j := strings.LastIndexByte(rest, '/')
+	if j <= 0 {
+		return route{}, false
+	}
+	ref, head := rest[j+1:], rest[:j]
+	if name, ok := strings.CutSuffix(head, "/blobs/uploads"); ok && ref != "" {
+		return route{kind: routeUpload, name: name, ref: ref}, true
+	}
+	k := strings.LastIndexByte(head, '/')
+	if k <= 0 || ref == "" {
+		return route{}, false
+	}
+	name := head[:k]
+	switch head[k+1:] {
+	case "manifests":
+		return route{kind: routeManifest, name: name, ref: ref}, true
+	case "blobs":
+		return route{kind: routeBlob, name: name, ref: ref}, true
+	case "referrers":
+		return route{kind: routeReferrers, name: name, ref: ref}, true
+	}
+	return route{}, false
+}
+
+// ServeHTTP implements http.Handler.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	rt, ok := parseRoute(r.URL.Path)
+	if !ok {
+		a.fail(w, r, errcode.NameInvalid.New("no such API endpoint or invalid repository name"))
+		return
+	}
+	setRouteLabel(r, rt.kind)
+	if rt.name != "" {
+		if err := registry.ValidateName(rt.name); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+	}
+	if ns := r.URL.Query().Get("ns"); ns != "" {
+		// containerd names the upstream a mirror request is meant for; echo it as the
+		// spec's proxying section asks.
+		w.Header().Set("OCI-Namespace", ns)
+	}
+	switch rt.kind {
+	case routePing:
+		a.ping(w, r)
+	case routeCatalog:
+		a.catalog(w, r)
+	case routeTags:
+		a.tags(w, r, rt.name)
+	case routeManifest:
+		a.manifest(w, r, rt.name, rt.ref)
+	case routeBlob:
+		a.blob(w, r, rt.name, rt.ref)
+	case routeUpload:
+		a.upload(w, r, rt.name, rt.ref)
+	case routeReferrers:
+		a.referrers(w, r, rt.name, rt.ref)
+	}
+}
+
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	e := errcode.Write(w, r, err)
+	if e.Desc == errcode.Internal || e.Desc == errcode.Unavailable {
+		a.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	setError(r, e.Desc.Code)
+}
+
+func methodNotAllowed(w http.ResponseWriter, r *http.Request, a *API, allowed string) {
+	w.Header().Set("Allow", allowed)
+	a.fail(w, r, errcode.Unsupported.New("method "+r.Method+" is not allowed here"))
+}
+
+func (a *API) ping(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		methodNotAllowed(w, r, a, "GET, HEAD")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", "2")
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodGet {
+		_, _ = w.Write([]byte("{}"))
+	}
+}

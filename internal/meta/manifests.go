@@ -1,0 +1,198 @@
+package meta
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Reference kinds in manifest_references.
+const (
+	refBlob     = 1
+	refManifest = 2
+)
+
+// Manifest is a stored manifest and what it points at.
+type Manifest struct {
+	Repository   string
+	Digest       string
+	MediaType    string
+	ArtifactType string
+	Subject      string // digest of the subject, "" when none
+	Annotations  map[string]string
+	Size         int64
+	Payload      []byte   // nil when fetched without payload
+	Blobs        []string // config and layers (on put)
+	Children     []string // index entries (on put)
+}
+
+// PutManifest stores the manifest (idempotently: the same digest is the same bytes) and
+// points tags at it, all in one transaction.
+func (s *Store) PutManifest(ctx context.Context, m Manifest, tags []string) error {
+	var annotations any
+	if len(m.Annotations) > 0 {
+		b, err := json.Marshal(m.Annotations)
+		if err != nil {
+			return err
+		}
+		annotations = string(b)
+	}
+	var subject any
+	if m.Subject != "" {
+		subject = m.Subject
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		repoID, err := ensureRepository(ctx, tx, m.Repository)
+		if err != nil {
+			return err
+		}
+		t := now()
+		var id int64
+		err = tx.QueryRowContext(ctx, `INSERT INTO manifests (repository_id, digest, media_type, artifact_type, subject_digest, annotations, size, payload, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (repository_id, digest) DO NOTHING RETURNING id`,
+			repoID, m.Digest, m.MediaType, m.ArtifactType, subject, annotations, int64(len(m.Payload)), m.Payload, t).Scan(&id)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			// Already stored: its references are recorded too.
+		case err != nil:
+			return fmt.Errorf("meta: insert manifest: %w", err)
+		default:
+			for kind, list := range map[int][]string{refBlob: m.Blobs, refManifest: m.Children} {
+				for _, d := range list {
+					if _, err := tx.ExecContext(ctx, `INSERT INTO manifest_references (manifest_id, digest, kind) VALUES ($1, $2, $3)
+						ON CONFLICT DO NOTHING`, id, d, kind); err != nil {
+						return fmt.Errorf("meta: insert reference: %w", err)
+					}
+				}
+			}
+		}
+		for _, tag := range tags {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO tags (repository_id, name, manifest_digest, updated_at) VALUES ($1, $2, $3, $4)
+				ON CONFLICT (repository_id, name) DO UPDATE SET manifest_digest = excluded.manifest_digest, updated_at = excluded.updated_at`,
+				repoID, tag, m.Digest, t); err != nil {
+				return fmt.Errorf("meta: tag %s: %w", tag, err)
+			}
+		}
+		return nil
+	})
+}
+
+// GetManifest returns the manifest a tag or digest names in the repository; with
+// payload false the bytes are not read (HEAD).
+func (s *Store) GetManifest(ctx context.Context, repo, ref string, byDigest, payload bool) (Manifest, error) {
+	cols := "m.digest, m.media_type, m.size"
+	if payload {
+		cols += ", m.payload"
+	}
+	var q string
+	if byDigest {
+		q = `SELECT ` + cols + ` FROM manifests m JOIN repositories r ON r.id = m.repository_id
+			WHERE r.name = $1 AND m.digest = $2`
+	} else {
+		q = `SELECT ` + cols + ` FROM tags t JOIN repositories r ON r.id = t.repository_id
+			JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.manifest_digest
+			WHERE r.name = $1 AND t.name = $2`
+	}
+	m := Manifest{Repository: repo}
+	dest := []any{&m.Digest, &m.MediaType, &m.Size}
+	if payload {
+		dest = append(dest, &m.Payload)
+	}
+	err := s.r.QueryRowContext(ctx, q, repo, ref).Scan(dest...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Manifest{}, ErrNotFound
+	}
+	if err != nil {
+		return Manifest{}, fmt.Errorf("meta: manifest %s:%s: %w", repo, ref, err)
+	}
+	return m, nil
+}
+
+// DeleteManifest removes the manifest and every tag pointing at it.
+func (s *Store) DeleteManifest(ctx context.Context, repo, digest string) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		repoID, err := repositoryID(ctx, tx, repo)
+		if err != nil {
+			return err
+		}
+		var id int64
+		err = tx.QueryRowContext(ctx, `SELECT id FROM manifests WHERE repository_id = $1 AND digest = $2`, repoID, digest).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("meta: find manifest: %w", err)
+		}
+		for _, q := range []struct {
+			sql string
+			arg []any
+		}{
+			{`DELETE FROM tags WHERE repository_id = $1 AND manifest_digest = $2`, []any{repoID, digest}},
+			{`DELETE FROM manifest_references WHERE manifest_id = $1`, []any{id}},
+			{`DELETE FROM manifests WHERE id = $1`, []any{id}},
+		} {
+			if _, err := tx.ExecContext(ctx, q.sql, q.arg...); err != nil {
+				return fmt.Errorf("meta: delete manifest: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// DeleteTag removes one tag; the manifest stays.
+func (s *Store) DeleteTag(ctx context.Context, repo, tag string) error {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM tags WHERE name = $2
+		AND repository_id = (SELECT id FROM repositories WHERE name = $1)`, repo, tag)
+	if err != nil {
+		return fmt.Errorf("meta: delete tag: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// Tags lists the repository's tags after last in lexical order, at most n.
+func (s *Store) Tags(ctx context.Context, repo, last string, n int) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT t.name FROM tags t JOIN repositories r ON r.id = t.repository_id
+		WHERE r.name = $1 AND t.name > $2 ORDER BY t.name LIMIT $3`, repo, last, n)
+	if err != nil {
+		return nil, fmt.Errorf("meta: list tags: %w", err)
+	}
+	return scanStrings(rows)
+}
+
+// Referrers lists the manifests in repo whose subject is digest, optionally only those of
+// one artifact type, in a stable order.
+func (s *Store) Referrers(ctx context.Context, repo, digest, artifactType string) ([]Manifest, error) {
+	q := `SELECT m.digest, m.media_type, m.artifact_type, m.size, m.annotations FROM manifests m
+		JOIN repositories r ON r.id = m.repository_id WHERE r.name = $1 AND m.subject_digest = $2`
+	args := []any{repo, digest}
+	if artifactType != "" {
+		q += ` AND m.artifact_type = $3`
+		args = append(args, artifactType)
+	}
+	q += ` ORDER BY m.created_at, m.digest`
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("meta: referrers: %w", err)
+	}
+	defer rows.Close()
+	var out []Manifest
+	for rows.Next() {
+		m := Manifest{Repository: repo, Subject: digest}
+		var annotations sql.NullString
+		if err := rows.Scan(&m.Digest, &m.MediaType, &m.ArtifactType, &m.Size, &annotations); err != nil {
+			return nil, err
+		}
+		if annotations.Valid {
+			if err := json.Unmarshal([]byte(annotations.String), &m.Annotations); err != nil {
+				return nil, fmt.Errorf("meta: referrer annotations: %w", err)
+			}
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,280 @@
+// Package meta owns Berth's metadata: repositories, blobs and where they are visible,
+// manifests and their references, tags, referrers and upload sessions, as rows in SQL.
+// One implementation serves the embedded SQLite database and PostgreSQL: the queries use
+// only syntax both accept ($N placeholders, ON CONFLICT, RETURNING, keyset pagination);
+// only the schema DDL differs, in migrations/<dialect>.
+package meta
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// ErrNotFound reports a row that does not exist.
+var ErrNotFound = errors.New("meta: not found")
+
+// Dialect names a supported database engine.
+type Dialect string
+
+// Supported dialects.
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+// Options configure Open.
+type Options struct {
+	Dialect Dialect
+	// DSN is a file path for SQLite and a connection URL for PostgreSQL.
+	DSN string
+	// SQLiteSynchronous is the SQLite synchronous pragma: FULL (default) makes every
+	// acknowledged write survive power loss; NORMAL survives process crashes only.
+	SQLiteSynchronous string
+	// MaxOpenConns bounds the read pool (and the whole pool on PostgreSQL).
+	MaxOpenConns int
+}
+
+// Store is the metadata database. It is safe for concurrent use.
+type Store struct {
+	dialect Dialect
+	// SQLite allows one writer: writes go through a single connection so they queue in
+	// Go instead of failing with SQLITE_BUSY, and reads use their own pool under WAL.
+	// On PostgreSQL both are the same pool.
+	w *sql.DB
+	r *sql.DB
+}
+
+// Open connects, applies pending migrations and returns a ready store.
+func Open(ctx context.Context, o Options) (*Store, error) {
+	if o.MaxOpenConns <= 0 {
+		o.MaxOpenConns = 8
+	}
+	s := &Store{dialect: o.Dialect}
+	switch o.Dialect {
+	case SQLite:
+		if err := os.MkdirAll(filepath.Dir(o.DSN), 0o750); err != nil {
+			return nil, fmt.Errorf("meta: create database dir: %w", err)
+		}
+		sync := strings.ToUpper(o.SQLiteSynchronous)
+		if sync == "" {
+			sync = "FULL"
+		}
+		if sync != "FULL" && sync != "NORMAL" && sync != "EXTRA" {
+			return nil, fmt.Errorf("meta: sqlite synchronous must be FULL, NORMAL or EXTRA, not %q", o.SQLiteSynchronous)
+		}
+		q := url.Values{}
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", "synchronous("+sync+")")
+		q.Add("_pragma", "foreign_keys(1)")
+		q.Add("_pragma", "busy_timeout(10000)")
+		q.Add("_txlock", "immediate")
+		dsn := "file:" + o.DSN + "?" + q.Encode()
+		var err error
+		if s.w, err = sql.Open("sqlite", dsn); err != nil {
+			return nil, fmt.Errorf("meta: open sqlite: %w", err)
+		}
+		s.w.SetMaxOpenConns(1)
+		s.w.SetConnMaxLifetime(0)
+		if s.r, err = sql.Open("sqlite", dsn); err != nil {
+			s.w.Close()
+			return nil, fmt.Errorf("meta: open sqlite: %w", err)
+		}
+		s.r.SetMaxOpenConns(o.MaxOpenConns)
+		s.r.SetMaxIdleConns(o.MaxOpenConns)
+	case Postgres:
+		db, err := sql.Open("pgx", o.DSN)
+		if err != nil {
+			return nil, fmt.Errorf("meta: open postgres: %w", err)
+		}
+		db.SetMaxOpenConns(o.MaxOpenConns)
+		db.SetMaxIdleConns(o.MaxOpenConns)
+		db.SetConnMaxIdleTime(5 * time.Minute)
+		s.w, s.r = db, db
+	default:
+		return nil, fmt.Errorf("meta: unknown dialect %q (want sqlite or postgres)", o.Dialect)
+	}
+	if err := s.w.PingContext(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("meta: connect %s: %w", o.Dialect, err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	dir, err := fs.Sub(migrations, "migrations/"+string(s.dialect))
+	if err != nil {
+		return err
+	}
+	var opts []goose.ProviderOption
+	dialect := goose.DialectSQLite3
+	if s.dialect == Postgres {
+		dialect = goose.DialectPostgres
+		// Replicas starting together must not migrate at once.
+		locker, err := lock.NewPostgresSessionLocker()
+		if err != nil {
+			return err
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
+	}
+	p, err := goose.NewProvider(dialect, s.w, dir, opts...)
+	if err != nil {
+		return fmt.Errorf("meta: migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("meta: migrate: %w", err)
+	}
+	return nil
+}
+
+// Close releases the database.
+func (s *Store) Close() error {
+	var err error
+	if s.w != nil {
+		err = s.w.Close()
+	}
+	if s.r != nil && s.r != s.w {
+		if e := s.r.Close(); err == nil {
+			err = e
+		}
+	}
+	return err
+}
+
+// Ping checks the database answers (for readiness probes).
+func (s *Store) Ping(ctx context.Context) error { return s.r.PingContext(ctx) }
+
+// Dialect reports which engine backs the store.
+func (s *Store) Dialect() Dialect { return s.dialect }
+
+func now() int64 { return time.Now().UnixMilli() }
+
+// inTx runs fn in a write transaction.
+func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("meta: begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("meta: commit: %w", err)
+	}
+	return nil
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// ensureRepository returns the id of the named repository, creating it.
+func ensureRepository(ctx context.Context, q querier, name string) (int64, error) {
+	var id int64
+	t := now()
+	err := q.QueryRowContext(ctx, `INSERT INTO repositories (name, created_at, updated_at) VALUES ($1, $2, $2)
+		ON CONFLICT (name) DO UPDATE SET updated_at = excluded.updated_at RETURNING id`, name, t).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("meta: ensure repository %s: %w", name, err)
+	}
+	return id, nil
+}
+
+func repositoryID(ctx context.Context, q querier, name string) (int64, error) {
+	var id int64
+	err := q.QueryRowContext(ctx, `SELECT id FROM repositories WHERE name = $1`, name).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, ErrNotFound
+	}
+	if err != nil {
+		return 0, fmt.Errorf("meta: repository %s: %w", name, err)
+	}
+	return id, nil
+}
+
+// RepositoryExists tells whether the repository has been created.
+func (s *Store) RepositoryExists(ctx context.Context, name string) (bool, error) {
+	_, err := repositoryID(ctx, s.r, name)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Repositories lists repository names after last in lexical order, at most n.
+func (s *Store) Repositories(ctx context.Context, last string, n int) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT name FROM repositories WHERE name > $1 ORDER BY name LIMIT $2`, last, n)
+	if err != nil {
+		return nil, fmt.Errorf("meta: list repositories: %w", err)
+	}
+	return scanStrings(rows)
+}
+
+// DeleteRepository removes a repository with its tags, manifests, blob links and uploads.
+// Blob bytes stay until garbage collection finds them unreferenced. It returns the upload
+// handles that were open so the caller can discard their bytes.
+func (s *Store) DeleteRepository(ctx context.Context, name string) (uploadHandles []string, err error) {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		id, err := repositoryID(ctx, tx, name)
+		if err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT handle FROM uploads WHERE repository_id = $1`, id)
+		if err != nil {
+			return err
+		}
+		if uploadHandles, err = scanStrings(rows); err != nil {
+			return err
+		}
+		for _, q := range []string{
+			`DELETE FROM tags WHERE repository_id = $1`,
+			`DELETE FROM manifest_references WHERE manifest_id IN (SELECT id FROM manifests WHERE repository_id = $1)`,
+			`DELETE FROM manifests WHERE repository_id = $1`,
+			`DELETE FROM repository_blobs WHERE repository_id = $1`,
+			`DELETE FROM uploads WHERE repository_id = $1`,
+			`DELETE FROM repositories WHERE id = $1`,
+		} {
+			if _, err := tx.ExecContext(ctx, q, id); err != nil {
+				return fmt.Errorf("meta: delete repository %s: %w", name, err)
+			}
+		}
+		return nil
+	})
+	return uploadHandles, err
+}
+
+func scanStrings(rows *sql.Rows) ([]string, error) {
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}

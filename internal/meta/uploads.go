@@ -1,0 +1,122 @@
+package meta
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Upload is an in-progress blob upload session. Size bytes have been acknowledged to the
+// client; HashState is the marshalled hash of exactly those bytes, so the session resumes
+// on any replica, after any restart, without re-reading them.
+type Upload struct {
+	ID         string
+	Repository string
+	Handle     string // blob store handle
+	Size       int64
+	HashState  []byte
+	StartedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+// CreateUpload records a new session, creating the repository if needed.
+func (s *Store) CreateUpload(ctx context.Context, u Upload) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		id, err := ensureRepository(ctx, tx, u.Repository)
+		if err != nil {
+			return err
+		}
+		t := now()
+		if _, err := tx.ExecContext(ctx, `INSERT INTO uploads (id, repository_id, handle, size, hash_state, started_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $6)`, u.ID, id, u.Handle, u.Size, u.HashState, t); err != nil {
+			return fmt.Errorf("meta: create upload: %w", err)
+		}
+		return nil
+	})
+}
+
+// GetUpload returns the session if it belongs to the repository.
+func (s *Store) GetUpload(ctx context.Context, repo, id string) (Upload, error) {
+	u := Upload{ID: id, Repository: repo}
+	var started, updated int64
+	err := s.r.QueryRowContext(ctx, `SELECT u.handle, u.size, u.hash_state, u.started_at, u.updated_at FROM uploads u
+		JOIN repositories r ON r.id = u.repository_id WHERE u.id = $1 AND r.name = $2`, id, repo).
+		Scan(&u.Handle, &u.Size, &u.HashState, &started, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Upload{}, ErrNotFound
+	}
+	if err != nil {
+		return Upload{}, fmt.Errorf("meta: upload %s: %w", id, err)
+	}
+	u.StartedAt, u.UpdatedAt = time.UnixMilli(started), time.UnixMilli(updated)
+	return u, nil
+}
+
+// ErrConflict reports an optimistic-concurrency loss: the row changed since it was read.
+var ErrConflict = errors.New("meta: concurrent update")
+
+// AdvanceUpload records that the session grew from prevSize to u.Size with hash state
+// u.HashState. It fails with ErrConflict when another request advanced it first.
+func (s *Store) AdvanceUpload(ctx context.Context, u Upload, prevSize int64) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE uploads SET size = $1, hash_state = $2, updated_at = $3
+		WHERE id = $4 AND size = $5`, u.Size, u.HashState, now(), u.ID, prevSize)
+	if err != nil {
+		return fmt.Errorf("meta: advance upload: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrConflict
+	}
+	return nil
+}
+
+// DeleteUpload ends a session.
+func (s *Store) DeleteUpload(ctx context.Context, id string) error {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM uploads WHERE id = $1`, id)
+	if err != nil {
+		return fmt.Errorf("meta: delete upload: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// StaleUploads lists sessions untouched since before, oldest first, at most n.
+func (s *Store) StaleUploads(ctx context.Context, before time.Time, n int) ([]Upload, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT u.id, r.name, u.handle, u.size FROM uploads u
+		JOIN repositories r ON r.id = u.repository_id WHERE u.updated_at < $1 ORDER BY u.updated_at LIMIT $2`,
+		before.UnixMilli(), n)
+	if err != nil {
+		return nil, fmt.Errorf("meta: stale uploads: %w", err)
+	}
+	defer rows.Close()
+	var out []Upload
+	for rows.Next() {
+		var u Upload
+		if err := rows.Scan(&u.ID, &u.Repository, &u.Handle, &u.Size); err != nil {
+			return nil, err
+		}
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}
+
+// UploadHandles returns every upload handle the database knows, for sweeping orphaned
+// upload files left by a crash before their row was written.
+func (s *Store) UploadHandles(ctx context.Context) (map[string]bool, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT handle FROM uploads`)
+	if err != nil {
+		return nil, fmt.Errorf("meta: upload handles: %w", err)
+	}
+	hs, err := scanStrings(rows)
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[string]bool, len(hs))
+	for _, h := range hs {
+		m[h] = true
+	}
+	return m, nil
+}

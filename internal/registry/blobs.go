@@ -1,0 +1,441 @@
+package registry
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/berth-registry/berth/internal/blobstore"
+	"github.com/berth-registry/berth/internal/errcode"
+	"github.com/berth-registry/berth/internal/meta"
+	"github.com/berth-registry/berth/internal/oci"
+)
+
+// copyBuffers keep upload copies from allocating a buffer per request.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+func copyBuffered(dst io.Writer, src io.Reader) (int64, error) {
+	bp := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(bp)
+	return io.CopyBuffer(dst, src, *bp)
+}
+
+// BlobInfo describes a blob visible in a repository.
+type BlobInfo struct {
+	Digest oci.Digest
+	Size   int64
+}
+
+// StatBlob returns the blob if it is visible in repo.
+func (r *Registry) StatBlob(ctx context.Context, repo string, dgst oci.Digest) (meta.Blob, error) {
+	b, err := r.meta.RepositoryBlob(ctx, repo, string(dgst))
+	if errors.Is(err, meta.ErrNotFound) {
+		return meta.Blob{}, r.notFound(ctx, repo, errcode.BlobUnknown)
+	}
+	if err != nil {
+		return meta.Blob{}, r.internal(err, "")
+	}
+	return b, nil
+}
+
+// OpenBlob opens the blob for reading if it is visible in repo.
+func (r *Registry) OpenBlob(ctx context.Context, repo string, dgst oci.Digest) (blobstore.Blob, error) {
+	b, err := r.StatBlob(ctx, repo, dgst)
+	if err != nil {
+		return nil, err
+	}
+	f, err := r.blobs.Open(ctx, b.Location)
+	if errors.Is(err, blobstore.ErrNotFound) {
+		// The row exists but the bytes are gone: storage was damaged or pruned by hand.
+		r.log.Error("blob bytes missing for committed blob", "digest", dgst, "location", b.Location)
+		return nil, errcode.BlobUnknown
+	}
+	if err != nil {
+		return nil, r.internal(err, "")
+	}
+	return f, nil
+}
+
+// DeleteBlob removes the blob from the repository's view.
+func (r *Registry) DeleteBlob(ctx context.Context, repo string, dgst oci.Digest) error {
+	err := r.meta.UnlinkBlob(ctx, repo, string(dgst))
+	if errors.Is(err, meta.ErrNotFound) {
+		return r.notFound(ctx, repo, errcode.BlobUnknown)
+	}
+	if err != nil {
+		return r.internal(err, "")
+	}
+	return nil
+}
+
+// Mount makes a blob stored elsewhere visible in repo without moving bytes. from names
+// the source repository; when empty, any repository the caller may read (canRead) that
+// holds the blob will do. It reports false when the blob cannot be mounted: the caller
+// then starts an ordinary upload, as the spec allows.
+func (r *Registry) Mount(ctx context.Context, repo string, dgst oci.Digest, from string, canRead func(repo string) bool) (BlobInfo, bool, error) {
+	if from != "" {
+		if err := oci.ValidateName(from); err != nil {
+			return BlobInfo{}, false, nil
+		}
+		if !canRead(from) {
+			return BlobInfo{}, false, nil
+		}
+		if _, err := r.meta.RepositoryBlob(ctx, from, string(dgst)); errors.Is(err, meta.ErrNotFound) {
+			return BlobInfo{}, false, nil
+		} else if err != nil {
+			return BlobInfo{}, false, r.internal(err, "")
+		}
+	} else {
+		repos, err := r.meta.RepositoriesWithBlob(ctx, string(dgst), 100)
+		if err != nil {
+			return BlobInfo{}, false, r.internal(err, "")
+		}
+		readable := false
+		for _, candidate := range repos {
+			if canRead(candidate) {
+				readable = true
+				break
+			}
+		}
+		if !readable {
+			return BlobInfo{}, false, nil
+		}
+	}
+	b, err := r.meta.LinkBlob(ctx, repo, string(dgst))
+	if errors.Is(err, meta.ErrNotFound) {
+		return BlobInfo{}, false, nil
+	}
+	if err != nil {
+		return BlobInfo{}, false, r.internal(err, "")
+	}
+	return BlobInfo{Digest: dgst, Size: b.Size}, true, nil
+}
+
+// UploadStatus is where an upload session stands.
+type UploadStatus struct {
+	ID   string
+	Size int64
+}
+
+func newUploadID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func marshalHash(h hash.Hash) ([]byte, error) {
+	return h.(encoding.BinaryMarshaler).MarshalBinary()
+}
+
+func unmarshalSHA256(state []byte) (hash.Hash, error) {
+	h := sha256.New()
+	if len(state) > 0 {
+		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(state); err != nil {
+			return nil, err
+		}
+	}
+	return h, nil
+}
+
+// StartUpload opens an upload session in repo.
+func (r *Registry) StartUpload(ctx context.Context, repo string) (UploadStatus, error) {
+	up, err := r.blobs.NewUpload(ctx)
+	if err != nil {
+		return UploadStatus{}, r.internal(err, "")
+	}
+	if err := up.Close(); err != nil {
+		return UploadStatus{}, r.internal(err, "")
+	}
+	state, err := marshalHash(sha256.New())
+	if err != nil {
+		return UploadStatus{}, r.internal(err, "")
+	}
+	id := newUploadID()
+	if err := r.meta.CreateUpload(ctx, meta.Upload{ID: id, Repository: repo, Handle: up.Handle(), HashState: state}); err != nil {
+		_ = r.blobs.AbortUpload(ctx, up.Handle())
+		return UploadStatus{}, r.internal(err, "")
+	}
+	return UploadStatus{ID: id}, nil
+}
+
+func (r *Registry) getUpload(ctx context.Context, repo, id string) (meta.Upload, error) {
+	u, err := r.meta.GetUpload(ctx, repo, id)
+	if errors.Is(err, meta.ErrNotFound) {
+		return meta.Upload{}, errcode.BlobUploadUnknown
+	}
+	if err != nil {
+		return meta.Upload{}, r.internal(err, "")
+	}
+	return u, nil
+}
+
+// GetUpload reports an upload session's progress.
+func (r *Registry) GetUpload(ctx context.Context, repo, id string) (UploadStatus, error) {
+	u, err := r.getUpload(ctx, repo, id)
+	if err != nil {
+		return UploadStatus{}, err
+	}
+	return UploadStatus{ID: id, Size: u.Size}, nil
+}
+
+// CancelUpload ends a session and discards its bytes.
+func (r *Registry) CancelUpload(ctx context.Context, repo, id string) error {
+	u, err := r.getUpload(ctx, repo, id)
+	if err != nil {
+		return err
+	}
+	if err := r.meta.DeleteUpload(ctx, u.ID); errors.Is(err, meta.ErrNotFound) {
+		return errcode.BlobUploadUnknown
+	} else if err != nil {
+		return r.internal(err, "")
+	}
+	if err := r.blobs.AbortUpload(ctx, u.Handle); err != nil {
+		r.log.Warn("discard cancelled upload", "upload", id, "err", err)
+	}
+	return nil
+}
+
+// Chunk is a piece of upload body. Start is the offset the client claims it begins at
+// (from Content-Range), or -1 when the client did not say; Length is the expected byte
+// count, or -1 when unknown (streamed).
+type Chunk struct {
+	Body   io.Reader
+	Start  int64
+	Length int64
+}
+
+// appendChunk resumes the session, appends the chunk and records the new size and hash
+// state. Bytes that did arrive are recorded even when the body fails midway, so the client
+// can ask for the offset and resume.
+func (r *Registry) appendChunk(ctx context.Context, u *meta.Upload, c Chunk) (hash.Hash, error) {
+	if c.Start >= 0 && c.Start != u.Size {
+		return nil, errcode.RangeInvalid.WithDetail(map[string]any{"expectedStart": u.Size, "start": c.Start})
+	}
+	h, err := unmarshalSHA256(u.HashState)
+	if err != nil {
+		return nil, r.internal(err, "corrupt upload hash state")
+	}
+	if c.Body == nil {
+		return h, nil
+	}
+	up, err := r.blobs.ResumeUpload(ctx, u.Handle, u.Size)
+	if errors.Is(err, blobstore.ErrNotFound) || errors.Is(err, blobstore.ErrUploadCorrupt) {
+		_ = r.meta.DeleteUpload(ctx, u.ID)
+		return nil, errcode.BlobUploadUnknown.Wrap(err, "upload data is gone; start a new upload")
+	}
+	if err != nil {
+		return nil, r.internal(err, "")
+	}
+	body := c.Body
+	if r.opts.MaxBlobSize > 0 {
+		body = io.LimitReader(body, r.opts.MaxBlobSize-u.Size+1)
+	}
+	n, copyErr := copyBuffered(io.MultiWriter(up, h), body)
+	closeErr := up.Close()
+	if closeErr != nil {
+		return nil, r.internal(closeErr, "")
+	}
+	if n == 0 && copyErr == nil {
+		return h, r.checkLength(c, n)
+	}
+	prev := u.Size
+	u.Size += n
+	state, err := marshalHash(h)
+	if err != nil {
+		return nil, r.internal(err, "")
+	}
+	u.HashState = state
+	if err := r.meta.AdvanceUpload(ctx, *u, prev); errors.Is(err, meta.ErrConflict) {
+		return nil, errcode.RangeInvalid.New("the upload was advanced concurrently")
+	} else if err != nil {
+		return nil, r.internal(err, "")
+	}
+	if copyErr != nil {
+		return nil, errcode.BlobUploadInvalid.Wrap(copyErr, "upload body ended early: "+copyErr.Error())
+	}
+	if r.opts.MaxBlobSize > 0 && u.Size > r.opts.MaxBlobSize {
+		return nil, errcode.SizeInvalid.New(fmt.Sprintf("blob exceeds the limit of %d bytes", r.opts.MaxBlobSize))
+	}
+	return h, r.checkLength(c, n)
+}
+
+func (r *Registry) checkLength(c Chunk, n int64) error {
+	if c.Length >= 0 && n != c.Length {
+		return errcode.SizeInvalid.New(fmt.Sprintf("received %d bytes, expected %d", n, c.Length))
+	}
+	return nil
+}
+
+// AppendUpload appends a chunk (PATCH).
+func (r *Registry) AppendUpload(ctx context.Context, repo, id string, c Chunk) (UploadStatus, error) {
+	u, err := r.getUpload(ctx, repo, id)
+	if err != nil {
+		return UploadStatus{}, err
+	}
+	if _, err := r.appendChunk(ctx, &u, c); err != nil {
+		return UploadStatus{}, err
+	}
+	return UploadStatus{ID: id, Size: u.Size}, nil
+}
+
+// FinishUpload appends an optional last chunk, verifies the whole content against dgst
+// and commits the blob (PUT). A mismatch discards the session.
+func (r *Registry) FinishUpload(ctx context.Context, repo, id string, dgst oci.Digest, c Chunk) (BlobInfo, error) {
+	u, err := r.getUpload(ctx, repo, id)
+	if err != nil {
+		return BlobInfo{}, err
+	}
+	h, err := r.appendChunk(ctx, &u, c)
+	if err != nil {
+		return BlobInfo{}, err
+	}
+	up, err := r.blobs.ResumeUpload(ctx, u.Handle, u.Size)
+	if err != nil {
+		return BlobInfo{}, r.internal(err, "")
+	}
+	sum, err := r.sumUpload(ctx, up, dgst, h)
+	if err != nil {
+		up.Close()
+		return BlobInfo{}, err
+	}
+	if sum != dgst {
+		up.Close()
+		r.discardUpload(ctx, u)
+		return BlobInfo{}, errcode.DigestInvalid.WithDetail(map[string]string{"expected": string(dgst), "computed": string(sum)})
+	}
+	return r.commit(ctx, repo, up, dgst, u.ID)
+}
+
+// sumUpload computes the upload's digest in dgst's algorithm: sha256 comes from the
+// persisted running hash; other algorithms re-read the bytes.
+func (r *Registry) sumUpload(ctx context.Context, up blobstore.Upload, dgst oci.Digest, h hash.Hash) (oci.Digest, error) {
+	if dgst.Algorithm() == oci.SHA256 {
+		return oci.NewDigest(oci.SHA256, h), nil
+	}
+	rd, err := up.Reader(ctx)
+	if err != nil {
+		return "", r.internal(err, "")
+	}
+	defer rd.Close()
+	v := dgst.Algorithm().Digester()
+	if _, err := copyBuffered(v.Hash(), rd); err != nil {
+		return "", r.internal(err, "")
+	}
+	return v.Digest(), nil
+}
+
+func (r *Registry) discardUpload(ctx context.Context, u meta.Upload) {
+	if err := r.meta.DeleteUpload(ctx, u.ID); err != nil && !errors.Is(err, meta.ErrNotFound) {
+		r.log.Warn("end failed upload", "upload", u.ID, "err", err)
+	}
+	if err := r.blobs.AbortUpload(ctx, u.Handle); err != nil {
+		r.log.Warn("discard failed upload", "upload", u.ID, "err", err)
+	}
+}
+
+// commit makes verified bytes a blob visible in repo.
+func (r *Registry) commit(ctx context.Context, repo string, up blobstore.Upload, dgst oci.Digest, uploadID string) (BlobInfo, error) {
+	size := up.Size()
+	if existing, err := r.meta.Blob(ctx, string(dgst)); err == nil && existing.Size == size {
+		// Already stored: keep one copy, just make it visible here.
+		handle := up.Handle()
+		up.Close()
+		if _, err := r.meta.CommitBlob(ctx, repo, existing, uploadID); err != nil {
+			return BlobInfo{}, r.internal(err, "")
+		}
+		if err := r.blobs.AbortUpload(ctx, handle); err != nil {
+			r.log.Warn("discard duplicate upload", "digest", dgst, "err", err)
+		}
+		return BlobInfo{Digest: dgst, Size: size}, nil
+	}
+	location, err := up.Commit(ctx, dgst)
+	if err != nil {
+		return BlobInfo{}, r.internal(err, "")
+	}
+	stored, err := r.meta.CommitBlob(ctx, repo, meta.Blob{Digest: string(dgst), Size: size, Location: location}, uploadID)
+	if err != nil {
+		return BlobInfo{}, r.internal(err, "")
+	}
+	if stored.Location != location {
+		// A concurrent upload of the same content won; drop this copy.
+		if err := r.blobs.Delete(ctx, location); err != nil {
+			r.log.Warn("discard duplicate blob", "digest", dgst, "err", err)
+		}
+	}
+	return BlobInfo{Digest: dgst, Size: size}, nil
+}
+
+// PutBlob stores a whole blob in one request (POST ?digest= or a mount fallback).
+func (r *Registry) PutBlob(ctx context.Context, repo string, dgst oci.Digest, c Chunk) (BlobInfo, error) {
+	up, err := r.blobs.NewUpload(ctx)
+	if err != nil {
+		return BlobInfo{}, r.internal(err, "")
+	}
+	v := dgst.Algorithm().Digester()
+	body := c.Body
+	if r.opts.MaxBlobSize > 0 {
+		body = io.LimitReader(body, r.opts.MaxBlobSize+1)
+	}
+	n, copyErr := copyBuffered(io.MultiWriter(up, v.Hash()), body)
+	fail := func(e error) (BlobInfo, error) {
+		up.Close()
+		_ = r.blobs.AbortUpload(ctx, up.Handle())
+		return BlobInfo{}, e
+	}
+	switch {
+	case copyErr != nil:
+		return fail(errcode.BlobUploadInvalid.Wrap(copyErr, "upload body ended early: "+copyErr.Error()))
+	case r.opts.MaxBlobSize > 0 && n > r.opts.MaxBlobSize:
+		return fail(errcode.SizeInvalid.New(fmt.Sprintf("blob exceeds the limit of %d bytes", r.opts.MaxBlobSize)))
+	case c.Length >= 0 && n != c.Length:
+		return fail(errcode.SizeInvalid.New(fmt.Sprintf("received %d bytes, expected %d", n, c.Length)))
+	case v.Digest() != dgst:
+		return fail(errcode.DigestInvalid.WithDetail(map[string]string{"expected": string(dgst), "computed": string(v.Digest())}))
+	}
+	return r.commit(ctx, repo, up, dgst, "")
+}
+
+// PurgeUploads discards sessions untouched for longer than the upload TTL, and upload
+// files no session row knows (left by a crash between creating the file and the row).
+func (r *Registry) PurgeUploads(ctx context.Context) (int, error) {
+	stale, err := r.meta.StaleUploads(ctx, time.Now().Add(-r.opts.UploadTTL), 1000)
+	if err != nil {
+		return 0, err
+	}
+	for _, u := range stale {
+		r.discardUpload(ctx, u)
+	}
+	n := len(stale)
+	lister, ok := r.blobs.(blobstore.UploadLister)
+	if !ok {
+		return n, nil
+	}
+	// A file idle this long has no request writing it; if no row names it, nobody will.
+	idle, err := lister.UploadsIdleSince(ctx, time.Now().Add(-orphanUploadAge))
+	if err != nil || len(idle) == 0 {
+		return n, err
+	}
+	known, err := r.meta.UploadHandles(ctx)
+	if err != nil {
+		return n, err
+	}
+	for _, h := range idle {
+		if !known[h] {
+			if err := r.blobs.AbortUpload(ctx, h); err == nil {
+				n++
+			}
+		}
+	}
+	return n, nil
+}
+
+// orphanUploadAge is how long an upload file with no session row is left alone.
+const orphanUploadAge = time.Hour

@@ -1,0 +1,170 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/berth-registry/berth/internal/errcode"
+	"github.com/berth-registry/berth/internal/meta"
+	"github.com/berth-registry/berth/internal/oci"
+)
+
+// Reference is a parsed manifest reference: a tag or a digest.
+type Reference struct {
+	Tag    string
+	Digest oci.Digest
+}
+
+func (r Reference) String() string {
+	if r.Digest != "" {
+		return string(r.Digest)
+	}
+	return r.Tag
+}
+
+// ParseReference validates a tag or digest from a manifest path.
+func ParseReference(s string) (Reference, error) {
+	if oci.IsDigestLike(s) {
+		d, err := oci.ParseDigest(s)
+		if err != nil {
+			return Reference{}, errcode.DigestInvalid.Wrap(err, err.Error())
+		}
+		return Reference{Digest: d}, nil
+	}
+	if err := oci.ValidateTag(s); err != nil {
+		return Reference{}, errcode.ReferenceInvalid.Wrap(err, err.Error())
+	}
+	return Reference{Tag: s}, nil
+}
+
+// PutResult is what a manifest push produced.
+type PutResult struct {
+	Digest  oci.Digest
+	Subject oci.Digest // set when the manifest has a subject
+	Tags    []string   // tags now pointing at it
+}
+
+// PutManifest validates and stores a manifest under ref, plus any extra tags (the
+// ?tag= parameters of a push by digest).
+func (r *Registry) PutManifest(ctx context.Context, repo string, ref Reference, contentType string, payload []byte, extraTags []string) (PutResult, error) {
+	alg := oci.SHA256
+	if ref.Digest != "" {
+		alg = ref.Digest.Algorithm()
+	}
+	dgst := alg.FromBytes(payload)
+	if ref.Digest != "" && dgst != ref.Digest {
+		return PutResult{}, errcode.DigestInvalid.WithDetail(map[string]string{"expected": string(ref.Digest), "computed": string(dgst)})
+	}
+	m, err := oci.ParseManifest(contentType, payload)
+	if err != nil {
+		return PutResult{}, errcode.ManifestInvalid.Wrap(err, err.Error())
+	}
+	var tags []string
+	if ref.Tag != "" {
+		tags = append(tags, ref.Tag)
+	}
+	for _, t := range extraTags {
+		if err := oci.ValidateTag(t); err != nil {
+			return PutResult{}, errcode.ReferenceInvalid.Wrap(err, err.Error())
+		}
+		tags = append(tags, t)
+	}
+
+	var blobs, children []string
+	var mustExist []string
+	for _, d := range m.BlobReferences() {
+		blobs = append(blobs, string(d.Digest))
+		// Non-distributable layers live elsewhere (urls); the registry need not hold them.
+		if len(d.URLs) == 0 {
+			mustExist = append(mustExist, string(d.Digest))
+		}
+	}
+	for _, d := range m.Manifests {
+		children = append(children, string(d.Digest))
+	}
+	if !r.opts.AllowSparseManifests {
+		if err := r.checkReferences(ctx, repo, mustExist, children); err != nil {
+			return PutResult{}, err
+		}
+	}
+	rec := meta.Manifest{
+		Repository:   repo,
+		Digest:       string(dgst),
+		MediaType:    m.MediaType,
+		ArtifactType: m.ArtifactType,
+		Annotations:  m.Annotations,
+		Payload:      payload,
+		Blobs:        blobs,
+		Children:     children,
+	}
+	res := PutResult{Digest: dgst, Tags: tags}
+	if m.Subject != nil {
+		rec.Subject = string(m.Subject.Digest)
+		res.Subject = m.Subject.Digest
+	}
+	if err := r.meta.PutManifest(ctx, rec, tags); err != nil {
+		return PutResult{}, r.internal(err, "")
+	}
+	return res, nil
+}
+
+func (r *Registry) checkReferences(ctx context.Context, repo string, blobs, manifests []string) error {
+	missingBlobs, err := r.meta.MissingBlobs(ctx, repo, blobs)
+	if err != nil {
+		return r.internal(err, "")
+	}
+	missingManifests, err := r.meta.MissingManifests(ctx, repo, manifests)
+	if err != nil {
+		return r.internal(err, "")
+	}
+	if missing := append(missingBlobs, missingManifests...); len(missing) > 0 {
+		e := errcode.ManifestBlobUnknown.WithDetail(map[string]any{"missing": missing})
+		e.Message = fmt.Sprintf("manifest references %d blob(s) or manifest(s) not in repository %s, first %s", len(missing), repo, missing[0])
+		return e
+	}
+	return nil
+}
+
+// GetManifest returns the manifest ref names in repo; withPayload false skips the bytes.
+func (r *Registry) GetManifest(ctx context.Context, repo string, ref Reference, withPayload bool) (meta.Manifest, error) {
+	m, err := r.meta.GetManifest(ctx, repo, ref.String(), ref.Digest != "", withPayload)
+	if errors.Is(err, meta.ErrNotFound) {
+		return meta.Manifest{}, r.notFound(ctx, repo, errcode.ManifestUnknown)
+	}
+	if err != nil {
+		return meta.Manifest{}, r.internal(err, "")
+	}
+	return m, nil
+}
+
+// DeleteManifest deletes a manifest (by digest, with its tags) or just a tag.
+func (r *Registry) DeleteManifest(ctx context.Context, repo string, ref Reference) error {
+	var err error
+	if ref.Digest != "" {
+		err = r.meta.DeleteManifest(ctx, repo, string(ref.Digest))
+	} else {
+		err = r.meta.DeleteTag(ctx, repo, ref.Tag)
+	}
+	if errors.Is(err, meta.ErrNotFound) {
+		return r.notFound(ctx, repo, errcode.ManifestUnknown)
+	}
+	if err != nil {
+		return r.internal(err, "")
+	}
+	return nil
+}
+
+// Referrers lists manifests in repo whose subject is dgst, optionally of one artifact type.
+func (r *Registry) Referrers(ctx context.Context, repo string, dgst oci.Digest, artifactType string) ([]oci.Descriptor, error) {
+	rows, err := r.meta.Referrers(ctx, repo, string(dgst), artifactType)
+	if err != nil {
+		return nil, r.internal(err, "")
+	}
+	descs := make([]oci.Descriptor, len(rows))
+	for i, m := range rows {
+		descs[i] = oci.Descriptor{MediaType: m.MediaType, Digest: oci.Digest(m.Digest), Size: m.Size,
+			ArtifactType: m.ArtifactType, Annotations: m.Annotations}
+	}
+	return descs, nil
+}

@@ -1,0 +1,164 @@
+// Package server assembles a running Berth from its configuration: metadata store, blob
+// store, registry, HTTP API, health and metrics endpoints, background maintenance and
+// graceful shutdown.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/berth-registry/berth/internal/blobstore"
+	"github.com/berth-registry/berth/internal/config"
+	"github.com/berth-registry/berth/internal/distribution"
+	"github.com/berth-registry/berth/internal/meta"
+	"github.com/berth-registry/berth/internal/registry"
+)
+
+// Server is an assembled, not yet listening Berth.
+type Server struct {
+	cfg      config.Config
+	log      *slog.Logger
+	meta     *meta.Store
+	Registry *registry.Registry
+	handler  http.Handler
+}
+
+// OpenStores opens the metadata and blob stores the configuration names.
+func OpenStores(ctx context.Context, cfg config.Config) (*meta.Store, blobstore.Driver, error) {
+	m, err := meta.Open(ctx, meta.Options{
+		Dialect:           meta.Dialect(cfg.Database.Driver),
+		DSN:               cfg.Database.DSN,
+		SQLiteSynchronous: cfg.Database.SQLiteSynchronous,
+		MaxOpenConns:      cfg.Database.MaxOpenConns,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := blobstore.NewFilesystem(cfg.Storage.Filesystem.Root)
+	if err != nil {
+		m.Close()
+		return nil, nil, err
+	}
+	return m, b, nil
+}
+
+// New assembles a server.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, error) {
+	m, b, err := OpenStores(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	reg := registry.New(m, b, registry.Options{
+		AllowSparseManifests: cfg.Manifests.AllowSparse,
+		MaxBlobSize:          int64(cfg.Limits.BlobSize),
+		UploadTTL:            time.Duration(cfg.Uploads.TTL),
+	}, log)
+	promReg := prometheus.NewRegistry()
+	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	api := distribution.New(reg, distribution.Options{MaxManifestSize: int64(cfg.Limits.ManifestSize)}, log)
+
+	mux := http.NewServeMux()
+	mux.Handle("/v2/", distribution.Observe(api, distribution.NewMetrics(promReg), log, cfg.Log.AccessLog))
+	mux.Handle("/v2", http.RedirectHandler("/v2/", http.StatusMovedPermanently))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		w.Header().Set("Content-Type", "text/plain")
+		if err := reg.Ready(ctx); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("database unavailable\n"))
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	return &Server{cfg: cfg, log: log, meta: m, Registry: reg, handler: mux}, nil
+}
+
+// Handler is the server's HTTP handler (for tests).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Close releases the stores.
+func (s *Server) Close() error { return s.meta.Close() }
+
+// Run listens and serves until ctx is cancelled, then stops accepting connections and
+// lets in-flight requests (uploads included) finish within the shutdown timeout.
+func (s *Server) Run(ctx context.Context) error {
+	srv := &http.Server{
+		Addr:              s.cfg.Addr,
+		Handler:           s.handler,
+		ReadHeaderTimeout: time.Duration(s.cfg.HTTP.ReadHeaderTimeout),
+		IdleTimeout:       time.Duration(s.cfg.HTTP.IdleTimeout),
+		MaxHeaderBytes:    int(s.cfg.Limits.HeaderBytes),
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	tlsOn := s.cfg.TLS.Cert != ""
+	if tlsOn {
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	s.log.Info("berth listening", "addr", ln.Addr().String(), "tls", tlsOn,
+		"database", s.cfg.Database.Driver, "storage", s.cfg.Storage.Driver)
+
+	go s.maintain(ctx)
+	errc := make(chan error, 1)
+	go func() {
+		if tlsOn {
+			errc <- srv.ServeTLS(ln, s.cfg.TLS.Cert, s.cfg.TLS.Key)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down: finishing in-flight requests", "timeout", time.Duration(s.cfg.HTTP.ShutdownTimeout).String())
+	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.cfg.HTTP.ShutdownTimeout))
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	s.log.Info("stopped")
+	return nil
+}
+
+// maintain purges abandoned uploads at start and then periodically.
+func (s *Server) maintain(ctx context.Context) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		n, err := s.Registry.PurgeUploads(ctx)
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("purge uploads", "err", err)
+		} else if n > 0 {
+			s.log.Info("purged abandoned uploads", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
