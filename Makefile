@@ -1,0 +1,42 @@
+# Berth build and test entry points. `make test` is what CI runs (.ci/run) and what the
+# README tells newcomers to type; it expects the tools from .ci/install-tools.sh.
+SHELL := /bin/bash
+GO ?= go
+export PATH := $(or $(BERTH_TOOLS),/opt/berth-tools)/bin:$(PATH)
+
+# Packages whose concurrency is exercised under the race detector.
+RACE_PKGS := ./internal/blobstore/... ./internal/meta/... ./internal/registry/... ./internal/distribution/...
+
+.PHONY: build test lint unit race fuzz-seeds e2e tools run bench
+
+build:
+	$(GO) build -o bin/berth ./cmd/berth
+
+run:
+	$(GO) run ./cmd/berth serve
+
+tools:
+	.ci/install-tools.sh
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e)
+
+race:
+	$(GO) test -race -count=1 $(RACE_PKGS)
+
+# The fuzz targets' seed corpora run as ordinary tests in `unit`; this runs each target
+# briefly with the fuzzer for a smoke check.
+fuzz-seeds:
+	@set -e; for pkg in $$($(GO) list ./internal/...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 5s $$pkg; \
+	  done; done
+
+e2e:
+	$(GO) test -count=1 -timeout 40m -v ./e2e/... 2>&1 | grep -v '^\s*OCI Conformance Test/' ; exit $${PIPESTATUS[0]}
+
+test: lint unit race fuzz-seeds e2e
