@@ -1,0 +1,76 @@
+// Package archtest holds the architecture's rules as a test: which internal packages may
+// import which (handlers → services → stores, never back), and which third-party modules
+// each may use. A new dependency is a decision: make it here, visibly.
+package archtest
+
+import (
+	"encoding/json"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/berth-registry/berth"
+
+// allowed lists, per package, the internal packages and third-party import path prefixes
+// it may depend on directly (the standard library is always allowed).
+var allowed = map[string][]string{
+	"internal/errcode":      {},
+	"internal/oci":          {"github.com/opencontainers/go-digest"},
+	"internal/config":       {"go.yaml.in/yaml/v3"},
+	"internal/blobstore":    {"github.com/opencontainers/go-digest", "golang.org/x/sys/unix"},
+	"internal/meta":         {"github.com/jackc/pgx/v5/stdlib", "github.com/pressly/goose/v3", "modernc.org/sqlite"},
+	"internal/registry":     {"internal/blobstore", "internal/errcode", "internal/meta", "internal/oci"},
+	"internal/distribution": {"internal/errcode", "internal/oci", "internal/registry", "github.com/prometheus/client_golang/prometheus"},
+	"internal/server": {"internal/blobstore", "internal/config", "internal/distribution", "internal/meta", "internal/registry",
+		"github.com/prometheus/client_golang/prometheus"},
+	"cmd/berth": {"internal/config", "internal/oci", "internal/registry", "internal/server", "github.com/spf13/cobra"},
+}
+
+type pkg struct {
+	ImportPath string
+	Imports    []string
+	Standard   bool
+}
+
+func TestDependencies(t *testing.T) {
+	out, err := exec.Command("go", "list", "-json", module+"/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	std := map[string]bool{}
+	stdOut, err := exec.Command("go", "list", "std").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range strings.Fields(string(stdOut)) {
+		std[p] = true
+	}
+	for dec.More() {
+		var p pkg
+		if err := dec.Decode(&p); err != nil {
+			t.Fatal(err)
+		}
+		rel := strings.TrimPrefix(strings.TrimPrefix(p.ImportPath, module), "/")
+		if strings.HasPrefix(rel, "e2e") || strings.HasPrefix(rel, "bench") || strings.HasPrefix(rel, "internal/archtest") ||
+			strings.HasSuffix(rel, "test") {
+			continue
+		}
+		allow, ok := allowed[rel]
+		if !ok {
+			t.Errorf("package %s has no entry in the dependency allow-list", rel)
+			continue
+		}
+		for _, imp := range p.Imports {
+			if std[imp] {
+				continue
+			}
+			dep := strings.TrimPrefix(strings.TrimPrefix(imp, module), "/")
+			if !slices.ContainsFunc(allow, func(a string) bool { return dep == a || strings.HasPrefix(dep, a+"/") }) {
+				t.Errorf("%s imports %s, which its allow-list does not permit", rel, dep)
+			}
+		}
+	}
+}
