@@ -35,18 +35,23 @@ func conformanceEnv(addr, results string, sparse bool) []string {
 
 var conformanceCount = regexp.MustCompile(`(?m)^\s*(Pass|FAIL|Skip|Error|Disabled)\.+:\s+(\d+)\s*$`)
 
-// TestConformance runs the official suite twice: against the default (strict) registry,
-// and with sparse manifests enabled on both sides. Every test must pass; none may skip.
+// TestConformance runs the official suite against the default (strict) registry, with
+// sparse manifests enabled on both sides, and with PostgreSQL metadata. Every test must
+// pass; none may skip.
 func TestConformance(t *testing.T) {
 	bin := requireTool(t, "oci-conformance")
 	for _, tc := range []struct {
-		name   string
-		sparse bool
-	}{{"strict", false}, {"sparse", true}} {
+		name     string
+		sparse   bool
+		postgres bool
+	}{{"strict", false, false}, {"sparse", true, false}, {"postgres", true, true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := ""
 			if tc.sparse {
 				cfg = "manifests:\n  allowSparse: true\n"
+			}
+			if tc.postgres {
+				cfg += "database:\n  driver: postgres\n  dsn: " + postgresDSN(t) + "\n"
 			}
 			b := startBerth(t, BerthOptions{Config: cfg})
 			work := t.TempDir()
