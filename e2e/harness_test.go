@@ -110,8 +110,7 @@ func (b *Berth) start() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.cmd = exec.Command(berthBin, "serve", "--config", b.Config, "--addr", b.Addr, "--data", b.Data)
-	b.cmd.Env = append(os.Environ(), b.Env...)
+	b.cmd = newBerthCmd(b)
 	b.cmd.Stdout, b.cmd.Stderr = logf, logf
 	if err := b.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -128,6 +127,12 @@ func (b *Berth) start() {
 	}
 	b.dumpLog()
 	t.Fatalf("berth did not start on %s", b.Addr)
+}
+
+func newBerthCmd(b *Berth) *exec.Cmd {
+	cmd := exec.Command(berthBin, "serve", "--config", b.Config, "--addr", b.Addr, "--data", b.Data)
+	cmd.Env = append(os.Environ(), b.Env...)
+	return cmd
 }
 
 // URL returns an http URL on the server.

@@ -316,7 +316,12 @@ func (d *Duration) parse(s string) error {
 }
 
 // UnmarshalYAML implements yaml.Unmarshaler.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error { return d.parse(n.Value) }
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if err := d.parse(n.Value); err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	return nil
+}
 
 // MarshalYAML implements yaml.Marshaler.
 func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
@@ -350,4 +355,9 @@ func (b *ByteSize) parse(s string) error {
 }
 
 // UnmarshalYAML implements yaml.Unmarshaler.
-func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error { return b.parse(n.Value) }
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	if err := b.parse(n.Value); err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	return nil
+}
