@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"reflect"
 	"strconv"
@@ -36,6 +37,47 @@ type Config struct {
 	Uploads   Uploads   `yaml:"uploads"`
 	TLS       TLS       `yaml:"tls"`
 	HTTP      HTTP      `yaml:"http"`
+	Mirror    Mirror    `yaml:"mirror"`
+}
+
+// Mirror configures pull-through caching of upstream registries.
+type Mirror struct {
+	// DefaultUpstream names the upstream that serves requests carrying neither ?ns= nor an
+	// upstream path prefix, for repositories that do not exist locally (Docker's
+	// registry-mirrors setting sends Docker Hub pulls this way).
+	DefaultUpstream string     `yaml:"defaultUpstream"`
+	Upstreams       []Upstream `yaml:"upstreams"`
+}
+
+// Upstream is one mirrored registry.
+type Upstream struct {
+	// Name is the registry host clients use (registry.k8s.io, docker.io): the key for
+	// containerd's ?ns= and the path prefix of the cache's repositories.
+	Name string `yaml:"name"`
+	// URL is where the registry is reached; default https://<name>, and
+	// https://registry-1.docker.io for docker.io.
+	URL string `yaml:"url"`
+	// Prefixes are extra short path prefixes routed to this upstream (e.g. k8s).
+	Prefixes []string `yaml:"prefixes"`
+	Username string   `yaml:"username"`
+	Password string   `yaml:"password" secret:"true"`
+	// PasswordFile and PasswordEnv read the password from a file or an environment variable.
+	PasswordFile string `yaml:"passwordFile"`
+	PasswordEnv  string `yaml:"passwordEnv"`
+	// CA is a PEM file of extra roots; Insecure skips verification (testing only).
+	CA       string `yaml:"ca"`
+	Insecure bool   `yaml:"insecure"`
+	// TagTTL is how long a cached tag is served without asking the upstream.
+	TagTTL Duration `yaml:"tagTTL"`
+	// NegativeTTL is how long an upstream "not found" is remembered.
+	NegativeTTL Duration `yaml:"negativeTTL"`
+	// Timeout bounds each upstream request (a blob stream may take longer while bytes flow).
+	Timeout Duration `yaml:"timeout"`
+	// Allow lists repository patterns (path.Match syntax, on the upstream repository name)
+	// that may be mirrored; empty allows all.
+	Allow []string `yaml:"allow"`
+	// CacheSize bounds the bytes cached for this upstream (0: unbounded).
+	CacheSize ByteSize `yaml:"cacheSize"`
 }
 
 // Log configures logging.
@@ -139,6 +181,24 @@ func Load(path string, environ []string) (Config, error) {
 }
 
 func (c *Config) fillDerived() {
+	for i := range c.Mirror.Upstreams {
+		u := &c.Mirror.Upstreams[i]
+		if u.URL == "" {
+			u.URL = "https://" + u.Name
+			if u.Name == "docker.io" {
+				u.URL = "https://registry-1.docker.io"
+			}
+		}
+		if u.TagTTL == 0 {
+			u.TagTTL = Duration(10 * time.Minute)
+		}
+		if u.NegativeTTL == 0 {
+			u.NegativeTTL = Duration(30 * time.Second)
+		}
+		if u.Timeout == 0 {
+			u.Timeout = Duration(30 * time.Second)
+		}
+	}
 	if c.Database.Driver == "sqlite" && c.Database.DSN == "" {
 		c.Database.DSN = filepath.Join(c.Data, "berth.db")
 	}
@@ -197,7 +257,42 @@ func (c Config) Validate() error {
 	if c.Uploads.TTL < Duration(time.Minute) {
 		bad("uploads.ttl must be at least 1m")
 	}
+	c.validateMirror(bad)
 	return errors.Join(errs...)
+}
+
+func (c Config) validateMirror(bad func(string, ...any)) {
+	seen := map[string]bool{}
+	for i, u := range c.Mirror.Upstreams {
+		where := fmt.Sprintf("mirror.upstreams[%d]", i)
+		if u.Name == "" || strings.ContainsAny(u.Name, "/ ") || strings.ToLower(u.Name) != u.Name {
+			bad("%s.name %q: want a lower-case registry host such as registry.k8s.io", where, u.Name)
+		}
+		for _, key := range append([]string{u.Name}, u.Prefixes...) {
+			if seen[key] {
+				bad("%s: name or prefix %q is used twice", where, key)
+			}
+			seen[key] = true
+			if strings.Contains(key, "/") || key == "" {
+				bad("%s: prefix %q must be one path component", where, key)
+			}
+		}
+		pu, err := url.Parse(u.URL)
+		if err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" {
+			bad("%s.url %q: want http(s)://host[:port]", where, u.URL)
+		}
+		for _, p := range u.Allow {
+			if _, err := path.Match(p, ""); err != nil {
+				bad("%s.allow %q: %v", where, p, err)
+			}
+		}
+		if u.PasswordFile != "" && u.PasswordEnv != "" {
+			bad("%s: set at most one of passwordFile and passwordEnv", where)
+		}
+	}
+	if d := c.Mirror.DefaultUpstream; d != "" && !seen[d] {
+		bad("mirror.defaultUpstream %q is not a configured upstream", d)
+	}
 }
 
 // Redacted renders the configuration as YAML with secrets masked.
@@ -210,6 +305,14 @@ func (c Config) Redacted() string {
 			}
 		}
 	}
+	ups := make([]Upstream, len(c.Mirror.Upstreams))
+	for i, u := range c.Mirror.Upstreams {
+		if u.Password != "" {
+			u.Password = "REDACTED"
+		}
+		ups[i] = u
+	}
+	c.Mirror.Upstreams = ups
 	out, _ := yaml.Marshal(c)
 	return string(out)
 }
@@ -258,6 +361,9 @@ func walk(v reflect.Value, prefix string, leaf func(key string, v reflect.Value)
 		}
 		key := prefix + "_" + upperSnake(tag)
 		fv := v.Field(i)
+		if fv.Kind() == reflect.Slice {
+			continue // lists are configured in the file only
+		}
 		if fv.Kind() == reflect.Struct {
 			walk(fv, key, leaf)
 			continue

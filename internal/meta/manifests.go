@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Reference kinds in manifest_references.
@@ -23,9 +24,10 @@ type Manifest struct {
 	Subject      string // digest of the subject, "" when none
 	Annotations  map[string]string
 	Size         int64
-	Payload      []byte   // nil when fetched without payload
-	Blobs        []string // config and layers (on put)
-	Children     []string // index entries (on put)
+	Payload      []byte    // nil when fetched without payload
+	TagUpdatedAt time.Time // when fetched by tag: when the tag was last set or revalidated
+	Blobs        []string  // config and layers (on put)
+	Children     []string  // index entries (on put)
 }
 
 // PutManifest stores the manifest (idempotently: the same digest is the same bytes) and
@@ -91,6 +93,7 @@ func (s *Store) GetManifest(ctx context.Context, repo, ref string, byDigest, pay
 		q = `SELECT ` + cols + ` FROM manifests m JOIN repositories r ON r.id = m.repository_id
 			WHERE r.name = $1 AND m.digest = $2`
 	} else {
+		cols += ", t.updated_at"
 		q = `SELECT ` + cols + ` FROM tags t JOIN repositories r ON r.id = t.repository_id
 			JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.manifest_digest
 			WHERE r.name = $1 AND t.name = $2`
@@ -100,6 +103,10 @@ func (s *Store) GetManifest(ctx context.Context, repo, ref string, byDigest, pay
 	if payload {
 		dest = append(dest, &m.Payload)
 	}
+	var tagUpdated int64
+	if !byDigest {
+		dest = append(dest, &tagUpdated)
+	}
 	err := s.r.QueryRowContext(ctx, q, repo, ref).Scan(dest...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Manifest{}, ErrNotFound
@@ -107,7 +114,23 @@ func (s *Store) GetManifest(ctx context.Context, repo, ref string, byDigest, pay
 	if err != nil {
 		return Manifest{}, fmt.Errorf("meta: manifest %s:%s: %w", repo, ref, err)
 	}
+	if !byDigest {
+		m.TagUpdatedAt = time.UnixMilli(tagUpdated)
+	}
 	return m, nil
+}
+
+// TouchTag records that the tag was confirmed to still point at digest (a mirror's
+// revalidation), restarting its freshness period. It reports false when the tag no
+// longer points there.
+func (s *Store) TouchTag(ctx context.Context, repo, tag, digest string) (bool, error) {
+	res, err := s.w.ExecContext(ctx, `UPDATE tags SET updated_at = $1 WHERE name = $3 AND manifest_digest = $4
+		AND repository_id = (SELECT id FROM repositories WHERE name = $2)`, now(), repo, tag, digest)
+	if err != nil {
+		return false, fmt.Errorf("meta: touch tag: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
 }
 
 // DeleteManifest removes the manifest and every tag pointing at it.
