@@ -16,14 +16,18 @@ const module = "github.com/berth-registry/berth"
 // allowed lists, per package, the internal packages and third-party import path prefixes
 // it may depend on directly (the standard library is always allowed).
 var allowed = map[string][]string{
-	"internal/errcode":      {},
-	"internal/oci":          {"github.com/opencontainers/go-digest"},
-	"internal/config":       {"go.yaml.in/yaml/v3"},
-	"internal/blobstore":    {"github.com/opencontainers/go-digest", "golang.org/x/sys/unix"},
-	"internal/meta":         {"github.com/jackc/pgx/v5/stdlib", "github.com/pressly/goose/v3", "modernc.org/sqlite"},
-	"internal/registry":     {"internal/blobstore", "internal/errcode", "internal/meta", "internal/oci"},
-	"internal/distribution": {"internal/errcode", "internal/oci", "internal/registry", "github.com/prometheus/client_golang/prometheus"},
-	"internal/server": {"internal/blobstore", "internal/config", "internal/distribution", "internal/meta", "internal/registry",
+	"internal/errcode":   {},
+	"internal/oci":       {"github.com/opencontainers/go-digest"},
+	"internal/config":    {"go.yaml.in/yaml/v3"},
+	"internal/blobstore": {"github.com/opencontainers/go-digest", "golang.org/x/sys/unix"},
+	"internal/meta":      {"github.com/jackc/pgx/v5/stdlib", "github.com/pressly/goose/v3", "modernc.org/sqlite"},
+	"internal/registry":  {"internal/blobstore", "internal/errcode", "internal/meta", "internal/oci"},
+	"internal/distribution": {"internal/blobstore", "internal/errcode", "internal/meta", "internal/oci", "internal/proxy", "internal/registry",
+		"github.com/prometheus/client_golang/prometheus"},
+	"internal/proxy": {"internal/blobstore", "internal/config", "internal/errcode", "internal/meta", "internal/oci", "internal/registry",
+		"github.com/google/go-containerregistry/pkg/authn", "github.com/google/go-containerregistry/pkg/name",
+		"github.com/google/go-containerregistry/pkg/v1/remote/transport", "github.com/prometheus/client_golang/prometheus"},
+	"internal/server": {"internal/blobstore", "internal/config", "internal/distribution", "internal/meta", "internal/proxy", "internal/registry",
 		"github.com/prometheus/client_golang/prometheus"},
 	"cmd/berth": {"internal/config", "internal/oci", "internal/registry", "internal/server", "github.com/spf13/cobra"},
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 
+	"github.com/berth-registry/berth/internal/blobstore"
 	"github.com/berth-registry/berth/internal/errcode"
 	"github.com/berth-registry/berth/internal/oci"
 	"github.com/berth-registry/berth/internal/registry"
@@ -55,19 +56,20 @@ func (a *API) getBlob(w http.ResponseWriter, r *http.Request, name string, dgst 
 		return
 	}
 	defer blob.Close()
+	a.serveBlob(w, r, dgst, blob)
+}
+
+// serveBlob answers a blob GET from stored content, honouring a single Range.
+func (a *API) serveBlob(w http.ResponseWriter, r *http.Request, dgst oci.Digest, blob blobstore.Blob) {
+	h := w.Header()
 	size := blob.Size()
 	var content io.ReadSeeker = blob
 	if f, ok := blob.(osFiler); ok {
 		content = f.OSFile()
 	}
-	start, length, partial, err := oci.ParseRange(r.Header.Get("Range"), size)
-	if errors.Is(err, oci.ErrRangeUnsatisfiable) {
-		h.Set("Content-Range", "bytes */"+strconv.FormatInt(size, 10))
-		a.fail(w, r, errcode.RangeInvalid)
+	start, length, partial, ok := a.blobRange(w, r, dgst, size)
+	if !ok {
 		return
-	}
-	if partial && r.Header.Get("If-Range") != "" && r.Header.Get("If-Range") != `"`+string(dgst)+`"` {
-		partial = false
 	}
 	setBlobHeaders(h, dgst, size)
 	if !partial {
@@ -93,4 +95,19 @@ func setBlobHeaders(h http.Header, dgst oci.Digest, size int64) {
 	h.Set("ETag", `"`+string(dgst)+`"`)
 	// Content-addressed: the bytes behind this URL never change.
 	h.Set("Cache-Control", "max-age=31536000, immutable")
+}
+
+// blobRange interprets the request's Range for a blob of size bytes; ok is false when an
+// error was already answered.
+func (a *API) blobRange(w http.ResponseWriter, r *http.Request, dgst oci.Digest, size int64) (start, length int64, partial, ok bool) {
+	start, length, partial, err := oci.ParseRange(r.Header.Get("Range"), size)
+	if errors.Is(err, oci.ErrRangeUnsatisfiable) {
+		w.Header().Set("Content-Range", "bytes */"+strconv.FormatInt(size, 10))
+		a.fail(w, r, errcode.RangeInvalid)
+		return 0, 0, false, false
+	}
+	if partial && r.Header.Get("If-Range") != "" && r.Header.Get("If-Range") != `"`+string(dgst)+`"` {
+		partial = false
+	}
+	return start, length, partial, true
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/berth-registry/berth/internal/errcode"
+	"github.com/berth-registry/berth/internal/meta"
 	"github.com/berth-registry/berth/internal/oci"
 	"github.com/berth-registry/berth/internal/registry"
 )
@@ -27,20 +28,7 @@ func (a *API) manifest(w http.ResponseWriter, r *http.Request, name, refStr stri
 			a.fail(w, r, err)
 			return
 		}
-		h := w.Header()
-		h.Set("Content-Type", m.MediaType)
-		h.Set("Content-Length", strconv.FormatInt(m.Size, 10))
-		h.Set("Docker-Content-Digest", m.Digest)
-		h.Set("ETag", `"`+m.Digest+`"`)
-		if inm := r.Header.Get("If-None-Match"); inm != "" && strings.Contains(inm, `"`+m.Digest+`"`) {
-			h.Del("Content-Length")
-			w.WriteHeader(http.StatusNotModified)
-			return
-		}
-		w.WriteHeader(http.StatusOK)
-		if r.Method == http.MethodGet {
-			_, _ = w.Write(m.Payload)
-		}
+		writeManifest(w, r, m)
 	case http.MethodPut:
 		a.putManifest(w, r, name, ref)
 	case http.MethodDelete:
@@ -129,5 +117,22 @@ func (a *API) referrers(w http.ResponseWriter, r *http.Request, name, ref string
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodGet {
 		_, _ = w.Write(body)
+	}
+}
+
+func writeManifest(w http.ResponseWriter, r *http.Request, m meta.Manifest) {
+	h := w.Header()
+	h.Set("Content-Type", m.MediaType)
+	h.Set("Content-Length", strconv.FormatInt(m.Size, 10))
+	h.Set("Docker-Content-Digest", m.Digest)
+	h.Set("ETag", `"`+m.Digest+`"`)
+	if inm := r.Header.Get("If-None-Match"); inm != "" && strings.Contains(inm, `"`+m.Digest+`"`) {
+		h.Del("Content-Length")
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodGet {
+		_, _ = w.Write(m.Payload)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/berth-registry/berth/internal/errcode"
+	"github.com/berth-registry/berth/internal/proxy"
 	"github.com/berth-registry/berth/internal/registry"
 )
 
@@ -16,6 +17,8 @@ import (
 type Options struct {
 	// MaxManifestSize bounds a manifest body in bytes.
 	MaxManifestSize int64
+	// Mirror serves mirrored repositories; nil disables mirroring.
+	Mirror *proxy.Mirror
 	// CanRead reports whether the request's caller may read a repository (for mounts
 	// without "from"). Nil allows everything.
 	CanRead func(r *http.Request, repo string) bool
@@ -23,9 +26,10 @@ type Options struct {
 
 // API serves /v2/.
 type API struct {
-	reg  *registry.Registry
-	opts Options
-	log  *slog.Logger
+	reg    *registry.Registry
+	mirror *proxy.Mirror
+	opts   Options
+	log    *slog.Logger
 }
 
 // New returns the API handler.
@@ -36,7 +40,7 @@ func New(reg *registry.Registry, opts Options, log *slog.Logger) *API {
 	if opts.CanRead == nil {
 		opts.CanRead = func(*http.Request, string) bool { return true }
 	}
-	return &API{reg: reg, opts: opts, log: log}
+	return &API{reg: reg, mirror: opts.Mirror, opts: opts, log: log}
 }
 
 // route is a parsed /v2/ path.
@@ -121,10 +125,29 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if ns := r.URL.Query().Get("ns"); ns != "" {
-		// containerd names the upstream a mirror request is meant for; echo it as the
-		// spec's proxying section asks.
-		w.Header().Set("OCI-Namespace", ns)
+	var ns string
+	if r.URL.RawQuery != "" {
+		if ns = r.URL.Query().Get("ns"); ns != "" {
+			// containerd names the upstream a mirror request is meant for; echo it as the
+			// spec's proxying section asks.
+			w.Header().Set("OCI-Namespace", ns)
+		}
+	}
+	if a.mirror != nil && rt.name != "" {
+		read := r.Method == http.MethodGet || r.Method == http.MethodHead
+		t, err := a.mirror.Resolve(r.Context(), rt.name, ns, read)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		if t != nil {
+			if !read {
+				a.fail(w, r, errcode.Denied.New("repository "+rt.name+" is a read-only mirror of "+t.Upstream.Name()))
+				return
+			}
+			a.serveMirror(w, r, rt, t)
+			return
+		}
 	}
 	switch rt.kind {
 	case routePing:

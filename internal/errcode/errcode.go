@@ -48,6 +48,9 @@ var (
 	RequestTooLarge = register("SIZE_INVALID", "request body too large", http.StatusRequestEntityTooLarge)
 	// Unavailable reports that the service cannot serve right now (e.g. shutting down, database down).
 	Unavailable = register("UNAVAILABLE", "service unavailable", http.StatusServiceUnavailable)
+	// UpstreamUnavailable reports that a mirrored registry could not be reached or failed,
+	// and nothing cached can stand in.
+	UpstreamUnavailable = register("UNAVAILABLE", "upstream registry unavailable", http.StatusBadGateway)
 	// Internal is any unexpected failure; its detail is logged, never sent.
 	Internal = register("UNKNOWN", "internal server error", http.StatusInternalServerError)
 )

@@ -48,6 +48,16 @@ type PutResult struct {
 // PutManifest validates and stores a manifest under ref, plus any extra tags (the
 // ?tag= parameters of a push by digest).
 func (r *Registry) PutManifest(ctx context.Context, repo string, ref Reference, contentType string, payload []byte, extraTags []string) (PutResult, error) {
+	return r.putManifest(ctx, repo, ref, contentType, payload, extraTags, !r.opts.AllowSparseManifests)
+}
+
+// PutManifestUnchecked stores a manifest without requiring its blobs and children to be
+// present: a mirror caches manifests first and fetches only the content clients ask for.
+func (r *Registry) PutManifestUnchecked(ctx context.Context, repo string, ref Reference, contentType string, payload []byte, tags []string) (PutResult, error) {
+	return r.putManifest(ctx, repo, ref, contentType, payload, tags, false)
+}
+
+func (r *Registry) putManifest(ctx context.Context, repo string, ref Reference, contentType string, payload []byte, extraTags []string, checkRefs bool) (PutResult, error) {
 	alg := oci.SHA256
 	if ref.Digest != "" {
 		alg = ref.Digest.Algorithm()
@@ -83,7 +93,7 @@ func (r *Registry) PutManifest(ctx context.Context, repo string, ref Reference, 
 	for _, d := range m.Manifests {
 		children = append(children, string(d.Digest))
 	}
-	if !r.opts.AllowSparseManifests {
+	if checkRefs {
 		if err := r.checkReferences(ctx, repo, mustExist, children); err != nil {
 			return PutResult{}, err
 		}
@@ -167,4 +177,13 @@ func (r *Registry) Referrers(ctx context.Context, repo string, dgst oci.Digest, 
 			ArtifactType: m.ArtifactType, Annotations: m.Annotations}
 	}
 	return descs, nil
+}
+
+// TouchTag restarts a tag's freshness period when it still points at digest.
+func (r *Registry) TouchTag(ctx context.Context, repo, tag, digest string) (bool, error) {
+	ok, err := r.meta.TouchTag(ctx, repo, tag, digest)
+	if err != nil {
+		return false, r.internal(err, "")
+	}
+	return ok, nil
 }

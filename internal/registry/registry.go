@@ -124,5 +124,14 @@ func (r *Registry) DeleteRepository(ctx context.Context, repo string) error {
 	return nil
 }
 
+// RepositoryExists tells whether a repository has been created.
+func (r *Registry) RepositoryExists(ctx context.Context, repo string) (bool, error) {
+	ok, err := r.meta.RepositoryExists(ctx, repo)
+	if err != nil {
+		return false, r.internal(err, "")
+	}
+	return ok, nil
+}
+
 // Ready reports whether the registry can serve (database reachable).
 func (r *Registry) Ready(ctx context.Context) error { return r.meta.Ping(ctx) }

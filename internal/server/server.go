@@ -21,6 +21,7 @@ import (
 	"github.com/berth-registry/berth/internal/config"
 	"github.com/berth-registry/berth/internal/distribution"
 	"github.com/berth-registry/berth/internal/meta"
+	"github.com/berth-registry/berth/internal/proxy"
 	"github.com/berth-registry/berth/internal/registry"
 )
 
@@ -65,7 +66,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	}, log)
 	promReg := prometheus.NewRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	api := distribution.New(reg, distribution.Options{MaxManifestSize: int64(cfg.Limits.ManifestSize)}, log)
+	var mirror *proxy.Mirror
+	if len(cfg.Mirror.Upstreams) > 0 {
+		mirror, err = proxy.New(cfg.Mirror, reg, proxy.SpoolDir(cfg.Data), int64(cfg.Limits.ManifestSize), proxy.NewMetrics(promReg), log)
+		if err != nil {
+			m.Close()
+			return nil, err
+		}
+	}
+	api := distribution.New(reg, distribution.Options{MaxManifestSize: int64(cfg.Limits.ManifestSize), Mirror: mirror}, log)
 
 	mux := http.NewServeMux()
 	mux.Handle("/v2/", distribution.Observe(api, distribution.NewMetrics(promReg), log, cfg.Log.AccessLog))

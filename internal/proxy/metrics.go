@@ -1,0 +1,43 @@
+package proxy
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the mirror's Prometheus instruments, labelled by upstream.
+type Metrics struct {
+	hits               *prometheus.CounterVec
+	misses             *prometheus.CounterVec
+	staleServes        *prometheus.CounterVec
+	upstreamBytes      *prometheus.CounterVec
+	upstreamErrors     *prometheus.CounterVec
+	coalesced          *prometheus.CounterVec
+	rateLimitRemaining *prometheus.GaugeVec
+}
+
+// NewMetrics registers the mirror's instruments on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		hits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "berth_mirror_hits_total", Help: "Mirror requests served from the cache, by upstream and kind (manifest, blob).",
+		}, []string{"upstream", "kind"}),
+		misses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "berth_mirror_misses_total", Help: "Mirror requests that went to the upstream, by upstream and kind.",
+		}, []string{"upstream", "kind"}),
+		staleServes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "berth_mirror_stale_serves_total", Help: "Tags served from the cache because the upstream failed (stale-if-error).",
+		}, []string{"upstream"}),
+		upstreamBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "berth_mirror_upstream_bytes_total", Help: "Blob bytes downloaded from upstreams.",
+		}, []string{"upstream"}),
+		upstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "berth_mirror_upstream_errors_total", Help: "Failed upstream requests by upstream and reason (HTTP status, network, auth, digest).",
+		}, []string{"upstream", "reason"}),
+		coalesced: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "berth_mirror_coalesced_total", Help: "Blob requests that joined an upstream fetch already in flight.",
+		}, []string{"upstream"}),
+		rateLimitRemaining: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "berth_mirror_ratelimit_remaining", Help: "The upstream's last ratelimit-remaining header (Docker Hub pull limit).",
+		}, []string{"upstream"}),
+	}
+	reg.MustRegister(m.hits, m.misses, m.staleServes, m.upstreamBytes, m.upstreamErrors, m.coalesced, m.rateLimitRemaining)
+	return m
+}

@@ -1,0 +1,410 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/berth-registry/berth/internal/blobstore"
+	"github.com/berth-registry/berth/internal/config"
+	"github.com/berth-registry/berth/internal/errcode"
+	"github.com/berth-registry/berth/internal/meta"
+	"github.com/berth-registry/berth/internal/oci"
+	"github.com/berth-registry/berth/internal/registry"
+)
+
+// Target is a request routed to an upstream: the cache repository it is stored under
+// locally and the repository name on the upstream.
+type Target struct {
+	Upstream  *Upstream
+	LocalRepo string // e.g. registry.k8s.io/pause
+	Repo      string // e.g. pause
+}
+
+// Mirror serves pulls of mirrored repositories from the cache, filling it from upstreams.
+type Mirror struct {
+	reg       *registry.Registry
+	upstreams map[string]*Upstream // by name and by prefix
+	byName    map[string]*Upstream
+	def       *Upstream
+	spoolDir  string
+	log       *slog.Logger
+	metrics   *Metrics
+	// maxManifest bounds manifests fetched from upstreams, like pushed ones.
+	maxManifest int64
+
+	mu       sync.Mutex
+	flights  map[string]*flight
+	negative map[string]time.Time
+}
+
+// New builds the mirror from configuration. spoolDir holds in-flight downloads.
+func New(cfg config.Mirror, reg *registry.Registry, spoolDir string, maxManifest int64, m *Metrics, log *slog.Logger) (*Mirror, error) {
+	if err := os.MkdirAll(spoolDir, 0o750); err != nil {
+		return nil, fmt.Errorf("mirror: spool dir: %w", err)
+	}
+	mi := &Mirror{
+		reg: reg, upstreams: map[string]*Upstream{}, byName: map[string]*Upstream{}, spoolDir: spoolDir,
+		log: log, metrics: m, maxManifest: maxManifest, flights: map[string]*flight{}, negative: map[string]time.Time{},
+	}
+	for _, uc := range cfg.Upstreams {
+		u, err := newUpstream(uc, m)
+		if err != nil {
+			return nil, err
+		}
+		mi.byName[uc.Name] = u
+		mi.upstreams[uc.Name] = u
+		for _, p := range uc.Prefixes {
+			mi.upstreams[p] = u
+		}
+	}
+	if cfg.DefaultUpstream != "" {
+		mi.def = mi.byName[cfg.DefaultUpstream]
+	}
+	return mi, nil
+}
+
+// Upstreams lists the configured upstreams.
+func (m *Mirror) Upstreams() []*Upstream {
+	out := make([]*Upstream, 0, len(m.byName))
+	for _, u := range m.byName {
+		out = append(out, u)
+	}
+	return out
+}
+
+// ErrNotMirrored is returned by Resolve when ns names no configured upstream.
+var ErrNotMirrored = errcode.NameUnknown.New("the requested namespace (ns) is not a mirrored upstream")
+
+// upstreamRepo applies Docker Hub's convention: official images live under library/.
+func upstreamRepo(u *Upstream, repo string) string {
+	if u.cfg.Name == "docker.io" && !strings.Contains(repo, "/") {
+		return "library/" + repo
+	}
+	return repo
+}
+
+// Resolve routes a repository name: containerd's ns query parameter, then a path prefix
+// naming an upstream, then the default upstream for names that are not local
+// repositories. A nil Target means the repository is local. An ns that names no
+// configured upstream is refused without any network access.
+func (m *Mirror) Resolve(ctx context.Context, name, ns string, read bool) (*Target, error) {
+	if ns != "" {
+		u := m.byName[ns]
+		if u == nil {
+			return nil, ErrNotMirrored
+		}
+		return m.target(u, name)
+	}
+	if first, rest, ok := strings.Cut(name, "/"); ok {
+		if u := m.upstreams[first]; u != nil {
+			return m.target(u, rest)
+		}
+	}
+	if m.def != nil && read {
+		local, err := m.reg.RepositoryExists(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		if !local {
+			return m.target(m.def, name)
+		}
+	}
+	return nil, nil
+}
+
+func (m *Mirror) target(u *Upstream, repo string) (*Target, error) {
+	repo = upstreamRepo(u, repo)
+	if !u.allows(repo) {
+		return nil, errcode.Denied.New(fmt.Sprintf("repository %s is not allowed to be mirrored from %s", repo, u.cfg.Name))
+	}
+	local := u.cfg.Name + "/" + repo
+	if err := registry.ValidateName(local); err != nil {
+		return nil, err
+	}
+	return &Target{Upstream: u, LocalRepo: local, Repo: repo}, nil
+}
+
+func (m *Mirror) negativeHit(key string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	exp, ok := m.negative[key]
+	if ok && time.Now().After(exp) {
+		delete(m.negative, key)
+		return false
+	}
+	return ok
+}
+
+func (m *Mirror) rememberMissing(key string, ttl time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.negative) > 100000 {
+		m.negative = map[string]time.Time{}
+	}
+	m.negative[key] = time.Now().Add(ttl)
+}
+
+// Manifest returns the manifest for ref, from the cache when it may be trusted, else from
+// the upstream (storing it byte for byte). Digests are immutable and always served from
+// the cache once stored; tags are served from the cache while fresh, revalidated with a
+// HEAD when stale, and served stale when the upstream fails.
+func (m *Mirror) Manifest(ctx context.Context, t *Target, ref registry.Reference, withPayload bool) (meta.Manifest, error) {
+	u := t.Upstream
+	cached, err := m.reg.GetManifest(ctx, t.LocalRepo, ref, withPayload)
+	haveCached := err == nil
+	if err != nil && !errors.Is(err, errcode.ManifestUnknown) && !errors.Is(err, errcode.NameUnknown) {
+		return meta.Manifest{}, err
+	}
+	if haveCached && (ref.Digest != "" || time.Since(cached.TagUpdatedAt) < time.Duration(u.cfg.TagTTL)) {
+		m.metrics.hits.WithLabelValues(u.cfg.Name, "manifest").Inc()
+		return cached, nil
+	}
+	negKey := u.cfg.Name + "\x00" + t.Repo + "\x00" + ref.String()
+	if !haveCached && m.negativeHit(negKey) {
+		return meta.Manifest{}, errcode.ManifestUnknown.New("not found upstream (cached)")
+	}
+	m.metrics.misses.WithLabelValues(u.cfg.Name, "manifest").Inc()
+	if haveCached {
+		// A stale tag: a HEAD tells whether it moved without spending a pull.
+		dgst, herr := m.headManifest(ctx, t, ref.Tag)
+		switch {
+		case herr == nil && string(dgst) == cached.Digest:
+			if _, err := m.reg.TouchTag(ctx, t.LocalRepo, ref.Tag, cached.Digest); err != nil {
+				m.log.Warn("refresh mirrored tag", "repository", t.LocalRepo, "tag", ref.Tag, "err", err)
+			}
+			return cached, nil
+		case herr != nil && transient(herr):
+			m.metrics.staleServes.WithLabelValues(u.cfg.Name).Inc()
+			m.log.Warn("upstream failed; serving cached tag", "upstream", u.cfg.Name, "repository", t.Repo, "tag", ref.Tag, "digest", cached.Digest, "err", herr)
+			return cached, nil
+		case herr != nil:
+			return meta.Manifest{}, asErrcode(herr, errcode.ManifestUnknown)
+		}
+		// The tag moved: fetch the new manifest below.
+	}
+	got, err := m.fetchManifest(ctx, t, ref)
+	if err != nil {
+		if isNotFound(err) {
+			m.rememberMissing(negKey, time.Duration(u.cfg.NegativeTTL))
+		}
+		if haveCached && transient(err) {
+			m.metrics.staleServes.WithLabelValues(u.cfg.Name).Inc()
+			return cached, nil
+		}
+		return meta.Manifest{}, asErrcode(err, errcode.ManifestUnknown)
+	}
+	if !withPayload {
+		got.Payload = nil
+	}
+	return got, nil
+}
+
+func (m *Mirror) headManifest(ctx context.Context, t *Target, tag string) (oci.Digest, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(t.Upstream.cfg.Timeout))
+	defer cancel()
+	resp, err := t.Upstream.do(ctx, http.MethodHead, t.Repo, "manifests/"+tag, http.Header{"Accept": {manifestAccept}})
+	if err != nil {
+		return "", err
+	}
+	resp.Body.Close()
+	d, err := oci.ParseDigest(resp.Header.Get("Docker-Content-Digest"))
+	if err != nil {
+		// No usable digest header: treat as "changed" so the GET decides.
+		return "", nil
+	}
+	return d, nil
+}
+
+// fetchManifest GETs a manifest from the upstream, verifies its digest and stores it
+// byte for byte (tagging it when ref is a tag).
+func (m *Mirror) fetchManifest(ctx context.Context, t *Target, ref registry.Reference) (meta.Manifest, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(t.Upstream.cfg.Timeout))
+	defer cancel()
+	resp, err := t.Upstream.do(ctx, http.MethodGet, t.Repo, "manifests/"+ref.String(), http.Header{"Accept": {manifestAccept}})
+	if err != nil {
+		return meta.Manifest{}, err
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	n, err := buf.ReadFrom(io.LimitReader(resp.Body, m.maxManifest+1))
+	if err != nil {
+		return meta.Manifest{}, &upstreamError{upstream: t.Upstream.cfg.Name, err: err}
+	}
+	if n > m.maxManifest {
+		return meta.Manifest{}, errcode.ManifestTooLarge.New("upstream manifest exceeds the size limit")
+	}
+	payload := buf.Bytes()
+	want := ref.Digest
+	if want == "" {
+		if d, err := oci.ParseDigest(resp.Header.Get("Docker-Content-Digest")); err == nil {
+			want = d
+		} else {
+			want = oci.SHA256.FromBytes(payload)
+		}
+	}
+	if got := want.Algorithm().FromBytes(payload); got != want {
+		m.metrics.upstreamErrors.WithLabelValues(t.Upstream.cfg.Name, "digest").Inc()
+		return meta.Manifest{}, errcode.UpstreamUnavailable.New(fmt.Sprintf("upstream %s sent a manifest that does not match %s", t.Upstream.cfg.Name, want))
+	}
+	var tags []string
+	if ref.Tag != "" {
+		tags = []string{ref.Tag}
+	}
+	ct := resp.Header.Get("Content-Type")
+	if _, err := m.reg.PutManifestUnchecked(ctx, t.LocalRepo, registry.Reference{Digest: want}, ct, payload, tags); err != nil {
+		return meta.Manifest{}, err
+	}
+	return m.reg.GetManifest(ctx, t.LocalRepo, registry.Reference{Digest: want}, true)
+}
+
+// Tags lists the upstream's tags for the repository, falling back to the cached tags when
+// the upstream fails.
+func (m *Mirror) Tags(ctx context.Context, t *Target, rawQuery string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(t.Upstream.cfg.Timeout))
+	defer cancel()
+	suffix := "tags/list"
+	if rawQuery != "" {
+		suffix += "?" + rawQuery
+	}
+	resp, err := t.Upstream.do(ctx, http.MethodGet, t.Repo, suffix, nil)
+	if err != nil {
+		return nil, asErrcode(err, errcode.NameUnknown)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, errcode.UpstreamUnavailable.Wrap(err, "reading upstream tag list")
+	}
+	return body, nil
+}
+
+// StatBlob reports a mirrored blob's size: from the cache, else by an upstream HEAD.
+func (m *Mirror) StatBlob(ctx context.Context, t *Target, dgst oci.Digest) (int64, error) {
+	if b, err := m.reg.StatBlob(ctx, t.LocalRepo, dgst); err == nil {
+		m.metrics.hits.WithLabelValues(t.Upstream.cfg.Name, "blob").Inc()
+		return b.Size, nil
+	}
+	if b, ok := m.linkFromSibling(ctx, t, dgst); ok {
+		return b.Size, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(t.Upstream.cfg.Timeout))
+	defer cancel()
+	resp, err := t.Upstream.do(ctx, http.MethodHead, t.Repo, "blobs/"+string(dgst), nil)
+	if err != nil {
+		return 0, asErrcode(err, errcode.BlobUnknown)
+	}
+	resp.Body.Close()
+	return resp.ContentLength, nil
+}
+
+// linkFromSibling makes a blob already cached for another repository of the same
+// upstream visible here without downloading it again. Blobs of other projects are never
+// borrowed: knowing a digest must not open content.
+func (m *Mirror) linkFromSibling(ctx context.Context, t *Target, dgst oci.Digest) (registry.BlobInfo, bool) {
+	prefix := t.Upstream.cfg.Name + "/"
+	b, ok, err := m.reg.Mount(ctx, t.LocalRepo, dgst, "", func(repo string) bool { return strings.HasPrefix(repo, prefix) })
+	if err != nil || !ok {
+		return registry.BlobInfo{}, false
+	}
+	return b, true
+}
+
+// OpenBlob returns the cached blob, or a Stream of it being fetched from the upstream
+// (joining a fetch already in flight for the same blob).
+func (m *Mirror) OpenBlob(ctx context.Context, t *Target, dgst oci.Digest) (blobstore.Blob, *Stream, error) {
+	u := t.Upstream
+	if b, err := m.reg.OpenBlob(ctx, t.LocalRepo, dgst); err == nil {
+		m.metrics.hits.WithLabelValues(u.cfg.Name, "blob").Inc()
+		return b, nil, nil
+	}
+	if _, ok := m.linkFromSibling(ctx, t, dgst); ok {
+		if b, err := m.reg.OpenBlob(ctx, t.LocalRepo, dgst); err == nil {
+			m.metrics.hits.WithLabelValues(u.cfg.Name, "blob").Inc()
+			return b, nil, nil
+		}
+	}
+	key := t.LocalRepo + "@" + string(dgst)
+	m.mu.Lock()
+	f, inFlight := m.flights[key]
+	if inFlight {
+		f.acquire()
+		m.mu.Unlock()
+		m.metrics.coalesced.WithLabelValues(u.cfg.Name).Inc()
+	} else {
+		spool, err := os.CreateTemp(m.spoolDir, "blob-*")
+		if err != nil {
+			m.mu.Unlock()
+			return nil, nil, errcode.Internal.Wrap(err, "")
+		}
+		_ = os.Remove(spool.Name()) // the open descriptors keep it alive
+		f = newFlight(spool)
+		f.acquire() // this caller's reference
+		m.flights[key] = f
+		m.mu.Unlock()
+		m.metrics.misses.WithLabelValues(u.cfg.Name, "blob").Inc()
+		go m.fetchBlob(t, dgst, key, f)
+	}
+	if _, err := f.waitStarted(ctx); err != nil {
+		f.release()
+		return nil, nil, asErrcode(err, errcode.BlobUnknown)
+	}
+	return nil, &Stream{f: f}, nil
+}
+
+// blobFetchTimeout bounds one upstream blob download, however slow.
+const blobFetchTimeout = 2 * time.Hour
+
+// fetchBlob downloads the blob once, teeing it into the spool for waiting clients while
+// the registry hashes and stores it. It runs detached from any client: a client that
+// goes away does not abort a download others wait for (or that fills the cache).
+func (m *Mirror) fetchBlob(t *Target, dgst oci.Digest, key string, f *flight) {
+	ctx, cancel := context.WithTimeout(context.Background(), blobFetchTimeout)
+	defer cancel()
+	err := func() error {
+		resp, err := t.Upstream.do(ctx, http.MethodGet, t.Repo, "blobs/"+string(dgst), nil)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		f.start(resp.ContentLength)
+		counted := &countingReader{r: resp.Body}
+		_, err = m.reg.PutBlob(ctx, t.LocalRepo, dgst, registry.Chunk{Body: io.TeeReader(counted, f), Start: -1, Length: resp.ContentLength})
+		m.metrics.upstreamBytes.WithLabelValues(t.Upstream.cfg.Name).Add(float64(counted.n))
+		if errors.Is(err, errcode.DigestInvalid) {
+			m.metrics.upstreamErrors.WithLabelValues(t.Upstream.cfg.Name, "digest").Inc()
+			return errcode.UpstreamUnavailable.Wrap(err, fmt.Sprintf("upstream %s sent bytes that do not match %s", t.Upstream.cfg.Name, dgst))
+		}
+		return err
+	}()
+	if err != nil {
+		m.log.Warn("mirror blob fetch failed", "upstream", t.Upstream.cfg.Name, "repository", t.Repo, "digest", dgst, "err", err)
+	}
+	m.mu.Lock()
+	delete(m.flights, key)
+	m.mu.Unlock()
+	f.finish(err)
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// SpoolDir is where in-flight downloads are spooled, under the data directory.
+func SpoolDir(data string) string { return filepath.Join(data, "spool") }
