@@ -29,7 +29,7 @@ var allowed = map[string][]string{
 		"github.com/google/go-containerregistry/pkg/v1/remote/transport", "github.com/prometheus/client_golang/prometheus"},
 	"internal/server": {"internal/blobstore", "internal/config", "internal/distribution", "internal/meta", "internal/proxy", "internal/registry",
 		"github.com/prometheus/client_golang/prometheus"},
-	"cmd/berth": {"internal/config", "internal/oci", "internal/registry", "internal/server", "github.com/spf13/cobra"},
+	"cmd/berth": {"internal/config", "internal/oci", "internal/proxy", "internal/registry", "internal/server", "github.com/spf13/cobra"},
 }
 
 type pkg struct {

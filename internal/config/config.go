@@ -47,6 +47,18 @@ type Mirror struct {
 	// registry-mirrors setting sends Docker Hub pulls this way).
 	DefaultUpstream string     `yaml:"defaultUpstream"`
 	Upstreams       []Upstream `yaml:"upstreams"`
+	Warm            Warm       `yaml:"warm"`
+}
+
+// Warm pre-fills the cache on a schedule so nodes never wait on an upstream.
+type Warm struct {
+	// Images are references such as registry.k8s.io/pause:3.10 (e.g. the output of
+	// kubeadm config images list).
+	Images []string `yaml:"images"`
+	// Platforms limits index children to these os/arch[/variant]; empty means all.
+	Platforms []string `yaml:"platforms"`
+	// Interval between runs; 0 disables the schedule (berth mirror warm still works).
+	Interval Duration `yaml:"interval"`
 }
 
 // Upstream is one mirrored registry.
@@ -289,6 +301,9 @@ func (c Config) validateMirror(bad func(string, ...any)) {
 		if u.PasswordFile != "" && u.PasswordEnv != "" {
 			bad("%s: set at most one of passwordFile and passwordEnv", where)
 		}
+	}
+	if c.Mirror.Warm.Interval != 0 && c.Mirror.Warm.Interval < Duration(time.Minute) {
+		bad("mirror.warm.interval must be at least 1m (or 0 to disable)")
 	}
 	if d := c.Mirror.DefaultUpstream; d != "" && !seen[d] {
 		bad("mirror.defaultUpstream %q is not a configured upstream", d)

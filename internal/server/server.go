@@ -27,6 +27,7 @@ import (
 
 // Server is an assembled, not yet listening Berth.
 type Server struct {
+	mirror   *proxy.Mirror
 	cfg      config.Config
 	log      *slog.Logger
 	meta     *meta.Store
@@ -95,7 +96,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	return &Server{cfg: cfg, log: log, meta: m, Registry: reg, handler: mux}, nil
+	return &Server{cfg: cfg, log: log, meta: m, Registry: reg, mirror: mirror, handler: mux}, nil
 }
 
 // Handler is the server's HTTP handler (for tests).
@@ -127,6 +128,9 @@ func (s *Server) Run(ctx context.Context) error {
 		"database", s.cfg.Database.Driver, "storage", s.cfg.Storage.Driver)
 
 	go s.maintain(ctx)
+	if w := s.cfg.Mirror.Warm; s.mirror != nil && w.Interval > 0 && len(w.Images) > 0 {
+		go s.warmLoop(ctx, w)
+	}
 	errc := make(chan error, 1)
 	go func() {
 		if tlsOn {
@@ -170,4 +174,33 @@ func (s *Server) maintain(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// warmLoop pre-fills the mirror cache at start and on the configured interval.
+func (s *Server) warmLoop(ctx context.Context, w config.Warm) {
+	t := time.NewTicker(time.Duration(w.Interval))
+	defer t.Stop()
+	for {
+		fetched := 0
+		err := s.mirror.Warm(ctx, w.Images, w.Platforms, func(ev proxy.WarmEvent) {
+			if ev.Err == nil && !ev.Cached {
+				fetched++
+			}
+		})
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("scheduled mirror warm-up incomplete", "err", err)
+		} else {
+			s.log.Info("scheduled mirror warm-up done", "images", len(w.Images), "fetched", fetched)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// NewMirror builds the mirror for commands that run without a server (berth mirror warm).
+func NewMirror(cfg config.Config, reg *registry.Registry, log *slog.Logger) (*proxy.Mirror, error) {
+	return proxy.New(cfg.Mirror, reg, proxy.SpoolDir(cfg.Data), int64(cfg.Limits.ManifestSize), proxy.NewMetrics(prometheus.NewRegistry()), log)
 }

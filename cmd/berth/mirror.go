@@ -1,0 +1,121 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berth-registry/berth/internal/proxy"
+	"github.com/berth-registry/berth/internal/registry"
+	"github.com/berth-registry/berth/internal/server"
+)
+
+func mirrorCmd(g *globalFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "mirror", Short: "Operate the pull-through cache of upstream registries"}
+
+	var fromFile string
+	var platforms []string
+	warm := &cobra.Command{
+		Use:   "warm [IMAGE...]",
+		Short: "Pre-fill the cache with images (e.g. the output of kubeadm config images list)",
+		Example: `  kubeadm config images list | berth mirror warm --from-file - --platform linux/amd64
+  berth mirror warm registry.k8s.io/pause:3.10 registry.k8s.io/coredns/coredns:v1.11.3`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			images := append([]string(nil), args...)
+			if fromFile != "" {
+				more, err := readImageList(fromFile)
+				if err != nil {
+					return err
+				}
+				images = append(images, more...)
+			}
+			if len(images) == 0 {
+				return fmt.Errorf("no images given (arguments or --from-file)")
+			}
+			cfg, err := g.load()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			m, b, err := server.OpenStores(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			defer m.Close()
+			log := newLogger(cfg)
+			mirror, err := server.NewMirror(cfg, registry.New(m, b, registry.Options{}, log), log)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			var fetched, cached int64
+			err = mirror.Warm(ctx, images, platforms, func(ev proxy.WarmEvent) {
+				switch {
+				case ev.Err != nil:
+					fmt.Fprintf(out, "FAIL    %s: %v\n", ev.Image, ev.Err)
+				case ev.Kind == "manifest":
+					fmt.Fprintf(out, "manifest %s %s\n", ev.Image, ev.Digest)
+				case ev.Cached:
+					cached += ev.Size
+					fmt.Fprintf(out, "cached  %s %s (%d bytes)\n", ev.Image, ev.Digest, ev.Size)
+				default:
+					fetched += ev.Size
+					fmt.Fprintf(out, "fetched %s %s (%d bytes)\n", ev.Image, ev.Digest, ev.Size)
+				}
+			})
+			fmt.Fprintf(out, "warm-up: %d images, %d bytes fetched, %d bytes already cached\n", len(images), fetched, cached)
+			return err
+		},
+	}
+	warm.Flags().StringVar(&fromFile, "from-file", "", "read image references from a file, one per line (- for stdin)")
+	warm.Flags().StringSliceVar(&platforms, "platform", nil, "only these platforms of multi-platform images (os/arch[/variant]; repeatable); default all")
+
+	var berthURL string
+	nodeCfg := &cobra.Command{
+		Use:       "config containerd|docker|crio",
+		Short:     "Print the node configuration that points a container runtime at this Berth",
+		Args:      cobra.ExactArgs(1),
+		ValidArgs: []string{"containerd", "docker", "crio"},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := g.load()
+			if err != nil {
+				return err
+			}
+			if len(cfg.Mirror.Upstreams) == 0 {
+				return fmt.Errorf("no upstreams configured (mirror.upstreams)")
+			}
+			out, err := proxy.NodeConfig(args[0], berthURL, cfg.Mirror)
+			if err != nil {
+				return err
+			}
+			fmt.Fprint(cmd.OutOrStdout(), out)
+			return nil
+		},
+	}
+	nodeCfg.Flags().StringVar(&berthURL, "url", "http://127.0.0.1:5000", "the URL nodes reach this Berth at")
+	cmd.AddCommand(warm, nodeCfg)
+	return cmd
+}
+
+func readImageList(path string) ([]string, error) {
+	f := os.Stdin
+	if path != "-" {
+		var err error
+		if f, err = os.Open(path); err != nil {
+			return nil, err
+		}
+		defer f.Close()
+	}
+	var images []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line != "" && !strings.HasPrefix(line, "#") {
+			images = append(images, line)
+		}
+	}
+	return images, sc.Err()
+}
