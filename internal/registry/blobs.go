@@ -226,19 +226,18 @@ func (r *Registry) appendChunk(ctx context.Context, u *meta.Upload, c Chunk) (ha
 	if c.Body == nil {
 		return h, nil
 	}
-	up, err := r.blobs.ResumeUpload(ctx, u.Handle, u.Size)
-	if errors.Is(err, blobstore.ErrNotFound) || errors.Is(err, blobstore.ErrUploadCorrupt) {
-		_ = r.meta.DeleteUpload(ctx, u.ID)
-		return nil, errcode.BlobUploadUnknown.Wrap(err, "upload data is gone; start a new upload")
-	}
+	up, err := r.resume(ctx, *u)
 	if err != nil {
-		return nil, r.internal(err, "")
+		return nil, err
 	}
 	body := c.Body
 	if r.opts.MaxBlobSize > 0 {
 		body = io.LimitReader(body, r.opts.MaxBlobSize-u.Size+1)
 	}
 	n, copyErr := copyBuffered(io.MultiWriter(up, h), body)
+	// A client that disconnects cancels ctx; what did arrive is still recorded so it can
+	// ask for the offset and resume.
+	ctx = context.WithoutCancel(ctx)
 	closeErr := up.Close()
 	if closeErr != nil {
 		return nil, r.internal(closeErr, "")
@@ -274,6 +273,21 @@ func (r *Registry) checkLength(c Chunk, n int64) error {
 	return nil
 }
 
+// resume reopens a session's bytes. When they are gone (a crash between committing the
+// bytes and recording the blob, or damaged storage) the session ends: the client starts
+// over, which the spec's BLOB_UPLOAD_UNKNOWN tells it to do.
+func (r *Registry) resume(ctx context.Context, u meta.Upload) (blobstore.Upload, error) {
+	up, err := r.blobs.ResumeUpload(ctx, u.Handle, u.Size)
+	if errors.Is(err, blobstore.ErrNotFound) || errors.Is(err, blobstore.ErrUploadCorrupt) {
+		_ = r.meta.DeleteUpload(context.WithoutCancel(ctx), u.ID)
+		return nil, errcode.BlobUploadUnknown.Wrap(err, "upload data is gone; start a new upload")
+	}
+	if err != nil {
+		return nil, r.internal(err, "")
+	}
+	return up, nil
+}
+
 // AppendUpload appends a chunk (PATCH).
 func (r *Registry) AppendUpload(ctx context.Context, repo, id string, c Chunk) (UploadStatus, error) {
 	u, err := r.getUpload(ctx, repo, id)
@@ -297,9 +311,9 @@ func (r *Registry) FinishUpload(ctx context.Context, repo, id string, dgst oci.D
 	if err != nil {
 		return BlobInfo{}, err
 	}
-	up, err := r.blobs.ResumeUpload(ctx, u.Handle, u.Size)
+	up, err := r.resume(ctx, u)
 	if err != nil {
-		return BlobInfo{}, r.internal(err, "")
+		return BlobInfo{}, err
 	}
 	sum, err := r.sumUpload(ctx, up, dgst, h)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -78,8 +79,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	api := distribution.New(reg, distribution.Options{MaxManifestSize: int64(cfg.Limits.ManifestSize), Mirror: mirror}, log)
 
 	mux := http.NewServeMux()
-	mux.Handle("/v2/", distribution.Observe(api, distribution.NewMetrics(promReg), log, cfg.Log.AccessLog))
-	mux.Handle("/v2", http.RedirectHandler("/v2/", http.StatusMovedPermanently))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
@@ -96,7 +95,18 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	return &Server{cfg: cfg, log: log, meta: m, Registry: reg, mirror: mirror, handler: mux}, nil
+	v2 := distribution.Observe(api, distribution.NewMetrics(promReg), log, cfg.Log.AccessLog)
+	// /v2/ bypasses ServeMux: the mux would "clean" paths with .., // or a trailing slash
+	// by redirecting (307 keeps method and body), letting a request written against one
+	// repository land in another. The API validates raw paths itself.
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; p == "/v2" || strings.HasPrefix(p, "/v2/") {
+			v2.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+	return &Server{cfg: cfg, log: log, meta: m, Registry: reg, mirror: mirror, handler: handler}, nil
 }
 
 // Handler is the server's HTTP handler (for tests).
