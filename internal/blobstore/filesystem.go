@@ -225,8 +225,15 @@ func (u *fsUpload) Commit(ctx context.Context, dgst digest.Digest) (string, erro
 	if err := os.Rename(u.path, dst); err != nil {
 		return "", fmt.Errorf("blobstore: commit blob: %w", err)
 	}
-	if err := syncDir(dir); err != nil {
-		return "", err
+	// The rename lives in dir, and MkdirAll may just have created dir and its parent: sync
+	// each level up to blobs/ so the entry survives power loss once the row says it exists.
+	for d := dir; ; d = filepath.Dir(d) {
+		if err := syncDir(d); err != nil {
+			return "", err
+		}
+		if d == filepath.Join(u.fs.root, "blobs") || d == filepath.Dir(d) {
+			break
+		}
 	}
 	return location, nil
 }

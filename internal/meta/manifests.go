@@ -179,8 +179,11 @@ func (s *Store) DeleteTag(ctx context.Context, repo, tag string) error {
 
 // Tags lists the repository's tags after last in lexical order, at most n.
 func (s *Store) Tags(ctx context.Context, repo, last string, n int) ([]string, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT t.name FROM tags t JOIN repositories r ON r.id = t.repository_id
-		WHERE r.name = $1 AND t.name > $2 ORDER BY t.name LIMIT $3`, repo, last, n)
+	// The repository id comes from a scalar subquery, not a join: PostgreSQL then walks the
+	// (repository_id, name) key in order and stops after n, instead of sorting every tag
+	// past last on each page.
+	rows, err := s.r.QueryContext(ctx, `SELECT name FROM tags WHERE repository_id = (SELECT id FROM repositories WHERE name = $1)
+		AND name > $2 ORDER BY name LIMIT $3`, repo, last, n)
 	if err != nil {
 		return nil, fmt.Errorf("meta: list tags: %w", err)
 	}

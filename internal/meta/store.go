@@ -85,7 +85,10 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		q.Add("_pragma", "foreign_keys(1)")
 		q.Add("_pragma", "busy_timeout(10000)")
 		q.Add("_txlock", "immediate")
-		dsn := "file:" + o.DSN + "?" + q.Encode()
+		// The path goes into an SQLite URI: escape what would end it ('?', '#') or be
+		// decoded ('%'), so any directory name opens the intended file.
+		path := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(o.DSN)
+		dsn := "file:" + path + "?" + q.Encode()
 		var err error
 		if s.w, err = sql.Open("sqlite", dsn); err != nil {
 			return nil, fmt.Errorf("meta: open sqlite: %w", err)

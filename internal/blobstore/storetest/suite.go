@@ -1,0 +1,580 @@
+// Package storetest is the one test suite every blobstore.Driver (filesystem, S3) must
+// pass. A driver test calls Run with a function that returns a driver over empty storage.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"sync"
+	"testing"
+
+	"github.com/berth-registry/berth/internal/blobstore"
+	"github.com/opencontainers/go-digest"
+
+	_ "crypto/sha512" // sha512 digests
+)
+
+// Run runs the suite. newDriver must return a driver over empty storage each time it is
+// called; it is called from parallel subtests, so it must be safe for concurrent use.
+func Run(t *testing.T, newDriver func(t *testing.T) blobstore.Driver) {
+	cases := []struct {
+		name string
+		fn   func(*testing.T, blobstore.Driver)
+	}{
+		{"RoundTrip", testRoundTrip},
+		{"EmptyBlob", testEmptyBlob},
+		{"SHA512", testSHA512},
+		{"CommitSameDigestTwice", testCommitTwice},
+		{"ResumeDiscardsUnacknowledged", testResumeDiscards},
+		{"ResumeManyTimes", testResumeManyTimes},
+		{"ResumeBeyondStoredSize", testResumeBeyond},
+		{"UnknownHandle", testUnknownHandle},
+		{"CommitConsumesSession", testCommitConsumes},
+		{"AbortIdempotent", testAbort},
+		{"DeleteIdempotent", testDelete},
+		{"OpenUnknown", testOpenUnknown},
+		{"ReaderRereads", testReader},
+		{"LargeStreaming", testLarge},
+		{"ConcurrentUploads", testConcurrent},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			c.fn(t, newDriver(t))
+		})
+	}
+}
+
+func newUpload(t *testing.T, d blobstore.Driver) blobstore.Upload {
+	t.Helper()
+	up, err := d.NewUpload(t.Context())
+	if err != nil {
+		t.Fatalf("NewUpload: %v", err)
+	}
+	if up.Handle() == "" {
+		t.Fatal("NewUpload returned an empty handle")
+	}
+	if up.Size() != 0 {
+		t.Fatalf("new upload Size = %d, want 0", up.Size())
+	}
+	return up
+}
+
+func write(t *testing.T, up blobstore.Upload, p []byte) {
+	t.Helper()
+	before := up.Size()
+	n, err := up.Write(p)
+	if err != nil || n != len(p) {
+		t.Fatalf("Write(%d bytes) = %d, %v", len(p), n, err)
+	}
+	if got := up.Size(); got != before+int64(len(p)) {
+		t.Fatalf("Size after writing %d bytes to %d = %d", len(p), before, got)
+	}
+}
+
+func resume(t *testing.T, d blobstore.Driver, handle string, offset int64) blobstore.Upload {
+	t.Helper()
+	up, err := d.ResumeUpload(t.Context(), handle, offset)
+	if err != nil {
+		t.Fatalf("ResumeUpload(%s, %d): %v", handle, offset, err)
+	}
+	if up.Handle() != handle {
+		t.Fatalf("resumed Handle = %q, want %q", up.Handle(), handle)
+	}
+	if up.Size() != offset {
+		t.Fatalf("resumed Size = %d, want %d", up.Size(), offset)
+	}
+	return up
+}
+
+func commit(t *testing.T, up blobstore.Upload, content []byte) string {
+	t.Helper()
+	loc, err := up.Commit(t.Context(), digest.FromBytes(content))
+	if err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+	if loc == "" {
+		t.Fatal("Commit returned an empty location")
+	}
+	return loc
+}
+
+func closeUpload(t *testing.T, up blobstore.Upload) {
+	t.Helper()
+	if err := up.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+}
+
+// readBlob opens location and checks it holds exactly want.
+func readBlob(t *testing.T, d blobstore.Driver, location string, want []byte) {
+	t.Helper()
+	b, err := d.Open(t.Context(), location)
+	if err != nil {
+		t.Fatalf("Open(%s): %v", location, err)
+	}
+	defer b.Close()
+	if b.Size() != int64(len(want)) {
+		t.Fatalf("Open(%s).Size() = %d, want %d", location, b.Size(), len(want))
+	}
+	got, err := io.ReadAll(b)
+	if err != nil {
+		t.Fatalf("read %s: %v", location, err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("blob %s holds %d bytes %.40q, want %d bytes %.40q", location, len(got), got, len(want), want)
+	}
+}
+
+func readUpload(t *testing.T, up blobstore.Upload) []byte {
+	t.Helper()
+	r, err := up.Reader(t.Context())
+	if err != nil {
+		t.Fatalf("Reader: %v", err)
+	}
+	defer r.Close()
+	got, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("read upload: %v", err)
+	}
+	return got
+}
+
+func wantErr(t *testing.T, what string, err, target error) {
+	t.Helper()
+	if !errors.Is(err, target) {
+		t.Fatalf("%s: err = %v, want %v", what, err, target)
+	}
+}
+
+func testRoundTrip(t *testing.T, d blobstore.Driver) {
+	content := []byte("hello, content-addressed world\n")
+	up := newUpload(t, d)
+	write(t, up, content[:5])
+	write(t, up, content[5:6])
+	write(t, up, nil)
+	write(t, up, content[6:])
+	loc := commit(t, up, content)
+	readBlob(t, d, loc, content)
+
+	// A Blob is a ReadSeeker: serve ranges.
+	b, err := d.Open(t.Context(), loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := b.Seek(7, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	rest, err := io.ReadAll(b)
+	if err != nil || !bytes.Equal(rest, content[7:]) {
+		t.Fatalf("read after Seek(7) = %q, %v", rest, err)
+	}
+	if end, err := b.Seek(0, io.SeekEnd); err != nil || end != int64(len(content)) {
+		t.Fatalf("Seek(0, End) = %d, %v", end, err)
+	}
+
+	// Two readers at once are independent.
+	b1, err := d.Open(t.Context(), loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b1.Close()
+	b2, err := d.Open(t.Context(), loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b2.Close()
+	p1, p2 := make([]byte, 5), make([]byte, 5)
+	if _, err := io.ReadFull(b1, p1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(b2, p2); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(p1, content[:5]) || !bytes.Equal(p2, content[:5]) {
+		t.Fatalf("concurrent readers read %q and %q", p1, p2)
+	}
+}
+
+func testEmptyBlob(t *testing.T, d blobstore.Driver) {
+	up := newUpload(t, d)
+	loc := commit(t, up, nil)
+	readBlob(t, d, loc, nil)
+	// Also through a resumed, never-written session.
+	up = newUpload(t, d)
+	closeUpload(t, up)
+	up = resume(t, d, up.Handle(), 0)
+	if got := readUpload(t, up); len(got) != 0 {
+		t.Fatalf("empty upload reads %q", got)
+	}
+	readBlob(t, d, commit(t, up, nil), nil)
+}
+
+func testSHA512(t *testing.T, d blobstore.Driver) {
+	content := []byte("sha512 content")
+	up := newUpload(t, d)
+	write(t, up, content)
+	loc, err := up.Commit(t.Context(), digest.SHA512.FromBytes(content))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readBlob(t, d, loc, content)
+	up = newUpload(t, d)
+	write(t, up, content)
+	loc256 := commit(t, up, content)
+	if loc256 == loc {
+		t.Fatalf("sha256 and sha512 blobs share location %s", loc)
+	}
+	readBlob(t, d, loc, content)
+	readBlob(t, d, loc256, content)
+}
+
+func testCommitTwice(t *testing.T, d blobstore.Driver) {
+	content := []byte("pushed twice")
+	var locs []string
+	for range 2 {
+		up := newUpload(t, d)
+		write(t, up, content)
+		locs = append(locs, commit(t, up, content))
+	}
+	for _, loc := range locs {
+		readBlob(t, d, loc, content)
+	}
+	// Two sessions committing the same digest at once both succeed.
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	locs = make([]string, 8)
+	for i := range errs {
+		up := newUpload(t, d)
+		write(t, up, content)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			locs[i], errs[i] = up.Commit(context.Background(), digest.FromBytes(content))
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("concurrent commits of one digest: %v", err)
+	}
+	for _, loc := range locs {
+		readBlob(t, d, loc, content)
+	}
+}
+
+func testResumeDiscards(t *testing.T, d blobstore.Driver) {
+	up := newUpload(t, d)
+	write(t, up, []byte("hello"))
+	// Bytes written but never acknowledged (say the request died before the database
+	// recorded the new offset).
+	write(t, up, []byte(" unacknowledged garbage"))
+	closeUpload(t, up)
+
+	up = resume(t, d, up.Handle(), 5)
+	if got := readUpload(t, up); string(got) != "hello" {
+		t.Fatalf("resumed upload reads %q, want %q", got, "hello")
+	}
+	write(t, up, []byte(", world"))
+	if got := readUpload(t, up); string(got) != "hello, world" {
+		t.Fatalf("upload reads %q after resumed write", got)
+	}
+	want := []byte("hello, world")
+	readBlob(t, d, commit(t, up, want), want)
+
+	// Resuming at 0 discards everything.
+	up = newUpload(t, d)
+	write(t, up, []byte("all of this goes"))
+	closeUpload(t, up)
+	up = resume(t, d, up.Handle(), 0)
+	write(t, up, []byte("fresh"))
+	readBlob(t, d, commit(t, up, []byte("fresh")), []byte("fresh"))
+}
+
+func testResumeManyTimes(t *testing.T, d blobstore.Driver) {
+	var want []byte
+	up := newUpload(t, d)
+	handle := up.Handle()
+	closeUpload(t, up)
+	for i := range 10 {
+		up = resume(t, d, handle, int64(len(want)))
+		chunk := bytes.Repeat([]byte{byte('a' + i)}, 1000+i)
+		write(t, up, chunk)
+		want = append(want, chunk...)
+		closeUpload(t, up)
+	}
+	up = resume(t, d, handle, int64(len(want)))
+	if got := readUpload(t, up); !bytes.Equal(got, want) {
+		t.Fatalf("upload after 10 resumes reads %d bytes, want %d", len(got), len(want))
+	}
+	readBlob(t, d, commit(t, up, want), want)
+}
+
+func testResumeBeyond(t *testing.T, d blobstore.Driver) {
+	up := newUpload(t, d)
+	write(t, up, []byte("12345"))
+	closeUpload(t, up)
+	_, err := d.ResumeUpload(t.Context(), up.Handle(), 6)
+	wantErr(t, "ResumeUpload past the stored bytes", err, blobstore.ErrUploadCorrupt)
+	// The refusal did not damage the session.
+	up = resume(t, d, up.Handle(), 5)
+	write(t, up, []byte("6"))
+	readBlob(t, d, commit(t, up, []byte("123456")), []byte("123456"))
+}
+
+func testUnknownHandle(t *testing.T, d blobstore.Driver) {
+	ctx := t.Context()
+	up := newUpload(t, d)
+	closeUpload(t, up)
+	if err := d.AbortUpload(ctx, up.Handle()); err != nil {
+		t.Fatal(err)
+	}
+	_, err := d.ResumeUpload(ctx, up.Handle(), 0)
+	wantErr(t, "ResumeUpload of an aborted handle", err, blobstore.ErrNotFound)
+	for _, h := range []string{"", "nope", "../../etc/passwd", "/etc/passwd", "uploads/x", up.Handle() + "0"} {
+		_, err := d.ResumeUpload(ctx, h, 0)
+		wantErr(t, fmt.Sprintf("ResumeUpload(%q)", h), err, blobstore.ErrNotFound)
+	}
+}
+
+func testCommitConsumes(t *testing.T, d blobstore.Driver) {
+	up := newUpload(t, d)
+	write(t, up, []byte("once"))
+	loc := commit(t, up, []byte("once"))
+	_, err := d.ResumeUpload(t.Context(), up.Handle(), 0)
+	wantErr(t, "ResumeUpload after Commit", err, blobstore.ErrNotFound)
+	if err := d.AbortUpload(t.Context(), up.Handle()); err != nil {
+		t.Fatalf("AbortUpload after Commit: %v", err)
+	}
+	readBlob(t, d, loc, []byte("once")) // aborting a committed session leaves the blob
+}
+
+func testAbort(t *testing.T, d blobstore.Driver) {
+	ctx := t.Context()
+	up := newUpload(t, d)
+	write(t, up, []byte("discard me"))
+	closeUpload(t, up)
+	for i := range 3 {
+		if err := d.AbortUpload(ctx, up.Handle()); err != nil {
+			t.Fatalf("AbortUpload #%d: %v", i+1, err)
+		}
+	}
+	_, err := d.ResumeUpload(ctx, up.Handle(), 0)
+	wantErr(t, "ResumeUpload after AbortUpload", err, blobstore.ErrNotFound)
+	for _, h := range []string{"", "nope", "../x"} {
+		if err := d.AbortUpload(ctx, h); err != nil {
+			t.Fatalf("AbortUpload(%q): %v", h, err)
+		}
+	}
+	// Aborting one session leaves others alone.
+	a, b := newUpload(t, d), newUpload(t, d)
+	write(t, a, []byte("a"))
+	write(t, b, []byte("b"))
+	closeUpload(t, a)
+	closeUpload(t, b)
+	if err := d.AbortUpload(ctx, a.Handle()); err != nil {
+		t.Fatal(err)
+	}
+	b = resume(t, d, b.Handle(), 1)
+	readBlob(t, d, commit(t, b, []byte("b")), []byte("b"))
+}
+
+func testDelete(t *testing.T, d blobstore.Driver) {
+	ctx := t.Context()
+	up := newUpload(t, d)
+	write(t, up, []byte("short-lived"))
+	loc := commit(t, up, []byte("short-lived"))
+	other := newUpload(t, d)
+	write(t, other, []byte("stays"))
+	otherLoc := commit(t, other, []byte("stays"))
+	for i := range 3 {
+		if err := d.Delete(ctx, loc); err != nil {
+			t.Fatalf("Delete #%d: %v", i+1, err)
+		}
+	}
+	_, err := d.Open(ctx, loc)
+	wantErr(t, "Open after Delete", err, blobstore.ErrNotFound)
+	readBlob(t, d, otherLoc, []byte("stays"))
+	// The same content can be stored again after a delete.
+	up = newUpload(t, d)
+	write(t, up, []byte("short-lived"))
+	readBlob(t, d, commit(t, up, []byte("short-lived")), []byte("short-lived"))
+}
+
+func testOpenUnknown(t *testing.T, d blobstore.Driver) {
+	ctx := t.Context()
+	up := newUpload(t, d)
+	write(t, up, []byte("x"))
+	loc := commit(t, up, []byte("x"))
+	if err := d.Delete(ctx, loc); err != nil {
+		t.Fatal(err)
+	}
+	_, err := d.Open(ctx, loc)
+	wantErr(t, "Open(deleted location)", err, blobstore.ErrNotFound)
+	for _, l := range []string{"", "does-not-exist", "blobs/sha256/00/00"} {
+		_, err := d.Open(ctx, l)
+		wantErr(t, fmt.Sprintf("Open(%q)", l), err, blobstore.ErrNotFound)
+	}
+	// An upload in progress is not a blob.
+	up = newUpload(t, d)
+	write(t, up, []byte("in progress"))
+	defer up.Close()
+	for _, l := range []string{up.Handle(), "uploads/" + up.Handle()} {
+		if b, err := d.Open(ctx, l); err == nil {
+			b.Close()
+			t.Fatalf("Open(%q) opened an upload in progress", l)
+		}
+	}
+}
+
+func testReader(t *testing.T, d blobstore.Driver) {
+	up := newUpload(t, d)
+	if got := readUpload(t, up); len(got) != 0 {
+		t.Fatalf("new upload reads %q", got)
+	}
+	write(t, up, []byte("first"))
+	for range 2 { // re-readable any number of times
+		if got := readUpload(t, up); string(got) != "first" {
+			t.Fatalf("upload reads %q, want %q", got, "first")
+		}
+	}
+	write(t, up, []byte(" second"))
+	if got := readUpload(t, up); string(got) != "first second" {
+		t.Fatalf("upload reads %q, want %q", got, "first second")
+	}
+	closeUpload(t, up)
+	up = resume(t, d, up.Handle(), 5)
+	if got := readUpload(t, up); string(got) != "first" {
+		t.Fatalf("resumed upload reads %q, want %q", got, "first")
+	}
+	// A reader opened before more writes sees at least what was written when opened, and
+	// the final content reads back whole.
+	r, err := up.Reader(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, up, []byte("!"))
+	got, err := io.ReadAll(r)
+	r.Close()
+	if err != nil || !bytes.HasPrefix(got, []byte("first")) {
+		t.Fatalf("early reader read %q, %v", got, err)
+	}
+	readBlob(t, d, commit(t, up, []byte("first!")), []byte("first!"))
+}
+
+// pattern fills p with pseudo-random bytes that are not periodic, cheaply.
+func pattern(seed uint64, p []byte) {
+	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	for i := 0; i+8 <= len(p); i += 8 {
+		binary.LittleEndian.PutUint64(p[i:], r.Uint64())
+	}
+}
+
+func testLarge(t *testing.T, d blobstore.Driver) {
+	const size, chunk = 32 << 20, 1 << 20
+	block := make([]byte, chunk)
+	pattern(1, block)
+	h := sha256.New()
+	up := newUpload(t, d)
+	for i := range size / chunk {
+		binary.LittleEndian.PutUint64(block, uint64(i)) // every chunk differs
+		h.Write(block)
+		write(t, up, block)
+	}
+	dgst := digest.NewDigest(digest.SHA256, h)
+	// Close and resume at the end, as a chunked upload's final PUT does.
+	closeUpload(t, up)
+	up = resume(t, d, up.Handle(), size)
+	loc, err := up.Commit(t.Context(), dgst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := d.Open(t.Context(), loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if b.Size() != size {
+		t.Fatalf("Size = %d, want %d", b.Size(), size)
+	}
+	v := digest.SHA256.Digester()
+	n, err := io.Copy(v.Hash(), b)
+	if err != nil || n != size {
+		t.Fatalf("read %d bytes, %v; want %d", n, err, size)
+	}
+	if v.Digest() != dgst {
+		t.Fatalf("32 MiB blob reads back as %s, want %s", v.Digest(), dgst)
+	}
+}
+
+func testConcurrent(t *testing.T, d blobstore.Driver) {
+	const n = 16
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = uploadOne(d, i)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// uploadOne writes a distinct blob in chunks, with a close and resume midway, and checks it
+// reads back; it returns errors rather than failing, to run in its own goroutine.
+func uploadOne(d blobstore.Driver, i int) error {
+	ctx := context.Background()
+	content := make([]byte, 64<<10+i*1000)
+	pattern(uint64(100+i), content)
+	up, err := d.NewUpload(ctx)
+	if err != nil {
+		return err
+	}
+	half := len(content) / 2
+	for off := 0; off < half; off += 4096 {
+		if _, err := up.Write(content[off:min(off+4096, half)]); err != nil {
+			return err
+		}
+	}
+	// Write some bytes that will not be acknowledged, then resume at half.
+	if _, err := up.Write([]byte("unacknowledged")); err != nil {
+		return err
+	}
+	if err := up.Close(); err != nil {
+		return err
+	}
+	up, err = d.ResumeUpload(ctx, up.Handle(), int64(half))
+	if err != nil {
+		return fmt.Errorf("upload %d: resume: %w", i, err)
+	}
+	if _, err := up.Write(content[half:]); err != nil {
+		return err
+	}
+	loc, err := up.Commit(ctx, digest.FromBytes(content))
+	if err != nil {
+		return fmt.Errorf("upload %d: commit: %w", i, err)
+	}
+	b, err := d.Open(ctx, loc)
+	if err != nil {
+		return fmt.Errorf("upload %d: open: %w", i, err)
+	}
+	defer b.Close()
+	got, err := io.ReadAll(b)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(got, content) || b.Size() != int64(len(content)) {
+		return fmt.Errorf("upload %d: read back %d bytes (Size %d), want %d", i, len(got), b.Size(), len(content))
+	}
+	return nil
+}
