@@ -17,6 +17,11 @@ import (
 // ErrNotFound reports a location or upload handle the driver does not hold.
 var ErrNotFound = errors.New("blobstore: not found")
 
+// ErrUploadBusy reports an upload session another request is writing right now. A
+// session has one writer at a time: two interleaved writers could leave bytes on disk
+// that differ from the hash the winner recorded.
+var ErrUploadBusy = errors.New("blobstore: upload is being written by another request")
+
 // ErrUploadCorrupt reports an upload whose stored bytes are fewer than the recorded
 // offset (for example the disk lost them); the upload cannot be resumed.
 var ErrUploadCorrupt = errors.New("blobstore: upload data shorter than its recorded offset")
@@ -27,8 +32,14 @@ type Driver interface {
 	// NewUpload starts an empty upload session.
 	NewUpload(ctx context.Context) (Upload, error)
 	// ResumeUpload reopens the session handle whose first offset bytes were acknowledged;
-	// bytes past offset (written before a crash, never acknowledged) are discarded.
+	// bytes past offset (written before a crash, never acknowledged) are discarded. The
+	// returned Upload is the session's only writer until closed or committed; meanwhile
+	// ResumeUpload fails with ErrUploadBusy.
 	ResumeUpload(ctx context.Context, handle string, offset int64) (Upload, error)
+	// OpenUpload takes the session handle's single-writer hold (ErrUploadBusy when taken)
+	// without touching its bytes; the caller then reads the acknowledged offset under the
+	// hold and calls Rewind. This is what makes read-offset/truncate/write/record atomic.
+	OpenUpload(ctx context.Context, handle string) (Upload, error)
 	// AbortUpload discards a session and its bytes. Aborting an unknown handle is not an error.
 	AbortUpload(ctx context.Context, handle string) error
 	// Open returns the committed blob at location.
@@ -44,6 +55,11 @@ type Upload interface {
 	Handle() string
 	// Size is the number of bytes written so far.
 	Size() int64
+	// Rewind discards bytes past offset (written but never acknowledged) and positions
+	// writes there; ErrUploadCorrupt when fewer than offset bytes are stored.
+	Rewind(offset int64) error
+	// Sync makes the bytes written so far durable (before they are acknowledged).
+	Sync() error
 	// Reader re-reads the bytes written so far (to hash with another algorithm).
 	Reader(ctx context.Context) (io.ReadCloser, error)
 	// Commit makes the bytes durable as the blob dgst (already verified by the caller)

@@ -67,11 +67,28 @@ func (f *Filesystem) NewUpload(ctx context.Context) (Upload, error) {
 	if err != nil {
 		return nil, fmt.Errorf("blobstore: create upload: %w", err)
 	}
+	if err := unix.Flock(int(file.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		file.Close()
+		return nil, fmt.Errorf("blobstore: lock upload: %w", err)
+	}
 	return &fsUpload{fs: f, handle: handle, path: path, file: file}, nil
 }
 
 // ResumeUpload implements Driver.
 func (f *Filesystem) ResumeUpload(ctx context.Context, handle string, offset int64) (Upload, error) {
+	up, err := f.OpenUpload(ctx, handle)
+	if err != nil {
+		return nil, err
+	}
+	if err := up.Rewind(offset); err != nil {
+		up.Close()
+		return nil, err
+	}
+	return up, nil
+}
+
+// OpenUpload implements Driver.
+func (f *Filesystem) OpenUpload(ctx context.Context, handle string) (Upload, error) {
 	path, err := f.uploadPath(handle)
 	if err != nil {
 		return nil, err
@@ -83,26 +100,26 @@ func (f *Filesystem) ResumeUpload(ctx context.Context, handle string, offset int
 	if err != nil {
 		return nil, fmt.Errorf("blobstore: open upload: %w", err)
 	}
+	// One writer per session, across processes on this host; the kernel drops the lock
+	// when the writer closes or dies, so a crash never leaves a session stuck.
+	if err := unix.Flock(int(file.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		file.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w: %s", ErrUploadBusy, handle)
+		}
+		return nil, fmt.Errorf("blobstore: lock upload: %w", err)
+	}
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		// Committed or aborted between our open and our lock.
+		file.Close()
+		return nil, fmt.Errorf("%w: upload %s", ErrNotFound, handle)
+	}
 	st, err := file.Stat()
 	if err != nil {
 		file.Close()
 		return nil, err
 	}
-	if st.Size() < offset {
-		file.Close()
-		return nil, fmt.Errorf("%w: %s has %d bytes, %d acknowledged", ErrUploadCorrupt, handle, st.Size(), offset)
-	}
-	if st.Size() > offset {
-		if err := file.Truncate(offset); err != nil {
-			file.Close()
-			return nil, fmt.Errorf("blobstore: truncate upload: %w", err)
-		}
-	}
-	if _, err := file.Seek(offset, io.SeekStart); err != nil {
-		file.Close()
-		return nil, err
-	}
-	return &fsUpload{fs: f, handle: handle, path: path, file: file, size: offset, synced: offset}, nil
+	return &fsUpload{fs: f, handle: handle, path: path, file: file, size: st.Size(), synced: st.Size()}, nil
 }
 
 // AbortUpload implements Driver.
@@ -175,6 +192,24 @@ type fsUpload struct {
 
 func (u *fsUpload) Handle() string { return u.handle }
 func (u *fsUpload) Size() int64    { return u.size }
+
+func (u *fsUpload) Sync() error { return u.file.Sync() }
+
+func (u *fsUpload) Rewind(offset int64) error {
+	if u.size < offset {
+		return fmt.Errorf("%w: %s has %d bytes, %d acknowledged", ErrUploadCorrupt, u.handle, u.size, offset)
+	}
+	if u.size > offset {
+		if err := u.file.Truncate(offset); err != nil {
+			return fmt.Errorf("blobstore: truncate upload: %w", err)
+		}
+	}
+	if _, err := u.file.Seek(offset, io.SeekStart); err != nil {
+		return err
+	}
+	u.size, u.synced = offset, offset
+	return nil
+}
 
 func (u *fsUpload) Write(p []byte) (int, error) {
 	n, err := u.file.Write(p)

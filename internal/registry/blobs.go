@@ -212,58 +212,98 @@ type Chunk struct {
 	Length int64
 }
 
-// appendChunk resumes the session, appends the chunk and records the new size and hash
-// state. Bytes that did arrive are recorded even when the body fails midway, so the client
-// can ask for the offset and resume.
-func (r *Registry) appendChunk(ctx context.Context, u *meta.Upload, c Chunk) (hash.Hash, error) {
-	if c.Start >= 0 && c.Start != u.Size {
-		return nil, errcode.RangeInvalid.WithDetail(map[string]any{"expectedStart": u.Size, "start": c.Start})
-	}
-	h, err := unmarshalSHA256(u.HashState)
-	if err != nil {
-		return nil, r.internal(err, "corrupt upload hash state")
-	}
-	if c.Body == nil {
-		return h, nil
-	}
-	up, err := r.resume(ctx, *u)
+// session is an upload opened for writing.
+type session struct {
+	row meta.Upload
+	up  blobstore.Upload
+	h   hash.Hash
+}
+
+// openSession takes the upload's single-writer hold, then reads the acknowledged size
+// and hash under it and discards any bytes past that size. Reading the row only after
+// the hold is what keeps a concurrent request from truncating acknowledged bytes or
+// leaving bytes on disk that differ from the recorded hash.
+func (r *Registry) openSession(ctx context.Context, repo, id string) (*session, error) {
+	row, err := r.getUpload(ctx, repo, id)
 	if err != nil {
 		return nil, err
 	}
+	up, err := r.blobs.OpenUpload(ctx, row.Handle)
+	switch {
+	case errors.Is(err, blobstore.ErrUploadBusy):
+		return nil, errcode.RangeInvalid.New("the upload is being written by another request")
+	case errors.Is(err, blobstore.ErrNotFound):
+		// The bytes are gone (a crash after committing them but before recording the
+		// blob, or damaged storage): the client must start over.
+		_ = r.meta.DeleteUpload(context.WithoutCancel(ctx), row.ID)
+		return nil, errcode.BlobUploadUnknown.Wrap(err, "upload data is gone; start a new upload")
+	case err != nil:
+		return nil, r.internal(err, "")
+	}
+	if row, err = r.getUpload(ctx, repo, id); err != nil {
+		up.Close()
+		return nil, err
+	}
+	if err := up.Rewind(row.Size); err != nil {
+		up.Close()
+		if errors.Is(err, blobstore.ErrUploadCorrupt) {
+			r.discardUpload(context.WithoutCancel(ctx), row)
+			return nil, errcode.BlobUploadUnknown.Wrap(err, "upload data is damaged; start a new upload")
+		}
+		return nil, r.internal(err, "")
+	}
+	h, err := unmarshalSHA256(row.HashState)
+	if err != nil {
+		up.Close()
+		return nil, r.internal(err, "corrupt upload hash state")
+	}
+	return &session{row: row, up: up, h: h}, nil
+}
+
+// appendChunk appends the chunk, makes it durable and records the new size and hash
+// state, all under the session's hold. Bytes that did arrive are recorded even when the
+// body fails midway, so the client can ask for the offset and resume.
+func (r *Registry) appendChunk(ctx context.Context, s *session, c Chunk) error {
+	if c.Start >= 0 && c.Start != s.row.Size {
+		return errcode.RangeInvalid.WithDetail(map[string]any{"expectedStart": s.row.Size, "start": c.Start})
+	}
+	if c.Body == nil {
+		return r.checkLength(c, 0)
+	}
 	body := c.Body
 	if r.opts.MaxBlobSize > 0 {
-		body = io.LimitReader(body, r.opts.MaxBlobSize-u.Size+1)
+		body = io.LimitReader(body, r.opts.MaxBlobSize-s.row.Size+1)
 	}
-	n, copyErr := copyBuffered(io.MultiWriter(up, h), body)
-	// A client that disconnects cancels ctx; what did arrive is still recorded so it can
-	// ask for the offset and resume.
+	n, copyErr := copyBuffered(io.MultiWriter(s.up, s.h), body)
+	// A client that disconnects cancels ctx; what did arrive is still recorded.
 	ctx = context.WithoutCancel(ctx)
-	closeErr := up.Close()
-	if closeErr != nil {
-		return nil, r.internal(closeErr, "")
-	}
 	if n == 0 && copyErr == nil {
-		return h, r.checkLength(c, n)
+		return r.checkLength(c, n)
 	}
-	prev := u.Size
-	u.Size += n
-	state, err := marshalHash(h)
+	if r.opts.MaxBlobSize > 0 && s.row.Size+n > r.opts.MaxBlobSize {
+		// Not recorded: the next writer rewinds these bytes away.
+		return errcode.SizeInvalid.New(fmt.Sprintf("blob exceeds the limit of %d bytes", r.opts.MaxBlobSize))
+	}
+	if err := s.up.Sync(); err != nil {
+		return r.internal(err, "")
+	}
+	state, err := marshalHash(s.h)
 	if err != nil {
-		return nil, r.internal(err, "")
+		return r.internal(err, "")
 	}
-	u.HashState = state
-	if err := r.meta.AdvanceUpload(ctx, *u, prev); errors.Is(err, meta.ErrConflict) {
-		return nil, errcode.RangeInvalid.New("the upload was advanced concurrently")
+	next := s.row
+	next.Size += n
+	next.HashState = state
+	if err := r.meta.AdvanceUpload(ctx, next, s.row.Size); errors.Is(err, meta.ErrConflict) {
+		return errcode.RangeInvalid.New("the upload was advanced concurrently")
 	} else if err != nil {
-		return nil, r.internal(err, "")
+		return r.internal(err, "")
 	}
+	s.row = next
 	if copyErr != nil {
-		return nil, errcode.BlobUploadInvalid.Wrap(copyErr, "upload body ended early: "+copyErr.Error())
+		return errcode.BlobUploadInvalid.Wrap(copyErr, "upload body ended early: "+copyErr.Error())
 	}
-	if r.opts.MaxBlobSize > 0 && u.Size > r.opts.MaxBlobSize {
-		return nil, errcode.SizeInvalid.New(fmt.Sprintf("blob exceeds the limit of %d bytes", r.opts.MaxBlobSize))
-	}
-	return h, r.checkLength(c, n)
+	return r.checkLength(c, n)
 }
 
 func (r *Registry) checkLength(c Chunk, n int64) error {
@@ -273,59 +313,42 @@ func (r *Registry) checkLength(c Chunk, n int64) error {
 	return nil
 }
 
-// resume reopens a session's bytes. When they are gone (a crash between committing the
-// bytes and recording the blob, or damaged storage) the session ends: the client starts
-// over, which the spec's BLOB_UPLOAD_UNKNOWN tells it to do.
-func (r *Registry) resume(ctx context.Context, u meta.Upload) (blobstore.Upload, error) {
-	up, err := r.blobs.ResumeUpload(ctx, u.Handle, u.Size)
-	if errors.Is(err, blobstore.ErrNotFound) || errors.Is(err, blobstore.ErrUploadCorrupt) {
-		_ = r.meta.DeleteUpload(context.WithoutCancel(ctx), u.ID)
-		return nil, errcode.BlobUploadUnknown.Wrap(err, "upload data is gone; start a new upload")
-	}
-	if err != nil {
-		return nil, r.internal(err, "")
-	}
-	return up, nil
-}
-
 // AppendUpload appends a chunk (PATCH).
 func (r *Registry) AppendUpload(ctx context.Context, repo, id string, c Chunk) (UploadStatus, error) {
-	u, err := r.getUpload(ctx, repo, id)
+	s, err := r.openSession(ctx, repo, id)
 	if err != nil {
 		return UploadStatus{}, err
 	}
-	if _, err := r.appendChunk(ctx, &u, c); err != nil {
+	defer s.up.Close()
+	if err := r.appendChunk(ctx, s, c); err != nil {
 		return UploadStatus{}, err
 	}
-	return UploadStatus{ID: id, Size: u.Size}, nil
+	return UploadStatus{ID: id, Size: s.row.Size}, nil
 }
 
 // FinishUpload appends an optional last chunk, verifies the whole content against dgst
-// and commits the blob (PUT). A mismatch discards the session.
+// and commits the blob (PUT), all under one hold on the session. A mismatch discards
+// the session.
 func (r *Registry) FinishUpload(ctx context.Context, repo, id string, dgst oci.Digest, c Chunk) (BlobInfo, error) {
-	u, err := r.getUpload(ctx, repo, id)
+	s, err := r.openSession(ctx, repo, id)
 	if err != nil {
 		return BlobInfo{}, err
 	}
-	h, err := r.appendChunk(ctx, &u, c)
-	if err != nil {
+	if err := r.appendChunk(ctx, s, c); err != nil {
+		s.up.Close()
 		return BlobInfo{}, err
 	}
-	up, err := r.resume(ctx, u)
+	sum, err := r.sumUpload(ctx, s.up, dgst, s.h)
 	if err != nil {
-		return BlobInfo{}, err
-	}
-	sum, err := r.sumUpload(ctx, up, dgst, h)
-	if err != nil {
-		up.Close()
+		s.up.Close()
 		return BlobInfo{}, err
 	}
 	if sum != dgst {
-		up.Close()
-		r.discardUpload(ctx, u)
+		s.up.Close()
+		r.discardUpload(ctx, s.row)
 		return BlobInfo{}, errcode.DigestInvalid.WithDetail(map[string]string{"expected": string(dgst), "computed": string(sum)})
 	}
-	return r.commit(ctx, repo, up, dgst, u.ID)
+	return r.commit(ctx, repo, s.up, dgst, s.row.ID)
 }
 
 // sumUpload computes the upload's digest in dgst's algorithm: sha256 comes from the

@@ -42,6 +42,7 @@ func Run(t *testing.T, newDriver func(t *testing.T) blobstore.Driver) {
 		{"ReaderRereads", testReader},
 		{"LargeStreaming", testLarge},
 		{"ConcurrentUploads", testConcurrent},
+		{"SingleWriter", testSingleWriter},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -577,4 +578,53 @@ func uploadOne(d blobstore.Driver, i int) error {
 		return fmt.Errorf("upload %d: read back %d bytes (Size %d), want %d", i, len(got), b.Size(), len(content))
 	}
 	return nil
+}
+
+// testSingleWriter: while one writer holds a session, a second open is refused with
+// ErrUploadBusy; after the first closes, OpenUpload sees its bytes and Rewind trims
+// unacknowledged ones.
+func testSingleWriter(t *testing.T, d blobstore.Driver) {
+	ctx := t.Context()
+	up := newUpload(t, d)
+	if _, err := up.Write([]byte("hello world")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.OpenUpload(ctx, up.Handle()); !errors.Is(err, blobstore.ErrUploadBusy) {
+		t.Fatalf("OpenUpload while held by a new upload: %v, want ErrUploadBusy", err)
+	}
+	if err := up.Close(); err != nil {
+		t.Fatal(err)
+	}
+	held, err := d.OpenUpload(ctx, up.Handle())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if held.Size() != 11 {
+		t.Fatalf("OpenUpload size %d, want 11", held.Size())
+	}
+	if _, err := d.ResumeUpload(ctx, up.Handle(), 5); !errors.Is(err, blobstore.ErrUploadBusy) {
+		t.Fatalf("ResumeUpload while held: %v, want ErrUploadBusy", err)
+	}
+	if err := held.Rewind(20); !errors.Is(err, blobstore.ErrUploadCorrupt) {
+		t.Fatalf("Rewind past the stored bytes: %v, want ErrUploadCorrupt", err)
+	}
+	if err := held.Rewind(5); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := held.Write([]byte("!")); err != nil {
+		t.Fatal(err)
+	}
+	if err := held.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	rd, err := held.Reader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(rd)
+	rd.Close()
+	if string(got) != "hello!" {
+		t.Fatalf("after rewind and write: %q, want %q", got, "hello!")
+	}
+	held.Close()
 }
