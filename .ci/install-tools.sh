@@ -45,6 +45,7 @@ APT_TOOLS=(
   "apache2-utils|apache2-utils|apache2-utils|2.4."
   "jq|jq|jq|1.6"
   "curl|curl|curl|7.88."
+  "containerd|containerd|containerd|1.6."
 )
 
 say() { printf '%s\n' "$*"; }

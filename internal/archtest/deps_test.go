@@ -29,6 +29,9 @@ var allowed = map[string][]string{
 		"github.com/google/go-containerregistry/pkg/v1/remote/transport", "github.com/prometheus/client_golang/prometheus"},
 	"internal/server": {"internal/blobstore", "internal/config", "internal/distribution", "internal/meta", "internal/proxy", "internal/registry",
 		"github.com/prometheus/client_golang/prometheus"},
+	"internal/cric": {"github.com/docker/cli/cli/config", "github.com/google/go-containerregistry/pkg",
+		"github.com/vbauerster/mpb/v8", "golang.org/x/sync/errgroup", "golang.org/x/term"},
+	"cmd/cric":  {"internal/cric", "github.com/spf13/cobra"},
 	"cmd/berth": {"internal/config", "internal/oci", "internal/proxy", "internal/registry", "internal/server", "github.com/spf13/cobra"},
 }
 

@@ -48,10 +48,12 @@ func (f *Filesystem) uploadPath(handle string) (string, error) {
 func (f *Filesystem) blobPath(location string) (string, error) {
 	// Locations are produced by Commit; refuse anything else so a corrupted row can never
 	// name a path outside the store.
-	clean := filepath.Clean(location)
-	if clean != location || !strings.HasPrefix(clean, "blobs/") || strings.Contains(clean, "..") {
+	parts := strings.Split(location, "/")
+	if filepath.Clean(location) != location || len(parts) != 4 || parts[0] != "blobs" ||
+		len(parts[2]) != 2 || !strings.HasPrefix(parts[3], parts[2]) || strings.Contains(location, "..") {
 		return "", fmt.Errorf("%w: location %q", ErrNotFound, location)
 	}
+	clean := location
 	return filepath.Join(f.root, clean), nil
 }
 
