@@ -171,6 +171,11 @@ func Observe(h http.Handler, m *Metrics, log *slog.Logger, accessLog bool) http.
 					slog.String("remote", r.RemoteAddr),
 					slog.String("user_agent", r.UserAgent()),
 				}
+				if r.URL.RawQuery != "" {
+					if ns := r.URL.Query().Get("ns"); ns != "" {
+						attrs = append(attrs, slog.String("ns", ns))
+					}
+				}
 				if info.errCode != "" {
 					attrs = append(attrs, slog.String("error_code", info.errCode))
 				}

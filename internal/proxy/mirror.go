@@ -371,13 +371,19 @@ func (m *Mirror) fetchBlob(t *Target, dgst oci.Digest, key string, f *flight) {
 	ctx, cancel := context.WithTimeout(context.Background(), blobFetchTimeout)
 	defer cancel()
 	err := func() error {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
 		resp, err := t.Upstream.do(ctx, http.MethodGet, t.Repo, "blobs/"+string(dgst), nil)
 		if err != nil {
 			return err
 		}
 		defer resp.Body.Close()
 		f.start(resp.ContentLength)
-		counted := &countingReader{r: resp.Body}
+		// The download may take as long as bytes keep flowing, but an upstream that goes
+		// silent mid-body is given up after the upstream timeout, not hours later.
+		idle := time.AfterFunc(time.Duration(t.Upstream.cfg.Timeout), cancel)
+		defer idle.Stop()
+		counted := &countingReader{r: resp.Body, onRead: func() { idle.Reset(time.Duration(t.Upstream.cfg.Timeout)) }}
 		_, err = m.reg.PutBlob(ctx, t.LocalRepo, dgst, registry.Chunk{Body: io.TeeReader(counted, f), Start: -1, Length: resp.ContentLength})
 		m.metrics.upstreamBytes.WithLabelValues(t.Upstream.cfg.Name).Add(float64(counted.n))
 		if errors.Is(err, errcode.DigestInvalid) {
@@ -396,13 +402,17 @@ func (m *Mirror) fetchBlob(t *Target, dgst oci.Digest, key string, f *flight) {
 }
 
 type countingReader struct {
-	r io.Reader
-	n int64
+	r      io.Reader
+	n      int64
+	onRead func() // called after every read that returned bytes
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
+	if n > 0 && c.onRead != nil {
+		c.onRead()
+	}
 	return n, err
 }
 
