@@ -35,10 +35,12 @@ type Driver interface {
 	// bytes past offset (written before a crash, never acknowledged) are discarded. The
 	// returned Upload is the session's only writer until closed or committed; meanwhile
 	// ResumeUpload fails with ErrUploadBusy.
-	ResumeUpload(ctx context.Context, handle string, offset int64) (Upload, error)
+	ResumeUpload(ctx context.Context, handle string, state []byte, offset int64) (Upload, error)
 	// OpenUpload takes the session handle's single-writer hold (ErrUploadBusy when taken)
-	// without touching its bytes; the caller then reads the acknowledged offset under the
-	// hold and calls Rewind. This is what makes read-offset/truncate/write/record atomic.
+	// without touching its bytes; the caller then reads the acknowledged offset and state
+	// under the hold and calls Rewind. This is what makes read-offset/truncate/write/record
+	// atomic. Drivers whose sessions cannot be corrupted by a concurrent writer (because
+	// each write lands in a new object named in State) may grant the hold to everyone.
 	OpenUpload(ctx context.Context, handle string) (Upload, error)
 	// AbortUpload discards a session and its bytes. Aborting an unknown handle is not an error.
 	AbortUpload(ctx context.Context, handle string) error
@@ -55,9 +57,14 @@ type Upload interface {
 	Handle() string
 	// Size is the number of bytes written so far.
 	Size() int64
-	// Rewind discards bytes past offset (written but never acknowledged) and positions
+	// Rewind returns the session to its acknowledged offset and driver state (the last
+	// State recorded with that offset), discarding bytes written after it, and positions
 	// writes there; ErrUploadCorrupt when fewer than offset bytes are stored.
-	Rewind(offset int64) error
+	Rewind(offset int64, state []byte) error
+	// State is driver-specific bookkeeping (e.g. the multipart parts written) that must be
+	// recorded together with Size once Sync has made the bytes durable. Nil for drivers
+	// that need none.
+	State() []byte
 	// Sync makes the bytes written so far durable (before they are acknowledged).
 	Sync() error
 	// Reader re-reads the bytes written so far (to hash with another algorithm).

@@ -77,12 +77,12 @@ func (f *Filesystem) NewUpload(ctx context.Context) (Upload, error) {
 }
 
 // ResumeUpload implements Driver.
-func (f *Filesystem) ResumeUpload(ctx context.Context, handle string, offset int64) (Upload, error) {
+func (f *Filesystem) ResumeUpload(ctx context.Context, handle string, state []byte, offset int64) (Upload, error) {
 	up, err := f.OpenUpload(ctx, handle)
 	if err != nil {
 		return nil, err
 	}
-	if err := up.Rewind(offset); err != nil {
+	if err := up.Rewind(offset, state); err != nil {
 		up.Close()
 		return nil, err
 	}
@@ -197,7 +197,10 @@ func (u *fsUpload) Size() int64    { return u.size }
 
 func (u *fsUpload) Sync() error { return u.file.Sync() }
 
-func (u *fsUpload) Rewind(offset int64) error {
+// State implements Upload: the file is its own state.
+func (u *fsUpload) State() []byte { return nil }
+
+func (u *fsUpload) Rewind(offset int64, _ []byte) error {
 	if u.size < offset {
 		return fmt.Errorf("%w: %s has %d bytes, %d acknowledged", ErrUploadCorrupt, u.handle, u.size, offset)
 	}

@@ -101,7 +101,7 @@ func TestFilesystemLocationTraversal(t *testing.T) {
 	if got, err := os.ReadFile(canary); err != nil || string(got) != "secret" {
 		t.Fatalf("canary outside the store after traversal attempts: %q, %v", got, err)
 	}
-	up, err = f.ResumeUpload(ctx, up.Handle(), int64(len("upload in progress")))
+	up, err = f.ResumeUpload(ctx, up.Handle(), nil, int64(len("upload in progress")))
 	if err != nil {
 		t.Fatalf("the upload in progress did not survive traversal attempts: %v", err)
 	}
@@ -109,7 +109,7 @@ func TestFilesystemLocationTraversal(t *testing.T) {
 
 	// Upload handles are no more a way out than locations.
 	for _, h := range []string{"../canary", "../../canary", "/etc/passwd", "..", "."} {
-		if _, err := f.ResumeUpload(ctx, h, 0); !errors.Is(err, blobstore.ErrNotFound) {
+		if _, err := f.ResumeUpload(ctx, h, nil, 0); !errors.Is(err, blobstore.ErrNotFound) {
 			t.Errorf("ResumeUpload(%q): err = %v, want ErrNotFound", h, err)
 		}
 		_ = f.AbortUpload(ctx, h)
@@ -139,7 +139,7 @@ func TestFilesystemBlobInvisibleUntilCommit(t *testing.T) {
 	if err := up.Close(); err != nil {
 		t.Fatal(err)
 	}
-	up, err = f.ResumeUpload(ctx, up.Handle(), 10)
+	up, err = f.ResumeUpload(ctx, up.Handle(), nil, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +249,7 @@ func TestFilesystemUploadsIdleSince(t *testing.T) {
 	}
 
 	// Writing to a session makes it fresh again.
-	up, err := f.ResumeUpload(ctx, old, 1)
+	up, err := f.ResumeUpload(ctx, old, nil, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,7 +266,7 @@ func TestFilesystemUploadsIdleSince(t *testing.T) {
 	if err := f.AbortUpload(ctx, old); err != nil {
 		t.Fatal(err)
 	}
-	up, err = f.ResumeUpload(ctx, fresh, 1)
+	up, err = f.ResumeUpload(ctx, fresh, nil, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,8 +17,10 @@ type Upload struct {
 	Handle     string // blob store handle
 	Size       int64
 	HashState  []byte
-	StartedAt  time.Time
-	UpdatedAt  time.Time
+	// DriverState is the blob driver's bookkeeping for the acknowledged bytes.
+	DriverState []byte
+	StartedAt   time.Time
+	UpdatedAt   time.Time
 }
 
 // CreateUpload records a new session, creating the repository if needed.
@@ -29,8 +31,8 @@ func (s *Store) CreateUpload(ctx context.Context, u Upload) error {
 			return err
 		}
 		t := now()
-		if _, err := tx.ExecContext(ctx, `INSERT INTO uploads (id, repository_id, handle, size, hash_state, started_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $6)`, u.ID, id, u.Handle, u.Size, u.HashState, t); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO uploads (id, repository_id, handle, size, hash_state, driver_state, started_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $7)`, u.ID, id, u.Handle, u.Size, u.HashState, u.DriverState, t); err != nil {
 			return fmt.Errorf("meta: create upload: %w", err)
 		}
 		return nil
@@ -41,9 +43,9 @@ func (s *Store) CreateUpload(ctx context.Context, u Upload) error {
 func (s *Store) GetUpload(ctx context.Context, repo, id string) (Upload, error) {
 	u := Upload{ID: id, Repository: repo}
 	var started, updated int64
-	err := s.r.QueryRowContext(ctx, `SELECT u.handle, u.size, u.hash_state, u.started_at, u.updated_at FROM uploads u
+	err := s.r.QueryRowContext(ctx, `SELECT u.handle, u.size, u.hash_state, u.driver_state, u.started_at, u.updated_at FROM uploads u
 		JOIN repositories r ON r.id = u.repository_id WHERE u.id = $1 AND r.name = $2`, id, repo).
-		Scan(&u.Handle, &u.Size, &u.HashState, &started, &updated)
+		Scan(&u.Handle, &u.Size, &u.HashState, &u.DriverState, &started, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Upload{}, ErrNotFound
 	}
@@ -60,8 +62,8 @@ var ErrConflict = errors.New("meta: concurrent update")
 // AdvanceUpload records that the session grew from prevSize to u.Size with hash state
 // u.HashState. It fails with ErrConflict when another request advanced it first.
 func (s *Store) AdvanceUpload(ctx context.Context, u Upload, prevSize int64) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE uploads SET size = $1, hash_state = $2, updated_at = $3
-		WHERE id = $4 AND size = $5`, u.Size, u.HashState, now(), u.ID, prevSize)
+	res, err := s.w.ExecContext(ctx, `UPDATE uploads SET size = $1, hash_state = $2, driver_state = $3, updated_at = $4
+		WHERE id = $5 AND size = $6`, u.Size, u.HashState, u.DriverState, now(), u.ID, prevSize)
 	if err != nil {
 		return fmt.Errorf("meta: advance upload: %w", err)
 	}

@@ -159,7 +159,7 @@ func (r *Registry) StartUpload(ctx context.Context, repo string) (UploadStatus, 
 		return UploadStatus{}, r.internal(err, "")
 	}
 	id := newUploadID()
-	if err := r.meta.CreateUpload(ctx, meta.Upload{ID: id, Repository: repo, Handle: up.Handle(), HashState: state}); err != nil {
+	if err := r.meta.CreateUpload(ctx, meta.Upload{ID: id, Repository: repo, Handle: up.Handle(), HashState: state, DriverState: up.State()}); err != nil {
 		_ = r.blobs.AbortUpload(ctx, up.Handle())
 		return UploadStatus{}, r.internal(err, "")
 	}
@@ -244,7 +244,7 @@ func (r *Registry) openSession(ctx context.Context, repo, id string) (*session, 
 		up.Close()
 		return nil, err
 	}
-	if err := up.Rewind(row.Size); err != nil {
+	if err := up.Rewind(row.Size, row.DriverState); err != nil {
 		up.Close()
 		if errors.Is(err, blobstore.ErrUploadCorrupt) {
 			r.discardUpload(context.WithoutCancel(ctx), row)
@@ -294,6 +294,7 @@ func (r *Registry) appendChunk(ctx context.Context, s *session, c Chunk) error {
 	next := s.row
 	next.Size += n
 	next.HashState = state
+	next.DriverState = s.up.State()
 	if err := r.meta.AdvanceUpload(ctx, next, s.row.Size); errors.Is(err, meta.ErrConflict) {
 		return errcode.RangeInvalid.New("the upload was advanced concurrently")
 	} else if err != nil {

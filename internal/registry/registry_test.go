@@ -473,7 +473,7 @@ func TestUploadResumesAfterRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	up, err := e.drv.ResumeUpload(ctx, u.Handle, u.Size)
+	up, err := e.drv.ResumeUpload(ctx, u.Handle, nil, u.Size)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -81,7 +81,7 @@ func write(t *testing.T, up blobstore.Upload, p []byte) {
 
 func resume(t *testing.T, d blobstore.Driver, handle string, offset int64) blobstore.Upload {
 	t.Helper()
-	up, err := d.ResumeUpload(t.Context(), handle, offset)
+	up, err := d.ResumeUpload(t.Context(), handle, nil, offset)
 	if err != nil {
 		t.Fatalf("ResumeUpload(%s, %d): %v", handle, offset, err)
 	}
@@ -321,7 +321,7 @@ func testResumeBeyond(t *testing.T, d blobstore.Driver) {
 	up := newUpload(t, d)
 	write(t, up, []byte("12345"))
 	closeUpload(t, up)
-	_, err := d.ResumeUpload(t.Context(), up.Handle(), 6)
+	_, err := d.ResumeUpload(t.Context(), up.Handle(), nil, 6)
 	wantErr(t, "ResumeUpload past the stored bytes", err, blobstore.ErrUploadCorrupt)
 	// The refusal did not damage the session.
 	up = resume(t, d, up.Handle(), 5)
@@ -336,10 +336,10 @@ func testUnknownHandle(t *testing.T, d blobstore.Driver) {
 	if err := d.AbortUpload(ctx, up.Handle()); err != nil {
 		t.Fatal(err)
 	}
-	_, err := d.ResumeUpload(ctx, up.Handle(), 0)
+	_, err := d.ResumeUpload(ctx, up.Handle(), nil, 0)
 	wantErr(t, "ResumeUpload of an aborted handle", err, blobstore.ErrNotFound)
 	for _, h := range []string{"", "nope", "../../etc/passwd", "/etc/passwd", "uploads/x", up.Handle() + "0"} {
-		_, err := d.ResumeUpload(ctx, h, 0)
+		_, err := d.ResumeUpload(ctx, h, nil, 0)
 		wantErr(t, fmt.Sprintf("ResumeUpload(%q)", h), err, blobstore.ErrNotFound)
 	}
 }
@@ -348,7 +348,7 @@ func testCommitConsumes(t *testing.T, d blobstore.Driver) {
 	up := newUpload(t, d)
 	write(t, up, []byte("once"))
 	loc := commit(t, up, []byte("once"))
-	_, err := d.ResumeUpload(t.Context(), up.Handle(), 0)
+	_, err := d.ResumeUpload(t.Context(), up.Handle(), nil, 0)
 	wantErr(t, "ResumeUpload after Commit", err, blobstore.ErrNotFound)
 	if err := d.AbortUpload(t.Context(), up.Handle()); err != nil {
 		t.Fatalf("AbortUpload after Commit: %v", err)
@@ -366,7 +366,7 @@ func testAbort(t *testing.T, d blobstore.Driver) {
 			t.Fatalf("AbortUpload #%d: %v", i+1, err)
 		}
 	}
-	_, err := d.ResumeUpload(ctx, up.Handle(), 0)
+	_, err := d.ResumeUpload(ctx, up.Handle(), nil, 0)
 	wantErr(t, "ResumeUpload after AbortUpload", err, blobstore.ErrNotFound)
 	for _, h := range []string{"", "nope", "../x"} {
 		if err := d.AbortUpload(ctx, h); err != nil {
@@ -554,7 +554,7 @@ func uploadOne(d blobstore.Driver, i int) error {
 	if err := up.Close(); err != nil {
 		return err
 	}
-	up, err = d.ResumeUpload(ctx, up.Handle(), int64(half))
+	up, err = d.ResumeUpload(ctx, up.Handle(), nil, int64(half))
 	if err != nil {
 		return fmt.Errorf("upload %d: resume: %w", i, err)
 	}
@@ -602,13 +602,13 @@ func testSingleWriter(t *testing.T, d blobstore.Driver) {
 	if held.Size() != 11 {
 		t.Fatalf("OpenUpload size %d, want 11", held.Size())
 	}
-	if _, err := d.ResumeUpload(ctx, up.Handle(), 5); !errors.Is(err, blobstore.ErrUploadBusy) {
+	if _, err := d.ResumeUpload(ctx, up.Handle(), nil, 5); !errors.Is(err, blobstore.ErrUploadBusy) {
 		t.Fatalf("ResumeUpload while held: %v, want ErrUploadBusy", err)
 	}
-	if err := held.Rewind(20); !errors.Is(err, blobstore.ErrUploadCorrupt) {
+	if err := held.Rewind(20, nil); !errors.Is(err, blobstore.ErrUploadCorrupt) {
 		t.Fatalf("Rewind past the stored bytes: %v, want ErrUploadCorrupt", err)
 	}
-	if err := held.Rewind(5); err != nil {
+	if err := held.Rewind(5, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := held.Write([]byte("!")); err != nil {
