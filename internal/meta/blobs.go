@@ -17,7 +17,7 @@ type Blob struct {
 // RepositoryBlob returns the blob if it is visible in the repository.
 func (s *Store) RepositoryBlob(ctx context.Context, repo, digest string) (Blob, error) {
 	b := Blob{Digest: digest}
-	err := s.r.QueryRowContext(ctx, `SELECT b.size, b.location FROM blobs b
+	err := s.read(ctx, `SELECT b.size, b.location FROM blobs b
 		JOIN repository_blobs rb ON rb.digest = b.digest
 		JOIN repositories r ON r.id = rb.repository_id
 		WHERE r.name = $1 AND b.digest = $2`, repo, digest).Scan(&b.Size, &b.Location)
@@ -33,7 +33,7 @@ func (s *Store) RepositoryBlob(ctx context.Context, repo, digest string) (Blob, 
 // Blob returns the stored blob regardless of visibility (the caller checks access).
 func (s *Store) Blob(ctx context.Context, digest string) (Blob, error) {
 	b := Blob{Digest: digest}
-	err := s.r.QueryRowContext(ctx, `SELECT size, location FROM blobs WHERE digest = $1`, digest).Scan(&b.Size, &b.Location)
+	err := s.read(ctx, `SELECT size, location FROM blobs WHERE digest = $1`, digest).Scan(&b.Size, &b.Location)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Blob{}, ErrNotFound
 	}
@@ -151,7 +151,7 @@ func (s *Store) missing(ctx context.Context, query, repo string, digests []strin
 		}
 		seen[d] = true
 		var got string
-		err := s.r.QueryRowContext(ctx, query, repo, d).Scan(&got)
+		err := s.read(ctx, query, repo, d).Scan(&got)
 		if errors.Is(err, sql.ErrNoRows) {
 			missing = append(missing, d)
 			continue

@@ -107,7 +107,7 @@ func (s *Store) GetManifest(ctx context.Context, repo, ref string, byDigest, pay
 	if !byDigest {
 		dest = append(dest, &tagUpdated)
 	}
-	err := s.r.QueryRowContext(ctx, q, repo, ref).Scan(dest...)
+	err := s.read(ctx, q, repo, ref).Scan(dest...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Manifest{}, ErrNotFound
 	}
@@ -182,7 +182,7 @@ func (s *Store) Tags(ctx context.Context, repo, last string, n int) ([]string, e
 	// The repository id comes from a scalar subquery, not a join: PostgreSQL then walks the
 	// (repository_id, name) key in order and stops after n, instead of sorting every tag
 	// past last on each page.
-	rows, err := s.r.QueryContext(ctx, `SELECT name FROM tags WHERE repository_id = (SELECT id FROM repositories WHERE name = $1)
+	rows, err := s.readRows(ctx, `SELECT name FROM tags WHERE repository_id = (SELECT id FROM repositories WHERE name = $1)
 		AND name > $2 ORDER BY name LIMIT $3`, repo, last, n)
 	if err != nil {
 		return nil, fmt.Errorf("meta: list tags: %w", err)
@@ -201,7 +201,7 @@ func (s *Store) Referrers(ctx context.Context, repo, digest, artifactType string
 		args = append(args, artifactType)
 	}
 	q += ` ORDER BY m.created_at, m.digest`
-	rows, err := s.r.QueryContext(ctx, q, args...)
+	rows, err := s.readRows(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("meta: referrers: %w", err)
 	}

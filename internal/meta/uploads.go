@@ -43,7 +43,7 @@ func (s *Store) CreateUpload(ctx context.Context, u Upload) error {
 func (s *Store) GetUpload(ctx context.Context, repo, id string) (Upload, error) {
 	u := Upload{ID: id, Repository: repo}
 	var started, updated int64
-	err := s.r.QueryRowContext(ctx, `SELECT u.handle, u.size, u.hash_state, u.driver_state, u.started_at, u.updated_at FROM uploads u
+	err := s.read(ctx, `SELECT u.handle, u.size, u.hash_state, u.driver_state, u.started_at, u.updated_at FROM uploads u
 		JOIN repositories r ON r.id = u.repository_id WHERE u.id = $1 AND r.name = $2`, id, repo).
 		Scan(&u.Handle, &u.Size, &u.HashState, &u.DriverState, &started, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
