@@ -254,8 +254,10 @@ func (u *fsUpload) Commit(ctx context.Context, dgst digest.Digest) (string, erro
 	if err := u.Close(); err != nil {
 		return "", fmt.Errorf("blobstore: sync upload: %w", err)
 	}
+	// The location is unique per commit (digest plus session handle): deleting a blob's
+	// bytes can then never remove a later commit of the same content.
 	hexPart := dgst.Encoded()
-	location := filepath.Join("blobs", string(dgst.Algorithm()), hexPart[:2], hexPart)
+	location := filepath.Join("blobs", string(dgst.Algorithm()), hexPart[:2], hexPart+"-"+u.handle)
 	dst := filepath.Join(u.fs.root, location)
 	dir := filepath.Dir(dst)
 	if err := os.MkdirAll(dir, 0o750); err != nil {

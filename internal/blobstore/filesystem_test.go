@@ -154,7 +154,8 @@ func TestFilesystemBlobInvisibleUntilCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := filepath.Join(string(dgst.Algorithm()), dgst.Encoded()[:2], dgst.Encoded())
+	// Content-addressed and unique per commit: <alg>/<xx>/<hex>-<session handle>.
+	want := filepath.Join(string(dgst.Algorithm()), dgst.Encoded()[:2], dgst.Encoded()+"-"+up.Handle())
 	if got := regularFiles(t, blobsDir); !slices.Equal(got, []string{want}) {
 		t.Fatalf("files under blobs/ after commit: %v, want [%s]", got, want)
 	}

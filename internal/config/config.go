@@ -88,8 +88,11 @@ type Upstream struct {
 	// Allow lists repository patterns (path.Match syntax, on the upstream repository name)
 	// that may be mirrored; empty allows all.
 	Allow []string `yaml:"allow"`
-	// CacheSize bounds the bytes cached for this upstream (0: unbounded).
+	// CacheSize bounds the bytes cached for this upstream (0: unbounded); past it the
+	// least recently pulled content is evicted.
 	CacheSize ByteSize `yaml:"cacheSize"`
+	// CacheMinAge protects content pulled within this period from eviction.
+	CacheMinAge Duration `yaml:"cacheMinAge"`
 }
 
 // Log configures logging.
@@ -209,6 +212,9 @@ func (c *Config) fillDerived() {
 		}
 		if u.Timeout == 0 {
 			u.Timeout = Duration(30 * time.Second)
+		}
+		if u.CacheMinAge == 0 {
+			u.CacheMinAge = Duration(time.Hour)
 		}
 	}
 	if c.Database.Driver == "sqlite" && c.Database.DSN == "" {

@@ -162,3 +162,92 @@ func (s *Store) missing(ctx context.Context, query, repo string, digests []strin
 	}
 	return missing, nil
 }
+
+// AdoptBlob makes an already stored blob visible in repo in place of an upload of the
+// same content, ending that upload in the same transaction. It fails with ErrNotFound
+// when the blob was deleted meanwhile, so the caller keeps its own bytes instead.
+func (s *Store) AdoptBlob(ctx context.Context, repo, digest, uploadID string) (Blob, error) {
+	var b Blob
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		b.Digest = digest
+		err := tx.QueryRowContext(ctx, `SELECT size, location FROM blobs WHERE digest = $1`, digest).Scan(&b.Size, &b.Location)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("meta: blob %s: %w", digest, err)
+		}
+		id, err := ensureRepository(ctx, tx, repo)
+		if err != nil {
+			return err
+		}
+		// The foreign key makes a concurrent deletion of the blob row fail (or this
+		// insert fail) rather than leave a link to nothing.
+		if err := linkBlob(ctx, tx, id, digest, now()); err != nil {
+			return err
+		}
+		if uploadID != "" {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM uploads WHERE id = $1`, uploadID); err != nil {
+				return fmt.Errorf("meta: end upload: %w", err)
+			}
+		}
+		return nil
+	})
+	return b, err
+}
+
+// PrefixCacheSize sums the sizes of the distinct blobs visible in repositories whose
+// names start with prefix (a mirror's cache).
+func (s *Store) PrefixCacheSize(ctx context.Context, prefix string) (int64, error) {
+	var n int64
+	err := s.r.QueryRowContext(ctx, `SELECT COALESCE(SUM(b.size), 0) FROM blobs b WHERE EXISTS (
+		SELECT 1 FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
+		WHERE rb.digest = b.digest AND r.name >= $1 AND r.name < $2)`, prefix, prefixEnd(prefix)).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("meta: cache size: %w", err)
+	}
+	return n, nil
+}
+
+// UnreferencedBlobs lists blobs visible in repo that no manifest in repo references.
+func (s *Store) UnreferencedBlobs(ctx context.Context, repo string) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT rb.digest FROM repository_blobs rb
+		JOIN repositories r ON r.id = rb.repository_id
+		WHERE r.name = $1 AND NOT EXISTS (
+			SELECT 1 FROM manifest_references mr JOIN manifests m ON m.id = mr.manifest_id
+			WHERE m.repository_id = rb.repository_id AND mr.digest = rb.digest)`, repo)
+	if err != nil {
+		return nil, fmt.Errorf("meta: unreferenced blobs: %w", err)
+	}
+	return scanStrings(rows)
+}
+
+// DeleteBlobIfUnused removes the blob's row when no repository can see it and returns
+// its location, whose bytes the caller then deletes. Locations are unique per commit, so
+// deleting them can never touch a later commit of the same content.
+func (s *Store) DeleteBlobIfUnused(ctx context.Context, digest string) (string, bool, error) {
+	var location string
+	deleted := false
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `SELECT location FROM blobs WHERE digest = $1`, digest).Scan(&location)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM blobs WHERE digest = $1
+			AND NOT EXISTS (SELECT 1 FROM repository_blobs WHERE digest = $1)`, digest)
+		if err != nil {
+			return err
+		}
+		n, _ := res.RowsAffected()
+		deleted = n == 1
+		return nil
+	})
+	if err != nil {
+		// Includes a link committed concurrently tripping the foreign key: in use.
+		return "", false, fmt.Errorf("meta: delete blob %s: %w", digest, err)
+	}
+	return location, deleted, nil
+}

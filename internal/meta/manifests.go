@@ -26,8 +26,9 @@ type Manifest struct {
 	Size         int64
 	Payload      []byte    // nil when fetched without payload
 	TagUpdatedAt time.Time // when fetched by tag: when the tag was last set or revalidated
-	Blobs        []string  // config and layers (on put)
-	Children     []string  // index entries (on put)
+	LastPulledAt time.Time
+	Blobs        []string // config and layers (on put)
+	Children     []string // index entries (on put)
 }
 
 // PutManifest stores the manifest (idempotently: the same digest is the same bytes) and
@@ -52,8 +53,8 @@ func (s *Store) PutManifest(ctx context.Context, m Manifest, tags []string) erro
 		}
 		t := now()
 		var id int64
-		err = tx.QueryRowContext(ctx, `INSERT INTO manifests (repository_id, digest, media_type, artifact_type, subject_digest, annotations, size, payload, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (repository_id, digest) DO NOTHING RETURNING id`,
+		err = tx.QueryRowContext(ctx, `INSERT INTO manifests (repository_id, digest, media_type, artifact_type, subject_digest, annotations, size, payload, created_at, last_pulled_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) ON CONFLICT (repository_id, digest) DO NOTHING RETURNING id`,
 			repoID, m.Digest, m.MediaType, m.ArtifactType, subject, annotations, int64(len(m.Payload)), m.Payload, t).Scan(&id)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
@@ -84,7 +85,7 @@ func (s *Store) PutManifest(ctx context.Context, m Manifest, tags []string) erro
 // GetManifest returns the manifest a tag or digest names in the repository; with
 // payload false the bytes are not read (HEAD).
 func (s *Store) GetManifest(ctx context.Context, repo, ref string, byDigest, payload bool) (Manifest, error) {
-	cols := "m.digest, m.media_type, m.size"
+	cols := "m.digest, m.media_type, m.size, m.last_pulled_at"
 	if payload {
 		cols += ", m.payload"
 	}
@@ -99,7 +100,8 @@ func (s *Store) GetManifest(ctx context.Context, repo, ref string, byDigest, pay
 			WHERE r.name = $1 AND t.name = $2`
 	}
 	m := Manifest{Repository: repo}
-	dest := []any{&m.Digest, &m.MediaType, &m.Size}
+	var lastPulled int64
+	dest := []any{&m.Digest, &m.MediaType, &m.Size, &lastPulled}
 	if payload {
 		dest = append(dest, &m.Payload)
 	}
@@ -117,6 +119,7 @@ func (s *Store) GetManifest(ctx context.Context, repo, ref string, byDigest, pay
 	if !byDigest {
 		m.TagUpdatedAt = time.UnixMilli(tagUpdated)
 	}
+	m.LastPulledAt = time.UnixMilli(lastPulled)
 	return m, nil
 }
 
@@ -221,4 +224,44 @@ func (s *Store) Referrers(ctx context.Context, repo, digest, artifactType string
 		out = append(out, m)
 	}
 	return out, rows.Err()
+}
+
+// MarkPulled records that the manifest was just pulled.
+func (s *Store) MarkPulled(ctx context.Context, repo, digest string) error {
+	_, err := s.w.ExecContext(ctx, `UPDATE manifests SET last_pulled_at = $1 WHERE digest = $3
+		AND repository_id = (SELECT id FROM repositories WHERE name = $2)`, now(), repo, digest)
+	if err != nil {
+		return fmt.Errorf("meta: mark pulled: %w", err)
+	}
+	return nil
+}
+
+// LeastRecentlyPulled lists up to n manifests in repositories whose names start with
+// prefix, least recently pulled first, skipping any pulled since before.
+func (s *Store) LeastRecentlyPulled(ctx context.Context, prefix string, before time.Time, n int) ([]Manifest, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT r.name, m.digest, m.size FROM manifests m
+		JOIN repositories r ON r.id = m.repository_id
+		WHERE r.name >= $1 AND r.name < $2 AND m.last_pulled_at < $3
+		ORDER BY m.last_pulled_at, m.id LIMIT $4`, prefix, prefixEnd(prefix), before.UnixMilli(), n)
+	if err != nil {
+		return nil, fmt.Errorf("meta: least recently pulled: %w", err)
+	}
+	defer rows.Close()
+	var out []Manifest
+	for rows.Next() {
+		var m Manifest
+		if err := rows.Scan(&m.Repository, &m.Digest, &m.Size); err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// prefixEnd is the smallest string greater than every string starting with prefix
+// (prefix ends in '/', whose successor is '0').
+func prefixEnd(prefix string) string {
+	b := []byte(prefix)
+	b[len(b)-1]++
+	return string(b)
 }

@@ -11,6 +11,8 @@ type Metrics struct {
 	upstreamErrors     *prometheus.CounterVec
 	coalesced          *prometheus.CounterVec
 	rateLimitRemaining *prometheus.GaugeVec
+	cacheBytes         *prometheus.GaugeVec
+	evictedBytes       *prometheus.CounterVec
 }
 
 // NewMetrics registers the mirror's instruments on reg.
@@ -38,6 +40,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "berth_mirror_ratelimit_remaining", Help: "The upstream's last ratelimit-remaining header (Docker Hub pull limit).",
 		}, []string{"upstream"}),
 	}
-	reg.MustRegister(m.hits, m.misses, m.staleServes, m.upstreamBytes, m.upstreamErrors, m.coalesced, m.rateLimitRemaining)
+	m.cacheBytes = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "berth_mirror_cache_bytes", Help: "Bytes of blobs cached for the upstream (measured when its size limit is checked).",
+	}, []string{"upstream"})
+	m.evictedBytes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "berth_mirror_evicted_bytes_total", Help: "Blob bytes deleted from the cache to keep it within its size limit.",
+	}, []string{"upstream"})
+	reg.MustRegister(m.hits, m.misses, m.staleServes, m.upstreamBytes, m.upstreamErrors, m.coalesced, m.rateLimitRemaining,
+		m.cacheBytes, m.evictedBytes)
 	return m
 }

@@ -45,6 +45,7 @@ type Mirror struct {
 	mu       sync.Mutex
 	flights  map[string]*flight
 	negative map[string]time.Time
+	evictNow chan *Upstream // nudges the eviction loop after a fetch
 }
 
 // New builds the mirror from configuration. spoolDir holds in-flight downloads.
@@ -55,6 +56,7 @@ func New(cfg config.Mirror, reg *registry.Registry, spoolDir string, maxManifest
 	mi := &Mirror{
 		reg: reg, upstreams: map[string]*Upstream{}, byName: map[string]*Upstream{}, spoolDir: spoolDir,
 		log: log, metrics: m, maxManifest: maxManifest, flights: map[string]*flight{}, negative: map[string]time.Time{},
+		evictNow: make(chan *Upstream, 64),
 	}
 	for _, uc := range cfg.Upstreams {
 		u, err := newUpstream(uc, m)
@@ -167,6 +169,7 @@ func (m *Mirror) Manifest(ctx context.Context, t *Target, ref registry.Reference
 	}
 	if haveCached && (ref.Digest != "" || time.Since(cached.TagUpdatedAt) < time.Duration(u.cfg.TagTTL)) {
 		m.metrics.hits.WithLabelValues(u.cfg.Name, "manifest").Inc()
+		m.markPulled(ctx, t, cached)
 		return cached, nil
 	}
 	negKey := u.cfg.Name + "\x00" + t.Repo + "\x00" + ref.String()
@@ -182,10 +185,12 @@ func (m *Mirror) Manifest(ctx context.Context, t *Target, ref registry.Reference
 			if _, err := m.reg.TouchTag(ctx, t.LocalRepo, ref.Tag, cached.Digest); err != nil {
 				m.log.Warn("refresh mirrored tag", "repository", t.LocalRepo, "tag", ref.Tag, "err", err)
 			}
+			m.markPulled(ctx, t, cached)
 			return cached, nil
 		case herr != nil && transient(herr):
 			m.metrics.staleServes.WithLabelValues(u.cfg.Name).Inc()
 			m.log.Warn("upstream failed; serving cached tag", "upstream", u.cfg.Name, "repository", t.Repo, "tag", ref.Tag, "digest", cached.Digest, "err", herr)
+			m.markPulled(ctx, t, cached)
 			return cached, nil
 		case herr != nil:
 			return meta.Manifest{}, asErrcode(herr, errcode.ManifestUnknown)
@@ -394,6 +399,11 @@ func (m *Mirror) fetchBlob(t *Target, dgst oci.Digest, key string, f *flight) {
 	}()
 	if err != nil {
 		m.log.Warn("mirror blob fetch failed", "upstream", t.Upstream.cfg.Name, "repository", t.Repo, "digest", dgst, "err", err)
+	} else if t.Upstream.cfg.CacheSize > 0 {
+		select {
+		case m.evictNow <- t.Upstream:
+		default: // a nudge is already pending
+		}
 	}
 	m.mu.Lock()
 	delete(m.flights, key)
@@ -418,3 +428,80 @@ func (c *countingReader) Read(p []byte) (int, error) {
 
 // SpoolDir is where in-flight downloads are spooled, under the data directory.
 func SpoolDir(data string) string { return filepath.Join(data, "spool") }
+
+// pullMarkInterval limits last-pulled bookkeeping to one write per manifest per interval.
+const pullMarkInterval = time.Minute
+
+func (m *Mirror) markPulled(ctx context.Context, t *Target, man meta.Manifest) {
+	if time.Since(man.LastPulledAt) < pullMarkInterval {
+		return
+	}
+	if err := m.reg.MarkPulled(ctx, t.LocalRepo, man.Digest); err != nil {
+		m.log.Warn("record mirror pull", "repository", t.LocalRepo, "err", err)
+	}
+}
+
+// Run keeps size-limited caches within their limits until ctx ends: after fetches and
+// once a minute.
+func (m *Mirror) Run(ctx context.Context) {
+	tick := time.NewTicker(time.Minute)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case u := <-m.evictNow:
+			m.Evict(ctx, u)
+		case <-tick.C:
+			for _, u := range m.byName {
+				if u.cfg.CacheSize > 0 {
+					m.Evict(ctx, u)
+				}
+			}
+		}
+	}
+}
+
+// Evict removes the upstream's least recently pulled manifests, and the blobs only they
+// used, until the cache fits its size limit. Content pulled within CacheMinAge is never
+// evicted, even when the cache stays over its limit.
+func (m *Mirror) Evict(ctx context.Context, u *Upstream) {
+	limit := int64(u.cfg.CacheSize)
+	if limit <= 0 {
+		return
+	}
+	prefix := u.cfg.Name + "/"
+	for ctx.Err() == nil {
+		size, err := m.reg.PrefixCacheSize(ctx, prefix)
+		if err != nil {
+			m.log.Warn("mirror cache size", "upstream", u.cfg.Name, "err", err)
+			return
+		}
+		m.metrics.cacheBytes.WithLabelValues(u.cfg.Name).Set(float64(size))
+		if size <= limit {
+			return
+		}
+		victims, err := m.reg.LeastRecentlyPulled(ctx, prefix, time.Now().Add(-time.Duration(u.cfg.CacheMinAge)), 16)
+		if err != nil {
+			m.log.Warn("mirror eviction candidates", "upstream", u.cfg.Name, "err", err)
+			return
+		}
+		if len(victims) == 0 {
+			m.log.Warn("mirror cache over its limit, but everything in it was pulled recently",
+				"upstream", u.cfg.Name, "bytes", size, "limit", limit, "cacheMinAge", time.Duration(u.cfg.CacheMinAge).String())
+			return
+		}
+		for _, v := range victims {
+			freed, err := m.reg.EvictManifest(ctx, v.Repository, v.Digest)
+			if err != nil {
+				m.log.Warn("mirror eviction", "repository", v.Repository, "digest", v.Digest, "err", err)
+				return
+			}
+			m.metrics.evictedBytes.WithLabelValues(u.cfg.Name).Add(float64(freed))
+			m.log.Info("evicted from mirror cache", "repository", v.Repository, "digest", v.Digest, "freed_bytes", freed)
+			if size -= freed; size <= limit {
+				break // re-measured at the top of the loop
+			}
+		}
+	}
+}

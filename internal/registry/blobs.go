@@ -383,16 +383,18 @@ func (r *Registry) discardUpload(ctx context.Context, u meta.Upload) {
 func (r *Registry) commit(ctx context.Context, repo string, up blobstore.Upload, dgst oci.Digest, uploadID string) (BlobInfo, error) {
 	size := up.Size()
 	if existing, err := r.meta.Blob(ctx, string(dgst)); err == nil && existing.Size == size {
-		// Already stored: keep one copy, just make it visible here.
-		handle := up.Handle()
-		up.Close()
-		if _, err := r.meta.CommitBlob(ctx, repo, existing, uploadID); err != nil {
+		// Already stored: keep one copy, just make it visible here — unless it is being
+		// deleted right now, in which case these bytes become the copy.
+		if _, err := r.meta.AdoptBlob(ctx, repo, string(dgst), uploadID); err == nil {
+			handle := up.Handle()
+			up.Close()
+			if err := r.blobs.AbortUpload(ctx, handle); err != nil {
+				r.log.Warn("discard duplicate upload", "digest", dgst, "err", err)
+			}
+			return BlobInfo{Digest: dgst, Size: size}, nil
+		} else if !errors.Is(err, meta.ErrNotFound) {
 			return BlobInfo{}, r.internal(err, "")
 		}
-		if err := r.blobs.AbortUpload(ctx, handle); err != nil {
-			r.log.Warn("discard duplicate upload", "digest", dgst, "err", err)
-		}
-		return BlobInfo{Digest: dgst, Size: size}, nil
 	}
 	location, err := up.Commit(ctx, dgst)
 	if err != nil {
@@ -477,3 +479,52 @@ func (r *Registry) PurgeUploads(ctx context.Context) (int, error) {
 
 // orphanUploadAge is how long an upload file with no session row is left alone.
 const orphanUploadAge = time.Hour
+
+// EvictManifest removes a cached manifest (with its tags) and the blobs only it made
+// visible in the repository, deleting their bytes when no repository can see them any
+// more. Mirrors use it to keep a cache within its size limit.
+func (r *Registry) EvictManifest(ctx context.Context, repo, digest string) (freed int64, err error) {
+	if err := r.meta.DeleteManifest(ctx, repo, digest); err != nil && !errors.Is(err, meta.ErrNotFound) {
+		return 0, r.internal(err, "")
+	}
+	orphans, err := r.meta.UnreferencedBlobs(ctx, repo)
+	if err != nil {
+		return 0, r.internal(err, "")
+	}
+	for _, d := range orphans {
+		if err := r.meta.UnlinkBlob(ctx, repo, d); err != nil && !errors.Is(err, meta.ErrNotFound) {
+			return freed, r.internal(err, "")
+		}
+		location, deleted, err := r.meta.DeleteBlobIfUnused(ctx, d)
+		if err != nil {
+			r.log.Debug("blob still in use", "digest", d, "err", err)
+			continue
+		}
+		if !deleted {
+			continue
+		}
+		if b, err := r.blobs.Open(ctx, location); err == nil {
+			freed += b.Size()
+			b.Close()
+		}
+		if err := r.blobs.Delete(ctx, location); err != nil {
+			r.log.Warn("delete evicted blob bytes", "digest", d, "location", location, "err", err)
+		}
+	}
+	return freed, nil
+}
+
+// MarkPulled records a pull of the manifest (for least-recently-pulled eviction).
+func (r *Registry) MarkPulled(ctx context.Context, repo, digest string) error {
+	return r.meta.MarkPulled(ctx, repo, digest)
+}
+
+// PrefixCacheSize is the bytes of distinct blobs visible under a repository prefix.
+func (r *Registry) PrefixCacheSize(ctx context.Context, prefix string) (int64, error) {
+	return r.meta.PrefixCacheSize(ctx, prefix)
+}
+
+// LeastRecentlyPulled lists eviction candidates under a repository prefix.
+func (r *Registry) LeastRecentlyPulled(ctx context.Context, prefix string, before time.Time, n int) ([]meta.Manifest, error) {
+	return r.meta.LeastRecentlyPulled(ctx, prefix, before, n)
+}

@@ -138,6 +138,9 @@ func (s *Server) Run(ctx context.Context) error {
 		"database", s.cfg.Database.Driver, "storage", s.cfg.Storage.Driver)
 
 	go s.maintain(ctx)
+	if s.mirror != nil {
+		go s.mirror.Run(ctx)
+	}
 	if w := s.cfg.Mirror.Warm; s.mirror != nil && w.Interval > 0 && len(w.Images) > 0 {
 		go s.warmLoop(ctx, w)
 	}
