@@ -40,3 +40,7 @@ e2e:
 	$(GO) test -count=1 -timeout 40m -v ./e2e/... 2>&1 | grep -v '^\s*OCI Conformance Test/' ; exit $${PIPESTATUS[0]}
 
 test: lint unit race fuzz-seeds e2e
+
+# Side by side with CNCF Distribution v3.1.2 on loopback; see bench/README.md.
+bench:
+	$(GO) run ./bench

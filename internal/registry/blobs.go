@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"sync"
 	"time"
 
 	"github.com/berth-registry/berth/internal/blobstore"
@@ -18,9 +17,6 @@ import (
 	"github.com/berth-registry/berth/internal/meta"
 	"github.com/berth-registry/berth/internal/oci"
 )
-
-// copyBuffers keep upload copies from allocating a buffer per request.
-var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
 func copyBuffered(dst io.Writer, src io.Reader) (int64, error) {
 	bp := copyBuffers.Get().(*[]byte)
@@ -274,7 +270,7 @@ func (r *Registry) appendChunk(ctx context.Context, s *session, c Chunk) error {
 	if r.opts.MaxBlobSize > 0 {
 		body = io.LimitReader(body, r.opts.MaxBlobSize-s.row.Size+1)
 	}
-	n, copyErr := copyBuffered(io.MultiWriter(s.up, s.h), body)
+	n, copyErr := copyHashed(s.up, s.h, body, c.Length)
 	// A client that disconnects cancels ctx; what did arrive is still recorded.
 	ctx = context.WithoutCancel(ctx)
 	if n == 0 && copyErr == nil {
@@ -424,7 +420,7 @@ func (r *Registry) PutBlob(ctx context.Context, repo string, dgst oci.Digest, c 
 	if r.opts.MaxBlobSize > 0 {
 		body = io.LimitReader(body, r.opts.MaxBlobSize+1)
 	}
-	n, copyErr := copyBuffered(io.MultiWriter(up, v.Hash()), body)
+	n, copyErr := copyHashed(up, v.Hash(), body, c.Length)
 	fail := func(e error) (BlobInfo, error) {
 		up.Close()
 		_ = r.blobs.AbortUpload(ctx, up.Handle())

@@ -1,0 +1,443 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+const modulePath = "github.com/berth-registry/berth"
+
+// target is a registry (or the reference file server) under test: a child process on
+// 127.0.0.1 whose CPU time and memory are read from /proc.
+type target struct {
+	name  string // berth, distribution, fileserver
+	label string // for the table
+	host  string // 127.0.0.1:port
+	base  *url.URL
+	cmd   *exec.Cmd
+	logf  *os.File
+	done  chan struct{}
+	http  *client
+
+	idleRSS int64  // VmRSS shortly after start, bytes
+	ctl     string // profiling control base URL (Berth wrapper only)
+	profDir string
+}
+
+func moduleRoot(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", errors.New("run the benchmark from inside the Berth module (go run ./bench)")
+	}
+	raw, err := os.ReadFile(gomod)
+	if err != nil {
+		return "", err
+	}
+	if !bytes.HasPrefix(raw, []byte("module "+modulePath+"\n")) {
+		return "", fmt.Errorf("%s is not the %s module", gomod, modulePath)
+	}
+	return filepath.Dir(gomod), nil
+}
+
+// findTool locates a test tool: the flag, then PATH, then /opt/berth-tools/bin.
+func findTool(flagValue, name string) (string, error) {
+	if flagValue != "" {
+		return flagValue, nil
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	tools := os.Getenv("BERTH_TOOLS")
+	if tools == "" {
+		tools = "/opt/berth-tools"
+	}
+	p := filepath.Join(tools, "bin", name)
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("%s not found on PATH or in %s/bin (run .ci/install-tools.sh or pass -%s)", name, tools, name)
+	}
+	return p, nil
+}
+
+// checkDisk refuses to start without room for the big layer: the source file, one stored
+// copy per registry and one upload in flight, plus slack.
+func (b *bench) checkDisk() error {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(b.dir, &st); err != nil {
+		return fmt.Errorf("statfs %s: %w", b.dir, err)
+	}
+	free := int64(st.Bavail) * st.Bsize
+	need := int64(256 << 20)
+	if b.o.has("push") || b.o.has("pull") {
+		need += b.o.size * int64(2+len(b.o.targets))
+	}
+	if need < 3<<30 && b.o.size >= 1<<30 {
+		need = 3 << 30
+	}
+	logf("scratch %s: %s free, %s needed", b.dir, fmtSize(free), fmtSize(need))
+	if free < need {
+		return fmt.Errorf("not enough disk under %s: %s free, %s needed (use -tmp or a smaller -size)", b.dir, fmtSize(free), fmtSize(need))
+	}
+	return nil
+}
+
+func freePort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// cleanEnv drops variables that would change a child's configuration: Distribution
+// reads every REGISTRY_* variable (ecosystem.md pitfall 17) and Berth every BERTH_*.
+func cleanEnv(extra ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "REGISTRY_") || strings.HasPrefix(kv, "BERTH_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, extra...)
+}
+
+// setup builds Berth and starts every selected registry.
+func (b *bench) setup(ctx context.Context) error {
+	for _, name := range b.o.targets {
+		var t *target
+		var err error
+		switch name {
+		case "berth":
+			t, err = b.startBerth(ctx)
+		case "distribution":
+			t, err = b.startDistribution(ctx)
+		}
+		if err != nil {
+			return err
+		}
+		b.targets = append(b.targets, t)
+	}
+	if b.o.has("push") || b.o.has("layers") {
+		var err error
+		if b.crane, err = findTool(b.o.crane, "crane"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *bench) startBerth(ctx context.Context) (*target, error) {
+	bin := filepath.Join(b.dir, "berth")
+	pkg := "./cmd/berth"
+	if b.o.profileDir != "" {
+		pkg = "./bench/berthpprof"
+	}
+	logf("go build -o %s %s", bin, pkg)
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg)
+	build.Dir = b.modRoot
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return nil, fmt.Errorf("build berth: %w", err)
+	}
+	addr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	data := filepath.Join(b.dir, "berth-data")
+	args := []string{"serve", "--addr", addr, "--data", data}
+	t := &target{name: "berth", label: "Berth", host: addr}
+	if b.o.profileDir != "" {
+		ctl, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(b.o.profileDir, 0o755); err != nil {
+			return nil, err
+		}
+		args = append([]string{"-pprof", ctl}, args...)
+		t.ctl = "http://" + ctl
+		t.profDir = b.o.profileDir
+	}
+	// The access log is off for both registries (fairness: Distribution's is too).
+	env := cleanEnv("BERTH_LOG_ACCESS_LOG=false", "BERTH_LOG_LEVEL=info")
+	if err := b.start(ctx, t, bin, args, env); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+func (b *bench) startDistribution(ctx context.Context) (*target, error) {
+	bin, err := findTool(b.o.registry, "registry")
+	if err != nil {
+		return nil, err
+	}
+	addr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	root := filepath.Join(b.dir, "distribution-data")
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, err
+	}
+	// Filesystem storage with delete enabled, the in-memory blob descriptor cache of the
+	// stock config.yml, and no per-request logging: the access log is disabled and the
+	// level is warn, which drops the "response completed" line logged at info.
+	conf := fmt.Sprintf(`version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: %s
+  delete:
+    enabled: true
+  cache:
+    blobdescriptor: inmemory
+http:
+  addr: %s
+`, root, addr)
+	confPath := filepath.Join(b.dir, "distribution.yml")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		return nil, err
+	}
+	t := &target{name: "distribution", label: "Distribution", host: addr}
+	if err := b.start(ctx, t, bin, []string{"serve", confPath}, cleanEnv()); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// start runs a server process and waits until GET /v2/ (or /) answers.
+func (b *bench) start(ctx context.Context, t *target, bin string, args, env []string) error {
+	lf, err := os.Create(filepath.Join(b.dir, t.name+".log"))
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
+	cmd.Dir = b.dir
+	cmd.Stdout, cmd.Stderr = lf, lf
+	// Never outlive the benchmark, even if it is killed.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		lf.Close()
+		return fmt.Errorf("start %s: %w", t.name, err)
+	}
+	t.cmd, t.logf, t.done = cmd, lf, make(chan struct{})
+	go func() { _ = cmd.Wait(); close(t.done) }()
+	t.base = &url.URL{Scheme: "http", Host: t.host}
+	t.http = newClient(t.base)
+	probe := "/v2/"
+	if t.name == "fileserver" {
+		probe = "/"
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		select {
+		case <-t.done:
+			return fmt.Errorf("%s exited during start-up; see %s", t.name, lf.Name())
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+		}
+		resp, err := t.http.hc.Get(t.base.String() + probe)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not ready after 30s (last error %v); see %s", t.name, err, lf.Name())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Let start-up work (migrations, purges) settle before reading idle memory.
+	time.Sleep(time.Second)
+	t.idleRSS, _ = t.memKB("VmRSS")
+	t.idleRSS <<= 10
+	logf("%s pid %d on %s, idle RSS %s", t.name, cmd.Process.Pid, t.host, fmtSize(t.idleRSS))
+	return nil
+}
+
+func (b *bench) stopAll() {
+	all := append([]*target{}, b.targets...)
+	if b.fs != nil {
+		all = append(all, b.fs)
+	}
+	for _, t := range all {
+		t.stop()
+	}
+}
+
+func (t *target) stop() {
+	if t.cmd == nil || t.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-t.done:
+	default:
+		_ = t.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-t.done:
+		case <-time.After(10 * time.Second):
+			_ = t.cmd.Process.Kill()
+			<-t.done
+		}
+	}
+	if t.logf != nil {
+		t.logf.Close()
+	}
+	t.cmd = nil
+}
+
+// clockTicks is USER_HZ, the unit of utime and stime in /proc/<pid>/stat (100 on Linux).
+const clockTicks = 100
+
+// cpu returns the process's user+system CPU time so far.
+func (t *target) cpu() time.Duration {
+	raw, err := os.ReadFile("/proc/" + strconv.Itoa(t.cmd.Process.Pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may contain spaces) start at state (field 3);
+	// utime and stime are fields 14 and 15.
+	s := string(raw)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / clockTicks
+}
+
+// memKB reads a field such as VmRSS or VmHWM from /proc/<pid>/status, in KiB.
+func (t *target) memKB(field string) (int64, error) {
+	raw, err := os.ReadFile("/proc/" + strconv.Itoa(t.cmd.Process.Pid) + "/status")
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.SplitSeq(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			v = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB"))
+			return strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("%s not in /proc/%d/status", field, t.cmd.Process.Pid)
+}
+
+// profileStart and profileStop bracket a CPU profile of one figure (Berth wrapper only).
+func (t *target) profileStart(name string) {
+	if t.ctl == "" {
+		return
+	}
+	file := filepath.Join(t.profDir, name+".cpu.pprof")
+	resp, err := http.Post(t.ctl+"/bench/cpu/start?file="+url.QueryEscape(file), "text/plain", nil)
+	if err != nil {
+		logf("profile start: %v", err)
+		return
+	}
+	msg, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		logf("profile start: %s %s", resp.Status, msg)
+	}
+}
+
+func (t *target) profileStop() {
+	if t.ctl == "" {
+		return
+	}
+	resp, err := http.Post(t.ctl+"/bench/cpu/stop", "text/plain", nil)
+	if err != nil {
+		logf("profile stop: %v", err)
+		return
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+}
+
+// finishProfiles saves heap profiles of the profiled Berth.
+func (b *bench) finishProfiles(ctx context.Context) {
+	for _, t := range b.targets {
+		if t.ctl == "" {
+			continue
+		}
+		for _, p := range []string{"heap", "allocs"} {
+			resp, err := http.Get(t.ctl + "/debug/pprof/" + p)
+			if err != nil {
+				logf("save %s profile: %v", p, err)
+				continue
+			}
+			f, err := os.Create(filepath.Join(t.profDir, p+".pprof"))
+			if err == nil {
+				_, _ = io.Copy(f, resp.Body)
+				f.Close()
+			}
+			resp.Body.Close()
+		}
+		logf("profiles written to %s (go tool pprof -top %s/<figure>.cpu.pprof)", t.profDir, t.profDir)
+	}
+}
+
+// startFileServer starts the reference: this program re-executed as a plain Go
+// http.FileServer over dir, in its own process so its CPU is measured the same way.
+func (b *bench) startFileServer(ctx context.Context, dir string) (*target, error) {
+	if b.fs != nil {
+		return b.fs, nil
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	addr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	t := &target{name: "fileserver", label: "http.FileServer", host: addr}
+	if err := b.start(ctx, t, self, []string{"fileserver", "-addr", addr, "-dir", dir}, cleanEnv()); err != nil {
+		return nil, err
+	}
+	b.fs = t
+	return t, nil
+}
+
+func fileServerMain(args []string) error {
+	fs := flag.NewFlagSet("fileserver", flag.ContinueOnError)
+	addr := fs.String("addr", "127.0.0.1:0", "listen address")
+	dir := fs.String("dir", ".", "directory to serve")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	srv := &http.Server{Addr: *addr, Handler: http.FileServer(http.Dir(*dir)), ReadHeaderTimeout: 10 * time.Second}
+	return srv.ListenAndServe()
+}
+
+func numCPU() int { return runtime.NumCPU() }
