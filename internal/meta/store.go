@@ -156,6 +156,7 @@ func (s *Store) migrate(ctx context.Context) error {
 
 // read runs a single-row read query through a cached prepared statement.
 func (s *Store) read(ctx context.Context, query string, args ...any) *sql.Row {
+	ctx = s.readContext(ctx)
 	if st, ok := s.stmts.Load(query); ok {
 		return st.(*sql.Stmt).QueryRowContext(ctx, args...)
 	}
@@ -172,6 +173,7 @@ func (s *Store) read(ctx context.Context, query string, args ...any) *sql.Row {
 
 // readRows is read for multi-row queries.
 func (s *Store) readRows(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	ctx = s.readContext(ctx)
 	if st, ok := s.stmts.Load(query); ok {
 		return st.(*sql.Stmt).QueryContext(ctx, args...)
 	}
@@ -184,6 +186,16 @@ func (s *Store) readRows(ctx context.Context, query string, args ...any) (*sql.R
 		st = prev.(*sql.Stmt)
 	}
 	return st.QueryContext(ctx, args...)
+}
+
+// readContext drops cancellation from SQLite reads: they take microseconds, and a
+// cancellable context makes the driver start a watcher per query (a tenth of a manifest
+// GET's CPU). PostgreSQL reads stay cancellable.
+func (s *Store) readContext(ctx context.Context) context.Context {
+	if s.dialect == SQLite {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
 }
 
 // Close releases the database.
