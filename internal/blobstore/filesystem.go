@@ -190,12 +190,22 @@ type fsUpload struct {
 	file   *os.File
 	size   int64
 	synced int64 // bytes already handed to writeback
+	dirty  bool  // written or truncated since the last fsync
 }
 
 func (u *fsUpload) Handle() string { return u.handle }
 func (u *fsUpload) Size() int64    { return u.size }
 
-func (u *fsUpload) Sync() error { return u.file.Sync() }
+func (u *fsUpload) Sync() error {
+	if !u.dirty {
+		return nil
+	}
+	if err := u.file.Sync(); err != nil {
+		return err
+	}
+	u.dirty = false
+	return nil
+}
 
 // State implements Upload: the file is its own state.
 func (u *fsUpload) State() []byte { return nil }
@@ -208,6 +218,7 @@ func (u *fsUpload) Rewind(offset int64, _ []byte) error {
 		if err := u.file.Truncate(offset); err != nil {
 			return fmt.Errorf("blobstore: truncate upload: %w", err)
 		}
+		u.dirty = true
 	}
 	if _, err := u.file.Seek(offset, io.SeekStart); err != nil {
 		return err
@@ -219,6 +230,9 @@ func (u *fsUpload) Rewind(offset int64, _ []byte) error {
 func (u *fsUpload) Write(p []byte) (int, error) {
 	n, err := u.file.Write(p)
 	u.size += int64(n)
+	if n > 0 {
+		u.dirty = true
+	}
 	if u.size-u.synced >= writebackChunk {
 		// Start asynchronous writeback of the finished range; it never blocks on I/O.
 		_ = unix.SyncFileRange(int(u.file.Fd()), u.synced, u.size-u.synced, unix.SYNC_FILE_RANGE_WRITE)
@@ -242,7 +256,7 @@ func (u *fsUpload) Close() error {
 	if u.file == nil {
 		return nil
 	}
-	err := u.file.Sync()
+	err := u.Sync()
 	if cerr := u.file.Close(); err == nil {
 		err = cerr
 	}
