@@ -8,10 +8,12 @@ package meta
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -19,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
@@ -336,4 +339,31 @@ func scanStrings(rows *sql.Rows) ([]string, error) {
 		out = append(out, v)
 	}
 	return out, rows.Err()
+}
+
+// IsUnavailable tells whether err means the database cannot be reached right now
+// (connection refused or lost, server shutting down or starting) rather than that a
+// statement failed: requests then answer 503 and work again once it is back.
+func IsUnavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) {
+		return true
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) {
+		return true
+	}
+	var connErr *pgconn.ConnectError
+	if errors.As(err, &connErr) {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		// Class 57 (operator intervention: admin/crash shutdown, cannot connect now)
+		// and class 08 (connection exception).
+		return strings.HasPrefix(pgErr.Code, "57P") || strings.HasPrefix(pgErr.Code, "08")
+	}
+	return pgconn.SafeToRetry(err)
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/berth-registry/berth/internal/blobstore"
@@ -79,7 +80,17 @@ func (r *Registry) internal(err error, msg string) error {
 	if errcode.From(err) != nil {
 		return err
 	}
+	if unavailable(err) {
+		return errcode.Unavailable.Wrap(err, "a storage backend is unreachable; retry shortly")
+	}
 	return errcode.Internal.Wrap(err, msg)
+}
+
+// unavailable tells outages (database or object store unreachable, restarting) from
+// failures: outages answer 503 so clients and load balancers retry.
+func unavailable(err error) bool {
+	var netErr net.Error
+	return meta.IsUnavailable(err) || errors.As(err, &netErr)
 }
 
 // Repositories lists repository names (the catalog) after last, at most n.

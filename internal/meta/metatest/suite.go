@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,6 +42,10 @@ func Run(t *testing.T, open func(t *testing.T) *meta.Store) {
 		run(t, "Scoping", testBlobScoping)
 		run(t, "RepositoriesWithBlob", testRepositoriesWithBlob)
 		run(t, "Missing", testMissing)
+	})
+	t.Run("Leases", func(t *testing.T) {
+		t.Parallel()
+		run(t, "TakeRenewReleaseExpire", testLeases)
 	})
 	t.Run("Uploads", func(t *testing.T) {
 		t.Parallel()
@@ -1358,5 +1363,50 @@ func testConcurrentAdvance(t *testing.T, s *meta.Store) {
 	}
 	if u.Size != int64(10+won) || string(u.HashState) != fmt.Sprint(won) {
 		t.Fatalf("upload = size %d state %q, want the winner's (%d)", u.Size, u.HashState, won)
+	}
+}
+
+// testLeases: one holder per lease name; renew, release and expiry; racing takers of a
+// free lease produce exactly one winner.
+func testLeases(t *testing.T, s *meta.Store) {
+	ctx := t.Context()
+	ok, err := s.TryLease(ctx, "purge", "a", time.Hour)
+	if err != nil || !ok {
+		t.Fatalf("first take: %v %v", ok, err)
+	}
+	if ok, _ := s.TryLease(ctx, "purge", "b", time.Hour); ok {
+		t.Fatal("b took a's unexpired lease")
+	}
+	if ok, _ := s.TryLease(ctx, "purge", "a", time.Hour); !ok {
+		t.Fatal("a could not renew its lease")
+	}
+	if ok, _ := s.TryLease(ctx, "evict", "b", time.Hour); !ok {
+		t.Fatal("leases are per name")
+	}
+	if err := s.ReleaseLease(ctx, "purge", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := s.TryLease(ctx, "purge", "b", time.Millisecond); !ok {
+		t.Fatal("b could not take a released lease")
+	}
+	time.Sleep(5 * time.Millisecond)
+	if ok, _ := s.TryLease(ctx, "purge", "c", time.Hour); !ok {
+		t.Fatal("c could not take an expired lease")
+	}
+	// Racing holders for a free lease: exactly one wins.
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if ok, err := s.TryLease(ctx, "gc", string(rune('a'+i)), time.Hour); err == nil && ok {
+				wins.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Fatalf("%d holders won one lease", wins.Load())
 	}
 }
