@@ -30,6 +30,7 @@ JOBS="${BERTH_TOOLS_JOBS:-2}"
 GO_TOOLS=(
   "registry|v3.1.2|github.com/distribution/distribution/v3|github.com/distribution/distribution/v3/cmd/registry"
   "helm|v3.22.0|helm.sh/helm/v3|helm.sh/helm/v3/cmd/helm"
+  "versitygw|v1.8.0|github.com/versity/versitygw|github.com/versity/versitygw/cmd/versitygw"
   "oci-conformance|v0.0.0-20260831232431-97274622c111|github.com/opencontainers/distribution-spec/conformance|github.com/opencontainers/distribution-spec/conformance"
   "crane|v0.22.1|github.com/google/go-containerregistry|github.com/google/go-containerregistry/cmd/crane"
   "regctl|v0.11.7|github.com/regclient/regclient|github.com/regclient/regclient/cmd/regctl"

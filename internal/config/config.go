@@ -113,13 +113,44 @@ type Database struct {
 
 // Storage selects the blob store.
 type Storage struct {
-	Driver     string     `yaml:"driver"` // filesystem
+	Driver     string     `yaml:"driver"` // filesystem or s3
 	Filesystem Filesystem `yaml:"filesystem"`
+	S3         S3         `yaml:"s3"`
 }
 
 // Filesystem configures the filesystem blob store.
 type Filesystem struct {
 	Root string `yaml:"root"` // default <data>/storage
+}
+
+// S3 configures the S3-compatible blob store (AWS S3, MinIO, Ceph RGW, versitygw, …).
+type S3 struct {
+	// Endpoint is the service URL, http(s)://host[:port]; empty means AWS S3.
+	Endpoint string `yaml:"endpoint"`
+	// Region; empty takes AWS_REGION / the shared config, else us-east-1.
+	Region string `yaml:"region"`
+	Bucket string `yaml:"bucket"`
+	// Prefix is prepended to every object key, so several registries can share a bucket.
+	Prefix string `yaml:"prefix"`
+	// ForcePathStyle addresses http://host/bucket/key (most S3-compatible servers) instead
+	// of http://bucket.host/key.
+	ForcePathStyle bool `yaml:"forcePathStyle"`
+	// AccessKey and SecretKey are static credentials; leave both empty to use the AWS
+	// default chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE and the shared
+	// credentials file, web identity, ECS/EC2 instance roles).
+	AccessKey string `yaml:"accessKey"`
+	SecretKey string `yaml:"secretKey" secret:"true"`
+	// CA is a PEM file of extra roots; Insecure skips TLS verification (testing only).
+	CA       string `yaml:"ca"`
+	Insecure bool   `yaml:"insecure"`
+	// CreateBucket creates the bucket at start when it does not exist; otherwise a
+	// missing bucket stops the start with an error.
+	CreateBucket bool `yaml:"createBucket"`
+	// Redirect answers blob GETs with a redirect to a presigned URL of the object.
+	Redirect bool `yaml:"redirect"`
+	// PartSize is the multipart part size (5MiB to 5GiB). Each upload in progress buffers
+	// up to one part in memory; a blob has at most 10,000 parts (78GiB at 8MiB).
+	PartSize ByteSize `yaml:"partSize"`
 }
 
 // Limits bound requests.
@@ -161,7 +192,7 @@ func Default() Config {
 		Data:     "./data",
 		Log:      Log{Level: "info", Format: "json", AccessLog: true},
 		Database: Database{Driver: "sqlite", SQLiteSynchronous: "FULL", MaxOpenConns: 8},
-		Storage:  Storage{Driver: "filesystem"},
+		Storage:  Storage{Driver: "filesystem", S3: S3{PartSize: 8 << 20}},
 		Limits:   Limits{ManifestSize: 4 << 20, HeaderBytes: 64 << 10},
 		Uploads:  Uploads{TTL: Duration(24 * time.Hour)},
 		HTTP: HTTP{
@@ -257,8 +288,12 @@ func (c Config) Validate() error {
 	if c.Database.MaxOpenConns < 1 {
 		bad("database.maxOpenConns must be at least 1")
 	}
-	if c.Storage.Driver != "filesystem" {
-		bad("storage.driver %q: want filesystem", c.Storage.Driver)
+	switch c.Storage.Driver {
+	case "filesystem":
+	case "s3":
+		c.validateS3(bad)
+	default:
+		bad("storage.driver %q: want filesystem or s3", c.Storage.Driver)
 	}
 	if c.Limits.ManifestSize < 1024 {
 		bad("limits.manifestSize must be at least 1KiB")
@@ -277,6 +312,50 @@ func (c Config) Validate() error {
 	}
 	c.validateMirror(bad)
 	return errors.Join(errs...)
+}
+
+func (c Config) validateS3(bad func(string, ...any)) {
+	s := c.Storage.S3
+	if s.Bucket == "" {
+		bad("storage.s3.bucket is required for the s3 driver")
+	} else if !validBucket(s.Bucket) {
+		bad("storage.s3.bucket %q: want 3-63 lower-case letters, digits, dots and hyphens", s.Bucket)
+	}
+	if s.Endpoint != "" {
+		u, err := url.Parse(s.Endpoint)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || strings.Trim(u.Path, "/") != "" ||
+			u.RawQuery != "" || u.User != nil {
+			bad("storage.s3.endpoint %q: want http(s)://host[:port]", s.Endpoint)
+		}
+	}
+	if (s.AccessKey == "") != (s.SecretKey == "") {
+		bad("storage.s3.accessKey and storage.s3.secretKey must be set together (or both left empty for the AWS credential chain)")
+	}
+	if p := strings.Trim(s.Prefix, "/"); p != "" {
+		for _, seg := range strings.Split(p, "/") {
+			if seg == "" || seg == "." || seg == ".." {
+				bad("storage.s3.prefix %q: empty, . or .. path segment", s.Prefix)
+				break
+			}
+		}
+		if strings.ContainsAny(p, "\\\x00") {
+			bad("storage.s3.prefix %q: backslash or NUL", s.Prefix)
+		}
+	}
+	if s.PartSize < 5<<20 || s.PartSize > 5<<30 {
+		bad("storage.s3.partSize %d: want 5MiB to 5GiB (S3's part size limits)", s.PartSize)
+	}
+	if s.CA != "" && s.Insecure {
+		bad("storage.s3: set at most one of ca and insecure")
+	}
+}
+
+func validBucket(b string) bool {
+	if len(b) < 3 || len(b) > 63 || strings.Trim(b, "abcdefghijklmnopqrstuvwxyz0123456789.-") != "" {
+		return false
+	}
+	first, last := b[0], b[len(b)-1]
+	return first != '.' && first != '-' && last != '.' && last != '-' && !strings.Contains(b, "..")
 }
 
 func (c Config) validateMirror(bad func(string, ...any)) {
@@ -334,6 +413,9 @@ func (c Config) Redacted() string {
 		ups[i] = u
 	}
 	c.Mirror.Upstreams = ups
+	if c.Storage.S3.SecretKey != "" {
+		c.Storage.S3.SecretKey = "REDACTED"
+	}
 	out, _ := yaml.Marshal(c)
 	return string(out)
 }

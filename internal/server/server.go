@@ -47,12 +47,42 @@ func OpenStores(ctx context.Context, cfg config.Config) (*meta.Store, blobstore.
 	if err != nil {
 		return nil, nil, err
 	}
-	b, err := blobstore.NewFilesystem(cfg.Storage.Filesystem.Root)
+	b, err := openBlobStore(ctx, cfg.Storage)
 	if err != nil {
 		m.Close()
 		return nil, nil, err
 	}
 	return m, b, nil
+}
+
+// openBlobStore opens the blob store the configuration selects; the S3 store checks (or
+// creates, when allowed) its bucket first, so a wrong endpoint, bucket or credentials
+// stop the start with a clear error rather than failing the first push.
+func openBlobStore(ctx context.Context, st config.Storage) (blobstore.Driver, error) {
+	if st.Driver != "s3" {
+		return blobstore.NewFilesystem(st.Filesystem.Root)
+	}
+	s := st.S3
+	b, err := blobstore.NewS3(ctx, blobstore.S3Options{
+		Endpoint:       s.Endpoint,
+		Region:         s.Region,
+		Bucket:         s.Bucket,
+		Prefix:         s.Prefix,
+		ForcePathStyle: s.ForcePathStyle,
+		AccessKey:      s.AccessKey,
+		SecretKey:      s.SecretKey,
+		CAFile:         s.CA,
+		Insecure:       s.Insecure,
+		CreateBucket:   s.CreateBucket,
+		PartSize:       int64(s.PartSize),
+	})
+	switch {
+	case errors.Is(err, blobstore.ErrBucketMissing):
+		return nil, fmt.Errorf("storage.s3: %w (create it, or set storage.s3.createBucket: true)", err)
+	case err != nil:
+		return nil, fmt.Errorf("storage.s3: %w", err)
+	}
+	return b, nil
 }
 
 // New assembles a server.

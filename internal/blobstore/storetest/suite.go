@@ -1,5 +1,10 @@
 // Package storetest is the one test suite every blobstore.Driver (filesystem, S3) must
-// pass. A driver test calls Run with a function that returns a driver over empty storage.
+// pass. A driver test calls Run (or RunWith) with a function that returns a driver over
+// empty storage.
+//
+// The suite uses sessions the way the registry does: the driver State is recorded with
+// the acknowledged size after Sync or Close, and handed back to ResumeUpload and Rewind
+// together with that size.
 package storetest
 
 import (
@@ -20,9 +25,24 @@ import (
 	_ "crypto/sha512" // sha512 digests
 )
 
-// Run runs the suite. newDriver must return a driver over empty storage each time it is
-// called; it is called from parallel subtests, so it must be safe for concurrent use.
+// Options describe what a driver may do differently within the Driver contract.
+type Options struct {
+	// SharedHold: OpenUpload grants the hold to everyone, which the contract allows for
+	// drivers whose writes land in new objects named in State (S3). The suite then does
+	// not expect ErrUploadBusy, nor a Size from OpenUpload before Rewind, and checks
+	// instead that writers racing from one recorded state cannot change what it describes.
+	SharedHold bool
+}
+
+// Run runs the suite for a driver with the default Options. newDriver must return a
+// driver over empty storage each time it is called; it is called from parallel subtests,
+// so it must be safe for concurrent use.
 func Run(t *testing.T, newDriver func(t *testing.T) blobstore.Driver) {
+	RunWith(t, Options{}, newDriver)
+}
+
+// RunWith runs the suite with the driver's Options.
+func RunWith(t *testing.T, opts Options, newDriver func(t *testing.T) blobstore.Driver) {
 	cases := []struct {
 		name string
 		fn   func(*testing.T, blobstore.Driver)
@@ -42,7 +62,16 @@ func Run(t *testing.T, newDriver func(t *testing.T) blobstore.Driver) {
 		{"ReaderRereads", testReader},
 		{"LargeStreaming", testLarge},
 		{"ConcurrentUploads", testConcurrent},
-		{"SingleWriter", testSingleWriter},
+		{"SingleWriter", func(t *testing.T, d blobstore.Driver) { testSingleWriter(t, d, opts) }},
+		{"ChunkedResumeAcrossParts", testChunkedAcrossParts},
+		{"ReaderLargeOrUnsupported", testReaderLarge},
+		{"SeekRanges", testSeekRanges},
+	}
+	if opts.SharedHold {
+		cases = append(cases, struct {
+			name string
+			fn   func(*testing.T, blobstore.Driver)
+		}{"RacingWritersFromOneState", testRacingWriters})
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -50,6 +79,47 @@ func Run(t *testing.T, newDriver func(t *testing.T) blobstore.Driver) {
 			c.fn(t, newDriver(t))
 		})
 	}
+}
+
+// states holds the driver State recorded per session and acknowledged size, as the
+// registry keeps it in the uploads table.
+var states sync.Map // stateKey → []byte
+
+type stateKey struct {
+	handle string
+	offset int64
+}
+
+// latest remembers the most recently recorded offset per handle.
+var latest sync.Map // handle → int64
+
+// record stores up's State for its current size, as the registry does after Sync.
+func record(up blobstore.Upload) {
+	states.Store(stateKey{up.Handle(), up.Size()}, up.State())
+	latest.Store(up.Handle(), up.Size())
+}
+
+// stateFor is the state recorded with offset, or else the latest one recorded for the
+// session (the registry hands Rewind whatever its row holds).
+func stateFor(handle string, offset int64) []byte {
+	if st, ok := states.Load(stateKey{handle, offset}); ok {
+		return st.([]byte)
+	}
+	if off, ok := latest.Load(handle); ok {
+		if st, ok := states.Load(stateKey{handle, off.(int64)}); ok {
+			return st.([]byte)
+		}
+	}
+	return nil
+}
+
+// ack makes the bytes written so far durable and records the state, as a PATCH does.
+func ack(t *testing.T, up blobstore.Upload) {
+	t.Helper()
+	if err := up.Sync(); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+	record(up)
 }
 
 func newUpload(t *testing.T, d blobstore.Driver) blobstore.Upload {
@@ -64,6 +134,7 @@ func newUpload(t *testing.T, d blobstore.Driver) blobstore.Upload {
 	if up.Size() != 0 {
 		t.Fatalf("new upload Size = %d, want 0", up.Size())
 	}
+	record(up)
 	return up
 }
 
@@ -81,7 +152,7 @@ func write(t *testing.T, up blobstore.Upload, p []byte) {
 
 func resume(t *testing.T, d blobstore.Driver, handle string, offset int64) blobstore.Upload {
 	t.Helper()
-	up, err := d.ResumeUpload(t.Context(), handle, nil, offset)
+	up, err := d.ResumeUpload(t.Context(), handle, stateFor(handle, offset), offset)
 	if err != nil {
 		t.Fatalf("ResumeUpload(%s, %d): %v", handle, offset, err)
 	}
@@ -111,6 +182,7 @@ func closeUpload(t *testing.T, up blobstore.Upload) {
 	if err := up.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
+	record(up)
 }
 
 // readBlob opens location and checks it holds exactly want.
@@ -273,6 +345,7 @@ func testCommitTwice(t *testing.T, d blobstore.Driver) {
 func testResumeDiscards(t *testing.T, d blobstore.Driver) {
 	up := newUpload(t, d)
 	write(t, up, []byte("hello"))
+	ack(t, up)
 	// Bytes written but never acknowledged (say the request died before the database
 	// recorded the new offset).
 	write(t, up, []byte(" unacknowledged garbage"))
@@ -321,7 +394,7 @@ func testResumeBeyond(t *testing.T, d blobstore.Driver) {
 	up := newUpload(t, d)
 	write(t, up, []byte("12345"))
 	closeUpload(t, up)
-	_, err := d.ResumeUpload(t.Context(), up.Handle(), nil, 6)
+	_, err := d.ResumeUpload(t.Context(), up.Handle(), stateFor(up.Handle(), 6), 6)
 	wantErr(t, "ResumeUpload past the stored bytes", err, blobstore.ErrUploadCorrupt)
 	// The refusal did not damage the session.
 	up = resume(t, d, up.Handle(), 5)
@@ -336,7 +409,7 @@ func testUnknownHandle(t *testing.T, d blobstore.Driver) {
 	if err := d.AbortUpload(ctx, up.Handle()); err != nil {
 		t.Fatal(err)
 	}
-	_, err := d.ResumeUpload(ctx, up.Handle(), nil, 0)
+	_, err := d.ResumeUpload(ctx, up.Handle(), stateFor(up.Handle(), 0), 0)
 	wantErr(t, "ResumeUpload of an aborted handle", err, blobstore.ErrNotFound)
 	for _, h := range []string{"", "nope", "../../etc/passwd", "/etc/passwd", "uploads/x", up.Handle() + "0"} {
 		_, err := d.ResumeUpload(ctx, h, nil, 0)
@@ -348,7 +421,9 @@ func testCommitConsumes(t *testing.T, d blobstore.Driver) {
 	up := newUpload(t, d)
 	write(t, up, []byte("once"))
 	loc := commit(t, up, []byte("once"))
-	_, err := d.ResumeUpload(t.Context(), up.Handle(), nil, 0)
+	_, err := d.ResumeUpload(t.Context(), up.Handle(), stateFor(up.Handle(), 4), 4)
+	wantErr(t, "ResumeUpload after Commit", err, blobstore.ErrNotFound)
+	_, err = d.ResumeUpload(t.Context(), up.Handle(), nil, 0)
 	wantErr(t, "ResumeUpload after Commit", err, blobstore.ErrNotFound)
 	if err := d.AbortUpload(t.Context(), up.Handle()); err != nil {
 		t.Fatalf("AbortUpload after Commit: %v", err)
@@ -367,6 +442,8 @@ func testAbort(t *testing.T, d blobstore.Driver) {
 		}
 	}
 	_, err := d.ResumeUpload(ctx, up.Handle(), nil, 0)
+	wantErr(t, "ResumeUpload after AbortUpload", err, blobstore.ErrNotFound)
+	_, err = d.ResumeUpload(ctx, up.Handle(), stateFor(up.Handle(), 10), 10)
 	wantErr(t, "ResumeUpload after AbortUpload", err, blobstore.ErrNotFound)
 	for _, h := range []string{"", "nope", "../x"} {
 		if err := d.AbortUpload(ctx, h); err != nil {
@@ -440,6 +517,7 @@ func testReader(t *testing.T, d blobstore.Driver) {
 		t.Fatalf("new upload reads %q", got)
 	}
 	write(t, up, []byte("first"))
+	ack(t, up)
 	for range 2 { // re-readable any number of times
 		if got := readUpload(t, up); string(got) != "first" {
 			t.Fatalf("upload reads %q, want %q", got, "first")
@@ -547,14 +625,18 @@ func uploadOne(d blobstore.Driver, i int) error {
 			return err
 		}
 	}
-	// Write some bytes that will not be acknowledged, then resume at half.
+	// Acknowledge half, write some bytes that will not be acknowledged, then resume at half.
+	if err := up.Sync(); err != nil {
+		return err
+	}
+	state := up.State()
 	if _, err := up.Write([]byte("unacknowledged")); err != nil {
 		return err
 	}
 	if err := up.Close(); err != nil {
 		return err
 	}
-	up, err = d.ResumeUpload(ctx, up.Handle(), nil, int64(half))
+	up, err = d.ResumeUpload(ctx, up.Handle(), state, int64(half))
 	if err != nil {
 		return fmt.Errorf("upload %d: resume: %w", i, err)
 	}
@@ -582,33 +664,43 @@ func uploadOne(d blobstore.Driver, i int) error {
 
 // testSingleWriter: while one writer holds a session, a second open is refused with
 // ErrUploadBusy; after the first closes, OpenUpload sees its bytes and Rewind trims
-// unacknowledged ones.
-func testSingleWriter(t *testing.T, d blobstore.Driver) {
+// unacknowledged ones. Drivers with a shared hold skip the ErrUploadBusy and pre-Rewind
+// size checks (the contract lets them grant the hold to everyone).
+func testSingleWriter(t *testing.T, d blobstore.Driver, opts Options) {
 	ctx := t.Context()
 	up := newUpload(t, d)
-	if _, err := up.Write([]byte("hello world")); err != nil {
+	if _, err := up.Write([]byte("hello")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.OpenUpload(ctx, up.Handle()); !errors.Is(err, blobstore.ErrUploadBusy) {
-		t.Fatalf("OpenUpload while held by a new upload: %v, want ErrUploadBusy", err)
+	ack(t, up) // "hello" acknowledged
+	if _, err := up.Write([]byte(" world")); err != nil {
+		t.Fatal(err)
+	}
+	if !opts.SharedHold {
+		if _, err := d.OpenUpload(ctx, up.Handle()); !errors.Is(err, blobstore.ErrUploadBusy) {
+			t.Fatalf("OpenUpload while held by a new upload: %v, want ErrUploadBusy", err)
+		}
 	}
 	if err := up.Close(); err != nil {
 		t.Fatal(err)
 	}
+	state11 := up.State()
 	held, err := d.OpenUpload(ctx, up.Handle())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if held.Size() != 11 {
-		t.Fatalf("OpenUpload size %d, want 11", held.Size())
+	if !opts.SharedHold {
+		if held.Size() != 11 {
+			t.Fatalf("OpenUpload size %d, want 11", held.Size())
+		}
+		if _, err := d.ResumeUpload(ctx, up.Handle(), stateFor(up.Handle(), 5), 5); !errors.Is(err, blobstore.ErrUploadBusy) {
+			t.Fatalf("ResumeUpload while held: %v, want ErrUploadBusy", err)
+		}
 	}
-	if _, err := d.ResumeUpload(ctx, up.Handle(), nil, 5); !errors.Is(err, blobstore.ErrUploadBusy) {
-		t.Fatalf("ResumeUpload while held: %v, want ErrUploadBusy", err)
-	}
-	if err := held.Rewind(20, nil); !errors.Is(err, blobstore.ErrUploadCorrupt) {
+	if err := held.Rewind(20, state11); !errors.Is(err, blobstore.ErrUploadCorrupt) {
 		t.Fatalf("Rewind past the stored bytes: %v, want ErrUploadCorrupt", err)
 	}
-	if err := held.Rewind(5, nil); err != nil {
+	if err := held.Rewind(5, stateFor(up.Handle(), 5)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := held.Write([]byte("!")); err != nil {
@@ -627,4 +719,162 @@ func testSingleWriter(t *testing.T, d blobstore.Driver) {
 		t.Fatalf("after rewind and write: %q, want %q", got, "hello!")
 	}
 	held.Close()
+}
+
+// testChunkedAcrossParts: a 20 MiB upload in alternating 1 MiB and 3 MiB chunks, each in
+// its own session (resume, write, acknowledge, close), some followed by bytes that are
+// never acknowledged, so chunks straddle multipart part boundaries (S3) on the way.
+func testChunkedAcrossParts(t *testing.T, d blobstore.Driver) {
+	const size = 20 << 20
+	content := make([]byte, size)
+	pattern(7, content)
+	up := newUpload(t, d)
+	handle := up.Handle()
+	closeUpload(t, up)
+	off := 0
+	for i := 0; off < size; i++ {
+		chunk := 1 << 20
+		if i%2 == 1 {
+			chunk = 3 << 20
+		}
+		chunk = min(chunk, size-off)
+		up = resume(t, d, handle, int64(off))
+		write(t, up, content[off:off+chunk])
+		off += chunk
+		ack(t, up)
+		if i%3 == 2 {
+			// The request died after writing more than it acknowledged.
+			write(t, up, []byte("garbage that is never acknowledged"))
+		}
+		closeUpload(t, up)
+	}
+	up = resume(t, d, handle, size)
+	readBlob(t, d, commit(t, up, content), content)
+}
+
+// testReaderLarge: re-reading an upload bigger than a multipart part either works
+// exactly or is refused with errors.ErrUnsupported (S3 cannot read parts back before the
+// upload completes; the registry then verifies after Commit).
+func testReaderLarge(t *testing.T, d blobstore.Driver) {
+	const size = 20<<20 + 4321
+	content := make([]byte, size)
+	pattern(11, content)
+	up := newUpload(t, d)
+	for off := 0; off < size; off += 1 << 20 {
+		write(t, up, content[off:min(off+1<<20, size)])
+	}
+	check := func(up blobstore.Upload) {
+		t.Helper()
+		r, err := up.Reader(t.Context())
+		if errors.Is(err, errors.ErrUnsupported) {
+			t.Logf("Reader of a %d-byte upload: %v", size, err)
+			return
+		}
+		if err != nil {
+			t.Fatalf("Reader: %v", err)
+		}
+		defer r.Close()
+		got, err := io.ReadAll(r)
+		if err != nil || !bytes.Equal(got, content) {
+			t.Fatalf("Reader read %d bytes (%v), want the %d written", len(got), err, size)
+		}
+	}
+	check(up)
+	ack(t, up)
+	closeUpload(t, up)
+	up = resume(t, d, up.Handle(), size)
+	check(up)
+	readBlob(t, d, commit(t, up, content), content)
+}
+
+// testSeekRanges: a committed blob serves ranges through Seek (as HTTP Range requests do),
+// across multipart part boundaries.
+func testSeekRanges(t *testing.T, d blobstore.Driver) {
+	const size = 20<<20 + 12345
+	content := make([]byte, size)
+	pattern(13, content)
+	up := newUpload(t, d)
+	for off := 0; off < size; off += 3 << 20 {
+		write(t, up, content[off:min(off+3<<20, size)])
+	}
+	loc := commit(t, up, content)
+	b, err := d.Open(t.Context(), loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	readAt := func(off int64, n int) {
+		t.Helper()
+		if pos, err := b.Seek(off, io.SeekStart); err != nil || pos != off {
+			t.Fatalf("Seek(%d) = %d, %v", off, pos, err)
+		}
+		want := content[off:min(off+int64(n), size)]
+		got := make([]byte, len(want))
+		if _, err := io.ReadFull(b, got); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%d bytes at %d: %v, content differs: %v", n, off, err, !bytes.Equal(got, want))
+		}
+	}
+	for _, off := range []int64{0, 1, 5<<20 - 1, 8<<20 - 3, 8 << 20, 16<<20 + 7, size - 100000, size - 1} {
+		readAt(off, 100000)
+	}
+	// Backwards and relative seeks, reading only part of each range.
+	readAt(12<<20, 10)
+	readAt(4<<20, 4096)
+	if pos, err := b.Seek(-5, io.SeekCurrent); err != nil || pos != 4<<20+4091 {
+		t.Fatalf("Seek(-5, Current) = %d, %v", pos, err)
+	}
+	p := make([]byte, 5)
+	if _, err := io.ReadFull(b, p); err != nil || !bytes.Equal(p, content[4<<20+4091:4<<20+4096]) {
+		t.Fatalf("read after relative seek: %q, %v", p, err)
+	}
+	if pos, err := b.Seek(-10, io.SeekEnd); err != nil || pos != size-10 {
+		t.Fatalf("Seek(-10, End) = %d, %v", pos, err)
+	}
+	rest, err := io.ReadAll(b)
+	if err != nil || !bytes.Equal(rest, content[size-10:]) {
+		t.Fatalf("last 10 bytes: %q, %v", rest, err)
+	}
+	if _, err := b.Seek(size+10, io.SeekStart); err != nil {
+		t.Fatalf("Seek past the end: %v", err)
+	}
+	if n, err := b.Read(p); n != 0 || err != io.EOF {
+		t.Fatalf("Read past the end = %d, %v; want 0, EOF", n, err)
+	}
+	if _, err := b.Seek(-1, io.SeekStart); err == nil {
+		t.Fatal("Seek to a negative position succeeded")
+	}
+}
+
+// testRacingWriters (shared-hold drivers): two writers resume from one recorded state and
+// both write and sync; only one state is recorded (the registry's compare-and-swap), and
+// the session then holds exactly what that state describes.
+func testRacingWriters(t *testing.T, d blobstore.Driver) {
+	ctx := t.Context()
+	up := newUpload(t, d)
+	write(t, up, []byte("base-"))
+	ack(t, up)
+	closeUpload(t, up)
+	h := up.Handle()
+	a := resume(t, d, h, 5)
+	b := resume(t, d, h, 5)
+	write(t, a, []byte("AAAA"))
+	write(t, b, []byte("BBBBBBBB"))
+	if err := a.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	won := a.State()
+	if err := b.Sync(); err != nil { // b loses the compare-and-swap: its state is dropped
+		t.Fatal(err)
+	}
+	closeUpload(t, a)
+	closeUpload(t, b)
+	c, err := d.ResumeUpload(ctx, h, won, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readUpload(t, c); string(got) != "base-AAAA" {
+		t.Fatalf("session after the race reads %q, want %q", got, "base-AAAA")
+	}
+	write(t, c, []byte("!"))
+	readBlob(t, d, commit(t, c, []byte("base-AAAA!")), []byte("base-AAAA!"))
 }
