@@ -36,7 +36,7 @@ func conformanceEnv(addr, results string, sparse bool) []string {
 var conformanceCount = regexp.MustCompile(`(?m)^\s*(Pass|FAIL|Skip|Error|Disabled)\.+:\s+(\d+)\s*$`)
 
 // TestConformance runs the official suite against the default (strict) registry, with
-// sparse manifests enabled on both sides, and with PostgreSQL metadata. Every test must
+// sparse manifests enabled on both sides, with PostgreSQL metadata, and with blobs on S3. Every test must
 // pass; none may skip.
 func TestConformance(t *testing.T) {
 	bin := requireTool(t, "oci-conformance")
@@ -44,11 +44,15 @@ func TestConformance(t *testing.T) {
 		name     string
 		sparse   bool
 		postgres bool
-	}{{"strict", false, false}, {"sparse", true, false}, {"postgres", true, true}} {
+		s3       bool
+	}{{"strict", false, false, false}, {"sparse", true, false, false}, {"postgres", true, true, false}, {"s3", false, false, true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := ""
 			if tc.sparse {
 				cfg = "manifests:\n  allowSparse: true\n"
+			}
+			if tc.s3 {
+				cfg += startS3(t).Config("conformance")
 			}
 			if tc.postgres {
 				cfg += "database:\n  driver: postgres\n  dsn: " + postgresDSN(t) + "\n"

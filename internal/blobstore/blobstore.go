@@ -75,6 +75,10 @@ type Upload interface {
 	// Close makes written bytes durable enough to resume and releases resources; the
 	// session stays resumable.
 	Close() error
+	// Discard ends the session without keeping anything: resources are released and its
+	// bytes deleted, with no last write first (a duplicate of a stored blob, a digest
+	// mismatch).
+	Discard(ctx context.Context) error
 }
 
 // Blob is a committed blob opened for reading. The filesystem driver returns an

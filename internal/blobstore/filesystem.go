@@ -264,6 +264,14 @@ func (u *fsUpload) Close() error {
 	return err
 }
 
+func (u *fsUpload) Discard(ctx context.Context) error {
+	if u.file != nil {
+		u.file.Close()
+		u.file = nil
+	}
+	return u.fs.AbortUpload(ctx, u.handle)
+}
+
 func (u *fsUpload) Commit(ctx context.Context, dgst digest.Digest) (string, error) {
 	if err := u.Close(); err != nil {
 		return "", fmt.Errorf("blobstore: sync upload: %w", err)

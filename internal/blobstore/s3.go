@@ -1040,6 +1040,13 @@ func (u *s3Upload) Close() error {
 	return err
 }
 
+// Discard implements Upload: nothing buffered is written; the session's objects go.
+func (u *s3Upload) Discard(ctx context.Context) error {
+	u.releaseBuf()
+	u.done = true
+	return u.d.AbortUpload(ctx, u.handle)
+}
+
 // Commit implements Upload: the rest becomes the last part and the multipart upload is
 // completed at the blob's key (a blob smaller than one part is a single PutObject). The
 // session's marker and tails are deleted.

@@ -336,6 +336,13 @@ func (r *Registry) FinishUpload(ctx context.Context, repo, id string, dgst oci.D
 		return BlobInfo{}, err
 	}
 	sum, err := r.sumUpload(ctx, s.up, dgst, s.h)
+	if errors.Is(err, errors.ErrUnsupported) {
+		// The driver cannot re-read an upload in progress (S3 multipart): verify the
+		// committed object instead, before it is recorded anywhere.
+		return r.commit(ctx, repo, s.up, dgst, s.row.ID, func(location string) error {
+			return r.verifyStored(ctx, location, dgst)
+		})
+	}
 	if err != nil {
 		s.up.Close()
 		return BlobInfo{}, err
@@ -345,7 +352,7 @@ func (r *Registry) FinishUpload(ctx context.Context, repo, id string, dgst oci.D
 		r.discardUpload(ctx, s.row)
 		return BlobInfo{}, errcode.DigestInvalid.WithDetail(map[string]string{"expected": string(dgst), "computed": string(sum)})
 	}
-	return r.commit(ctx, repo, s.up, dgst, s.row.ID)
+	return r.commit(ctx, repo, s.up, dgst, s.row.ID, nil)
 }
 
 // sumUpload computes the upload's digest in dgst's algorithm: sha256 comes from the
@@ -355,6 +362,9 @@ func (r *Registry) sumUpload(ctx context.Context, up blobstore.Upload, dgst oci.
 		return oci.NewDigest(oci.SHA256, h), nil
 	}
 	rd, err := up.Reader(ctx)
+	if errors.Is(err, errors.ErrUnsupported) {
+		return "", err
+	}
 	if err != nil {
 		return "", r.internal(err, "")
 	}
@@ -364,6 +374,23 @@ func (r *Registry) sumUpload(ctx context.Context, up blobstore.Upload, dgst oci.
 		return "", r.internal(err, "")
 	}
 	return v.Digest(), nil
+}
+
+// verifyStored hashes committed bytes with dgst's algorithm.
+func (r *Registry) verifyStored(ctx context.Context, location string, dgst oci.Digest) error {
+	b, err := r.blobs.Open(ctx, location)
+	if err != nil {
+		return r.internal(err, "")
+	}
+	defer b.Close()
+	v := dgst.Algorithm().Digester()
+	if _, err := copyBuffered(v.Hash(), b); err != nil {
+		return r.internal(err, "")
+	}
+	if v.Digest() != dgst {
+		return errcode.DigestInvalid.WithDetail(map[string]string{"expected": string(dgst), "computed": string(v.Digest())})
+	}
+	return nil
 }
 
 func (r *Registry) discardUpload(ctx context.Context, u meta.Upload) {
@@ -376,15 +403,15 @@ func (r *Registry) discardUpload(ctx context.Context, u meta.Upload) {
 }
 
 // commit makes verified bytes a blob visible in repo.
-func (r *Registry) commit(ctx context.Context, repo string, up blobstore.Upload, dgst oci.Digest, uploadID string) (BlobInfo, error) {
+// verify, when set, checks the committed bytes at location before they are recorded
+// (for digests the running hash could not cover); an error deletes them.
+func (r *Registry) commit(ctx context.Context, repo string, up blobstore.Upload, dgst oci.Digest, uploadID string, verify func(location string) error) (BlobInfo, error) {
 	size := up.Size()
 	if existing, err := r.meta.Blob(ctx, string(dgst)); err == nil && existing.Size == size {
 		// Already stored: keep one copy, just make it visible here — unless it is being
 		// deleted right now, in which case these bytes become the copy.
 		if _, err := r.meta.AdoptBlob(ctx, repo, string(dgst), uploadID); err == nil {
-			handle := up.Handle()
-			up.Close()
-			if err := r.blobs.AbortUpload(ctx, handle); err != nil {
+			if err := up.Discard(context.WithoutCancel(ctx)); err != nil {
 				r.log.Warn("discard duplicate upload", "digest", dgst, "err", err)
 			}
 			return BlobInfo{Digest: dgst, Size: size}, nil
@@ -393,8 +420,27 @@ func (r *Registry) commit(ctx context.Context, repo string, up blobstore.Upload,
 		}
 	}
 	location, err := up.Commit(ctx, dgst)
+	if errors.Is(err, blobstore.ErrUploadCorrupt) {
+		// A racing writer clobbered part of the session: nothing trustworthy to keep.
+		_ = up.Discard(context.WithoutCancel(ctx))
+		if uploadID != "" {
+			_ = r.meta.DeleteUpload(context.WithoutCancel(ctx), uploadID)
+		}
+		return BlobInfo{}, errcode.BlobUploadUnknown.Wrap(err, "upload data is damaged; start a new upload")
+	}
 	if err != nil {
 		return BlobInfo{}, r.internal(err, "")
+	}
+	if verify != nil {
+		if err := verify(location); err != nil {
+			if derr := r.blobs.Delete(context.WithoutCancel(ctx), location); derr != nil {
+				r.log.Warn("delete unverified blob", "location", location, "err", derr)
+			}
+			if uploadID != "" {
+				_ = r.meta.DeleteUpload(context.WithoutCancel(ctx), uploadID)
+			}
+			return BlobInfo{}, err
+		}
 	}
 	stored, err := r.meta.CommitBlob(ctx, repo, meta.Blob{Digest: string(dgst), Size: size, Location: location}, uploadID)
 	if err != nil {
@@ -436,7 +482,7 @@ func (r *Registry) PutBlob(ctx context.Context, repo string, dgst oci.Digest, c 
 	case v.Digest() != dgst:
 		return fail(errcode.DigestInvalid.WithDetail(map[string]string{"expected": string(dgst), "computed": string(v.Digest())}))
 	}
-	return r.commit(ctx, repo, up, dgst, "")
+	return r.commit(ctx, repo, up, dgst, "", nil)
 }
 
 // PurgeUploads discards sessions untouched for longer than the upload TTL, and upload

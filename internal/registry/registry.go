@@ -90,7 +90,7 @@ func (r *Registry) internal(err error, msg string) error {
 // failures: outages answer 503 so clients and load balancers retry.
 func unavailable(err error) bool {
 	var netErr net.Error
-	return meta.IsUnavailable(err) || errors.As(err, &netErr)
+	return meta.IsUnavailable(err) || errors.Is(err, blobstore.ErrUnavailable) || errors.As(err, &netErr)
 }
 
 // Repositories lists repository names (the catalog) after last, at most n.
@@ -144,5 +144,16 @@ func (r *Registry) RepositoryExists(ctx context.Context, repo string) (bool, err
 	return ok, nil
 }
 
-// Ready reports whether the registry can serve (database reachable).
-func (r *Registry) Ready(ctx context.Context) error { return r.meta.Ping(ctx) }
+// Ready reports whether the registry can serve: database reachable, and the blob store
+// too when its driver can tell.
+func (r *Registry) Ready(ctx context.Context) error {
+	if err := r.meta.Ping(ctx); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	if p, ok := r.blobs.(interface{ Ping(context.Context) error }); ok {
+		if err := p.Ping(ctx); err != nil {
+			return fmt.Errorf("blob store: %w", err)
+		}
+	}
+	return nil
+}
