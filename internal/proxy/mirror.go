@@ -341,6 +341,17 @@ func (m *Mirror) OpenBlob(ctx context.Context, t *Target, dgst oci.Digest) (blob
 	key := t.LocalRepo + "@" + string(dgst)
 	m.mu.Lock()
 	f, inFlight := m.flights[key]
+	m.mu.Unlock()
+	if !inFlight {
+		// Replicas share the cache: the one holding the blob's fetch lease downloads it;
+		// the others wait for its commit instead of downloading it again.
+		b, err := m.awaitFetchLease(ctx, t, dgst, key)
+		if err != nil || b != nil {
+			return b, nil, err
+		}
+	}
+	m.mu.Lock()
+	f, inFlight = m.flights[key]
 	if inFlight {
 		f.acquire()
 		m.mu.Unlock()
@@ -366,6 +377,41 @@ func (m *Mirror) OpenBlob(ctx context.Context, t *Target, dgst oci.Digest) (blob
 	return nil, &Stream{f: f}, nil
 }
 
+// fetchLeaseTTL is how long a replica's claim on a blob download lasts without renewal;
+// a replica that dies mid-download is replaced after at most this long.
+const fetchLeaseTTL = 30 * time.Second
+
+// awaitFetchLease takes the blob's fetch lease for this replica (returning nil, nil: go
+// ahead and fetch), or, while another replica holds it, waits for that replica's
+// commit and returns the stored blob.
+func (m *Mirror) awaitFetchLease(ctx context.Context, t *Target, dgst oci.Digest, key string) (blobstore.Blob, error) {
+	lease := "fetch:" + key
+	for {
+		ok, err := m.reg.TryLease(ctx, lease, fetchLeaseTTL)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return nil, nil
+		}
+		m.mu.Lock()
+		_, local := m.flights[key]
+		m.mu.Unlock()
+		if local {
+			return nil, nil // this replica is the fetcher: join its flight
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+		if b, err := m.reg.OpenBlob(ctx, t.LocalRepo, dgst); err == nil {
+			m.metrics.coalesced.WithLabelValues(t.Upstream.cfg.Name).Inc()
+			return b, nil
+		}
+	}
+}
+
 // blobFetchTimeout bounds one upstream blob download, however slow.
 const blobFetchTimeout = 2 * time.Hour
 
@@ -375,6 +421,22 @@ const blobFetchTimeout = 2 * time.Hour
 func (m *Mirror) fetchBlob(t *Target, dgst oci.Digest, key string, f *flight) {
 	ctx, cancel := context.WithTimeout(context.Background(), blobFetchTimeout)
 	defer cancel()
+	lease := "fetch:" + key
+	renew := time.NewTicker(fetchLeaseTTL / 3)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-renew.C:
+				_, _ = m.reg.TryLease(ctx, lease, fetchLeaseTTL)
+			}
+		}
+	}()
+	defer func() {
+		renew.Stop()
+		m.reg.ReleaseLease(context.Background(), lease)
+	}()
 	err := func() error {
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
@@ -453,6 +515,10 @@ func (m *Mirror) Run(ctx context.Context) {
 		case u := <-m.evictNow:
 			m.Evict(ctx, u)
 		case <-tick.C:
+			// The periodic pass runs on one replica at a time.
+			if ok, _ := m.reg.TryLease(ctx, "job:mirror-evict", 2*time.Minute); !ok {
+				continue
+			}
 			for _, u := range m.byName {
 				if u.cfg.CacheSize > 0 {
 					m.Evict(ctx, u)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"time"
 
 	"github.com/berth-registry/berth/internal/blobstore"
@@ -36,6 +37,8 @@ type Registry struct {
 	blobs blobstore.Driver
 	opts  Options
 	log   *slog.Logger
+	// instance names this process as a lease holder among replicas.
+	instance string
 }
 
 // New returns a registry over a metadata store and a blob driver.
@@ -43,7 +46,9 @@ func New(m *meta.Store, b blobstore.Driver, opts Options, log *slog.Logger) *Reg
 	if opts.UploadTTL <= 0 {
 		opts.UploadTTL = 24 * time.Hour
 	}
-	return &Registry{meta: m, blobs: b, opts: opts, log: log}
+	host, _ := os.Hostname()
+	instance := fmt.Sprintf("%s/%d/%s", host, os.Getpid(), newUploadID()[:8])
+	return &Registry{meta: m, blobs: b, opts: opts, log: log, instance: instance}
 }
 
 // ValidateName checks a repository name, as an errcode.
@@ -133,6 +138,23 @@ func (r *Registry) DeleteRepository(ctx context.Context, repo string) error {
 		}
 	}
 	return nil
+}
+
+// TryLease takes or renews the named lease for this replica: work that must run on one
+// replica at a time (background jobs, one upstream fetch per blob) runs only while held.
+func (r *Registry) TryLease(ctx context.Context, name string, ttl time.Duration) (bool, error) {
+	ok, err := r.meta.TryLease(ctx, name, r.instance, ttl)
+	if err != nil {
+		return false, r.internal(err, "")
+	}
+	return ok, nil
+}
+
+// ReleaseLease gives up a lease this replica holds.
+func (r *Registry) ReleaseLease(ctx context.Context, name string) {
+	if err := r.meta.ReleaseLease(ctx, name, r.instance); err != nil {
+		r.log.Warn("release lease", "lease", name, "err", err)
+	}
 }
 
 // RepositoryExists tells whether a repository has been created.

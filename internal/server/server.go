@@ -205,11 +205,16 @@ func (s *Server) maintain(ctx context.Context) {
 	t := time.NewTicker(10 * time.Minute)
 	defer t.Stop()
 	for {
-		n, err := s.Registry.PurgeUploads(ctx)
-		if err != nil && ctx.Err() == nil {
-			s.log.Warn("purge uploads", "err", err)
-		} else if n > 0 {
-			s.log.Info("purged abandoned uploads", "count", n)
+		// One replica purges at a time; the lease outlives the interval only if renewed.
+		if ok, err := s.Registry.TryLease(ctx, "job:purge-uploads", 15*time.Minute); ok {
+			n, err := s.Registry.PurgeUploads(ctx)
+			if err != nil && ctx.Err() == nil {
+				s.log.Warn("purge uploads", "err", err)
+			} else if n > 0 {
+				s.log.Info("purged abandoned uploads", "count", n)
+			}
+		} else if err != nil && ctx.Err() == nil {
+			s.log.Warn("purge uploads lease", "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -224,6 +229,14 @@ func (s *Server) warmLoop(ctx context.Context, w config.Warm) {
 	t := time.NewTicker(time.Duration(w.Interval))
 	defer t.Stop()
 	for {
+		if ok, _ := s.Registry.TryLease(ctx, "job:mirror-warm", time.Duration(w.Interval)/2); !ok {
+			select { // another replica warms this round
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				continue
+			}
+		}
 		fetched := 0
 		err := s.mirror.Warm(ctx, w.Images, w.Platforms, func(ev proxy.WarmEvent) {
 			if ev.Err == nil && !ev.Cached {
