@@ -38,6 +38,41 @@ type Config struct {
 	TLS       TLS       `yaml:"tls"`
 	HTTP      HTTP      `yaml:"http"`
 	Mirror    Mirror    `yaml:"mirror"`
+	Auth      Auth      `yaml:"auth"`
+}
+
+// Auth configures authentication and authorization. Off, the registry is open to
+// anyone who can reach it (for a private network or a test).
+type Auth struct {
+	Enabled bool `yaml:"enabled"`
+	// Realm is the token endpoint URL clients are sent to; empty derives it from the
+	// request (scheme, Host, /token) — set it behind proxies that rewrite Host.
+	Realm string `yaml:"realm"`
+	// Admin is the first system administrator, created on first start when absent.
+	// There is no default password: set password, passwordFile or passwordEnv.
+	Admin struct {
+		Username     string `yaml:"username"`
+		Password     string `yaml:"password" secret:"true"`
+		PasswordFile string `yaml:"passwordFile"`
+		PasswordEnv  string `yaml:"passwordEnv"`
+	} `yaml:"admin"`
+	Token struct {
+		Issuer          string   `yaml:"issuer"`
+		Service         string   `yaml:"service"`
+		Lifetime        Duration `yaml:"lifetime"`
+		RefreshLifetime Duration `yaml:"refreshLifetime"`
+		ClockSkew       Duration `yaml:"clockSkew"`
+	} `yaml:"token"`
+	// ProjectCreation: who creates a project by pushing to it first (everyone, admins).
+	ProjectCreation string `yaml:"projectCreation"`
+	// BasicCacheTTL: how long a verified password is trusted before bcrypt runs again.
+	BasicCacheTTL Duration `yaml:"basicCacheTTL"`
+	FailedLogins  struct {
+		Max    int      `yaml:"max"`
+		Window Duration `yaml:"window"`
+	} `yaml:"failedLogins"`
+	// AuditRetention: audit entries older than this are deleted.
+	AuditRetention Duration `yaml:"auditRetention"`
 }
 
 // Mirror configures pull-through caching of upstream registries.
@@ -195,12 +230,26 @@ func Default() Config {
 		Storage:  Storage{Driver: "filesystem", S3: S3{PartSize: 8 << 20}},
 		Limits:   Limits{ManifestSize: 4 << 20, HeaderBytes: 64 << 10},
 		Uploads:  Uploads{TTL: Duration(24 * time.Hour)},
+		Auth:     defaultAuth(),
 		HTTP: HTTP{
 			ReadHeaderTimeout: Duration(10 * time.Second),
 			IdleTimeout:       Duration(120 * time.Second),
 			ShutdownTimeout:   Duration(60 * time.Second),
 		},
 	}
+}
+
+func defaultAuth() Auth {
+	var a Auth
+	a.Token.Issuer, a.Token.Service = "berth", "berth"
+	a.Token.Lifetime = Duration(5 * time.Minute)
+	a.Token.RefreshLifetime = Duration(24 * time.Hour)
+	a.Token.ClockSkew = Duration(10 * time.Second)
+	a.ProjectCreation = "everyone"
+	a.BasicCacheTTL = Duration(time.Minute)
+	a.FailedLogins.Max, a.FailedLogins.Window = 10, Duration(5*time.Minute)
+	a.AuditRetention = Duration(90 * 24 * time.Hour)
+	return a
 }
 
 // Load reads the optional file, applies BERTH_* overrides from environ, fills derived
@@ -311,6 +360,23 @@ func (c Config) Validate() error {
 		bad("uploads.ttl must be at least 1m")
 	}
 	c.validateMirror(bad)
+	if a := c.Auth; a.Enabled {
+		if a.ProjectCreation != "everyone" && a.ProjectCreation != "admins" {
+			bad("auth.projectCreation %q: want everyone or admins", a.ProjectCreation)
+		}
+		if a.Token.Lifetime < Duration(time.Minute) || a.Token.Lifetime > Duration(24*time.Hour) {
+			bad("auth.token.lifetime must be between 1m and 24h")
+		}
+		if a.Token.ClockSkew < 0 || a.Token.ClockSkew > Duration(5*time.Minute) {
+			bad("auth.token.clockSkew must be between 0 and 5m")
+		}
+		if a.Admin.Username != "" && a.Admin.Password == "" && a.Admin.PasswordFile == "" && a.Admin.PasswordEnv == "" {
+			bad("auth.admin: set password, passwordFile or passwordEnv (there is no default password)")
+		}
+		if a.FailedLogins.Max < 1 {
+			bad("auth.failedLogins.max must be at least 1")
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -404,6 +470,9 @@ func (c Config) Redacted() string {
 				c.Database.DSN = u.String()
 			}
 		}
+	}
+	if c.Auth.Admin.Password != "" {
+		c.Auth.Admin.Password = "REDACTED"
 	}
 	ups := make([]Upstream, len(c.Mirror.Upstreams))
 	for i, u := range c.Mirror.Upstreams {

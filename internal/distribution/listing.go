@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 
+	"github.com/berth-registry/berth/internal/auth"
 	"github.com/berth-registry/berth/internal/errcode"
 	"github.com/berth-registry/berth/internal/oci"
 )
@@ -87,6 +88,14 @@ func (a *API) catalog(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	repos = writePageLink(w, "/v2/_catalog", repos, n)
+	if a.guard != nil {
+		// Filtered after paging: a page may come out short, its Link still leads on.
+		if repos, err = a.visible(r, repos); err != nil {
+			w.Header().Del("Link")
+			a.fail(w, r, err)
+			return
+		}
+	}
 	writeJSON(w, r, struct {
 		Repositories []string `json:"repositories"`
 	}{repos})
@@ -118,4 +127,27 @@ func writeJSON(w http.ResponseWriter, r *http.Request, v any) {
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(body)
 	}
+}
+
+// visible keeps the repositories the caller may pull from.
+func (a *API) visible(r *http.Request, repos []string) ([]string, error) {
+	c := callerOf(r)
+	if c == nil {
+		return nil, nil
+	}
+	p, err := a.guard.svc.Principal(r.Context(), c.p.Kind, c.p.Name, c.p.Groups)
+	if err != nil {
+		return nil, errcode.Unauthorized.New("account no longer valid")
+	}
+	out := repos[:0:0]
+	for _, name := range repos {
+		got, err := a.guard.svc.Allowed(r.Context(), p, name, []auth.Action{auth.Pull})
+		if err != nil {
+			return nil, err
+		}
+		if len(got) == 1 {
+			out = append(out, name)
+		}
+	}
+	return out, nil
 }

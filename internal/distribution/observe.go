@@ -132,6 +132,14 @@ func (rw *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 func (rw *recorder) Unwrap() http.ResponseWriter { return rw.ResponseWriter }
 
+// Status is the response status written so far (200 when only a body was).
+func (rw *recorder) Status() int {
+	if rw.status == 0 {
+		return http.StatusOK
+	}
+	return rw.status
+}
+
 // Observe wraps h with the access log and metrics.
 func Observe(h http.Handler, m *Metrics, log *slog.Logger, accessLog bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

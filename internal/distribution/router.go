@@ -4,10 +4,13 @@
 package distribution
 
 import (
+	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
 
+	"github.com/berth-registry/berth/internal/auth"
 	"github.com/berth-registry/berth/internal/errcode"
 	"github.com/berth-registry/berth/internal/proxy"
 	"github.com/berth-registry/berth/internal/registry"
@@ -19,6 +22,8 @@ type Options struct {
 	MaxManifestSize int64
 	// Mirror serves mirrored repositories; nil disables mirroring.
 	Mirror *proxy.Mirror
+	// Guard authenticates and authorizes requests; nil leaves the API open.
+	Guard *Guard
 	// CanRead reports whether the request's caller may read a repository (for mounts
 	// without "from"). Nil allows everything.
 	CanRead func(r *http.Request, repo string) bool
@@ -28,6 +33,7 @@ type Options struct {
 type API struct {
 	reg    *registry.Registry
 	mirror *proxy.Mirror
+	guard  *Guard
 	opts   Options
 	log    *slog.Logger
 }
@@ -40,7 +46,18 @@ func New(reg *registry.Registry, opts Options, log *slog.Logger) *API {
 	if opts.CanRead == nil {
 		opts.CanRead = func(*http.Request, string) bool { return true }
 	}
-	return &API{reg: reg, mirror: opts.Mirror, opts: opts, log: log}
+	if opts.Guard != nil {
+		g := opts.Guard
+		opts.CanRead = func(r *http.Request, repo string) bool {
+			c := callerOf(r)
+			if c == nil {
+				return false
+			}
+			ok, err := g.allows(r.Context(), c, repo, []auth.Action{auth.Pull})
+			return err == nil && ok
+		}
+	}
+	return &API{reg: reg, mirror: opts.Mirror, guard: opts.Guard, opts: opts, log: log}
 }
 
 // route is a parsed /v2/ path.
@@ -133,21 +150,39 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("OCI-Namespace", ns)
 		}
 	}
+	var target *proxy.Target
 	if a.mirror != nil && rt.name != "" {
-		read := r.Method == http.MethodGet || r.Method == http.MethodHead
-		t, err := a.mirror.Resolve(r.Context(), rt.name, ns, read)
+		t, err := a.mirror.Resolve(r.Context(), rt.name, ns, r.Method == http.MethodGet || r.Method == http.MethodHead)
 		if err != nil {
 			a.fail(w, r, err)
 			return
 		}
-		if t != nil {
-			if !read {
-				a.fail(w, r, errcode.Denied.New("repository "+rt.name+" is a read-only mirror of "+t.Upstream.Name()))
-				return
-			}
-			a.serveMirror(w, r, rt, t)
+		target = t
+	}
+	if a.guard != nil {
+		// Authorization is on the repository as stored: a mirrored pull of "pause" with
+		// ns=registry.k8s.io reads registry.k8s.io/pause.
+		effective := rt
+		if target != nil {
+			effective.name = target.LocalRepo
+		}
+		var ok bool
+		if r, ok = a.admit(w, r, effective); !ok {
 			return
 		}
+		defer func() {
+			if st, ok := w.(interface{ Status() int }); ok {
+				a.guard.audited(r, effective, st.Status())
+			}
+		}()
+	}
+	if target != nil {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			a.fail(w, r, errcode.Denied.New("repository "+rt.name+" is a read-only mirror of "+target.Upstream.Name()))
+			return
+		}
+		a.serveMirror(w, r, rt, target)
+		return
 	}
 	switch rt.kind {
 	case routePing:
@@ -165,6 +200,31 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case routeReferrers:
 		a.referrers(w, r, rt.name, rt.ref)
 	}
+}
+
+// admit authenticates and authorizes the request; false means it was answered.
+func (a *API) admit(w http.ResponseWriter, r *http.Request, rt route) (*http.Request, bool) {
+	c, err := a.guard.authenticate(r)
+	if err != nil {
+		if errors.Is(err, errcode.Unauthorized) {
+			a.guard.challenge(w, r, rt.name, requiredActions(rt, r.Method), false)
+		}
+		a.fail(w, r, err)
+		return r, false
+	}
+	if err := a.guard.authorize(w, r, c, rt.name, requiredActions(rt, r.Method)); err != nil {
+		a.fail(w, r, err)
+		return r, false
+	}
+	r = r.WithContext(context.WithValue(r.Context(), callerKey{}, c))
+	creates := (rt.kind == routeManifest && r.Method == http.MethodPut) || (rt.kind == routeUpload && r.Method == http.MethodPost)
+	if creates {
+		if err := a.guard.svc.EnsureProject(r.Context(), c.p, rt.name); err != nil {
+			a.fail(w, r, errcode.Internal.Wrap(err, ""))
+			return r, false
+		}
+	}
+	return r, true
 }
 
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/berth-registry/berth/internal/auth"
 	"github.com/berth-registry/berth/internal/blobstore"
 	"github.com/berth-registry/berth/internal/config"
 	"github.com/berth-registry/berth/internal/distribution"
@@ -29,6 +31,7 @@ import (
 // Server is an assembled, not yet listening Berth.
 type Server struct {
 	mirror   *proxy.Mirror
+	auth     *auth.Service
 	cfg      config.Config
 	log      *slog.Logger
 	meta     *meta.Store
@@ -106,9 +109,21 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 			return nil, err
 		}
 	}
-	api := distribution.New(reg, distribution.Options{MaxManifestSize: int64(cfg.Limits.ManifestSize), Mirror: mirror}, log)
+	var authSvc *auth.Service
+	var guard *distribution.Guard
+	if cfg.Auth.Enabled {
+		if authSvc, err = newAuth(ctx, cfg, m, log); err != nil {
+			m.Close()
+			return nil, err
+		}
+		guard = distribution.NewGuard(authSvc, cfg.Auth.Realm)
+	}
+	api := distribution.New(reg, distribution.Options{MaxManifestSize: int64(cfg.Limits.ManifestSize), Mirror: mirror, Guard: guard}, log)
 
 	mux := http.NewServeMux()
+	if authSvc != nil {
+		mux.Handle("/token", distribution.TokenHandler(authSvc))
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
@@ -136,14 +151,81 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		}
 		mux.ServeHTTP(w, r)
 	})
-	return &Server{cfg: cfg, log: log, meta: m, Registry: reg, mirror: mirror, handler: handler}, nil
+	return &Server{cfg: cfg, log: log, meta: m, Registry: reg, mirror: mirror, auth: authSvc, handler: handler}, nil
+}
+
+// newAuth builds the authentication service and makes sure a first administrator
+// exists: from configuration, or an error — never a default password.
+func newAuth(ctx context.Context, cfg config.Config, m *meta.Store, log *slog.Logger) (*auth.Service, error) {
+	a := cfg.Auth
+	tokens, err := auth.NewTokens(ctx, m, auth.TokenOptions{
+		Issuer: a.Token.Issuer, Service: a.Token.Service, Lifetime: time.Duration(a.Token.Lifetime),
+		RefreshLifetime: time.Duration(a.Token.RefreshLifetime), ClockSkew: time.Duration(a.Token.ClockSkew),
+	})
+	if err != nil {
+		return nil, err
+	}
+	var public []string
+	for _, u := range cfg.Mirror.Upstreams {
+		public = append(public, u.Name) // mirrored content is readable by every caller
+	}
+	svc := auth.New(m, nil, tokens, auth.Options{
+		ProjectCreation: a.ProjectCreation, PublicPrefixes: public, BasicCacheTTL: time.Duration(a.BasicCacheTTL),
+		MaxFailures: a.FailedLogins.Max, FailureWindow: time.Duration(a.FailedLogins.Window),
+	}, log)
+	if a.Admin.Username != "" {
+		pw, err := secretFrom(a.Admin.Password, a.Admin.PasswordFile, a.Admin.PasswordEnv)
+		if err != nil {
+			return nil, fmt.Errorf("auth.admin: %w", err)
+		}
+		if _, err := m.UserByName(ctx, a.Admin.Username); errors.Is(err, meta.ErrNotFound) {
+			hash, err := auth.HashPassword(pw)
+			if err != nil {
+				return nil, fmt.Errorf("auth.admin: %w", err)
+			}
+			if _, err := m.CreateUser(ctx, meta.User{Name: a.Admin.Username, PasswordHash: hash, Admin: true}); err != nil && !errors.Is(err, meta.ErrExists) {
+				return nil, err
+			}
+			log.Info("created the first administrator", "user", a.Admin.Username)
+		} else if err != nil {
+			return nil, err
+		}
+	} else if users, err := m.Users(ctx, "", 1); err != nil {
+		return nil, err
+	} else if len(users) == 0 {
+		return nil, errors.New("auth is enabled but no user exists: set auth.admin.username and its password (file or env) to create the first administrator")
+	}
+	return svc, nil
+}
+
+func secretFrom(value, file, env string) (string, error) {
+	switch {
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", err
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	case env != "":
+		v, ok := os.LookupEnv(env)
+		if !ok {
+			return "", fmt.Errorf("environment variable %s is not set", env)
+		}
+		return v, nil
+	}
+	return value, nil
 }
 
 // Handler is the server's HTTP handler (for tests).
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Close releases the stores.
-func (s *Server) Close() error { return s.meta.Close() }
+// Close flushes the audit trail and releases the stores.
+func (s *Server) Close() error {
+	if s.auth != nil {
+		s.auth.Close()
+	}
+	return s.meta.Close()
+}
 
 // Run listens and serves until ctx is cancelled, then stops accepting connections and
 // lets in-flight requests (uploads included) finish within the shutdown timeout.
@@ -215,6 +297,16 @@ func (s *Server) maintain(ctx context.Context) {
 			}
 		} else if err != nil && ctx.Err() == nil {
 			s.log.Warn("purge uploads lease", "err", err)
+		}
+		if s.auth != nil {
+			if ok, _ := s.Registry.TryLease(ctx, "job:prune-audit", 15*time.Minute); ok {
+				cut := time.Now().Add(-time.Duration(s.cfg.Auth.AuditRetention))
+				if n, err := s.meta.PruneAudit(ctx, cut); err != nil && ctx.Err() == nil {
+					s.log.Warn("prune audit log", "err", err)
+				} else if n > 0 {
+					s.log.Info("pruned audit log", "entries", n)
+				}
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -1,0 +1,465 @@
+// Package auth owns who may do what: authenticating users (local bcrypt passwords or a
+// directory), robot accounts and tokens; the role × action permission matrix over
+// projects; the Docker token service; and the audit trail of logins and changes.
+// Identities, projects, memberships and robots are rows in the metadata database.
+package auth
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/berth-registry/berth/internal/meta"
+	"github.com/berth-registry/berth/internal/oci"
+)
+
+// Action is something a principal does to a repository.
+type Action string
+
+// Actions. Catalog is the registry-wide listing (scope registry:catalog:*).
+const (
+	Pull    Action = "pull"
+	Push    Action = "push"
+	Delete  Action = "delete"
+	Catalog Action = "*"
+)
+
+// Role is a principal's standing in a project.
+type Role string
+
+// Roles, from least to most.
+const (
+	Guest      Role = "guest"
+	Developer  Role = "developer"
+	Maintainer Role = "maintainer"
+	Admin      Role = "admin"
+)
+
+// roleActions is the permission matrix (README "Permissions" mirrors it). Project admins
+// also manage members and robots of their project (admin API).
+var roleActions = map[Role][]Action{
+	Guest:      {Pull},
+	Developer:  {Pull, Push},
+	Maintainer: {Pull, Push, Delete},
+	Admin:      {Pull, Push, Delete},
+}
+
+var roleRank = map[Role]int{Guest: 1, Developer: 2, Maintainer: 3, Admin: 4}
+
+// ValidRole tells whether r names a role.
+func ValidRole(r string) bool { _, ok := roleRank[Role(r)]; return ok }
+
+// Principal is an authenticated caller (or the anonymous one).
+type Principal struct {
+	Kind   string // user, robot, anonymous
+	Name   string
+	Admin  bool     // system administrator
+	Groups []string // directory groups (LDAP)
+	// Robot permissions: project ("*" for every project) → actions.
+	RobotPerms []RobotPermission
+}
+
+// Anonymous is the caller without credentials.
+var Anonymous = &Principal{Kind: "anonymous", Name: "anonymous"}
+
+// RobotPermission grants actions on one project ("*" = every project, system robots only).
+type RobotPermission struct {
+	Project string   `json:"project"`
+	Actions []Action `json:"actions"`
+}
+
+// Errors of authentication.
+var (
+	ErrInvalidCredentials = errors.New("auth: invalid credentials")
+	ErrTooManyFailures    = errors.New("auth: too many failed logins; try again later")
+	ErrDirectoryDown      = errors.New("auth: directory unavailable")
+)
+
+// Directory authenticates against an external directory (LDAP).
+type Directory interface {
+	// Authenticate verifies the password and returns the user's groups. It fails with
+	// an error wrapping ErrInvalidCredentials, or any other error when unreachable.
+	Authenticate(ctx context.Context, username, password string) (groups []string, email string, err error)
+}
+
+// Options configure the Service.
+type Options struct {
+	// ProjectCreation says who creates a project by pushing to it first: "everyone"
+	// (any user) or "admins".
+	ProjectCreation string
+	// PublicPrefixes are projects every caller may pull from (the mirror's upstreams).
+	PublicPrefixes []string
+	// BasicCacheTTL is how long a verified username/password pair is trusted without
+	// re-running bcrypt.
+	BasicCacheTTL time.Duration
+	// MaxFailures failed logins per user and per client address within FailureWindow
+	// lock further attempts out for FailureWindow.
+	MaxFailures   int
+	FailureWindow time.Duration
+	// GroupRoles maps directory groups to project roles: group → project → role.
+	GroupRoles map[string]map[string]Role
+}
+
+// Service authenticates and authorizes.
+type Service struct {
+	meta *meta.Store
+	dir  Directory
+	opts Options
+	log  *slog.Logger
+	// Tokens is the Docker token issuer and verifier.
+	Tokens *Tokens
+
+	mu       sync.Mutex
+	verified map[[32]byte]cachedLogin // sha256(user, password) → principal
+	failures map[string][]time.Time   // "user:x" / "addr:y" → recent failures
+	audit    *auditor
+}
+
+type cachedLogin struct {
+	p       *Principal
+	expires time.Time
+}
+
+// New returns the service. dir may be nil.
+func New(m *meta.Store, dir Directory, tokens *Tokens, opts Options, log *slog.Logger) *Service {
+	if opts.BasicCacheTTL <= 0 {
+		opts.BasicCacheTTL = time.Minute
+	}
+	if opts.MaxFailures <= 0 {
+		opts.MaxFailures = 10
+	}
+	if opts.FailureWindow <= 0 {
+		opts.FailureWindow = 5 * time.Minute
+	}
+	if opts.ProjectCreation == "" {
+		opts.ProjectCreation = "everyone"
+	}
+	s := &Service{meta: m, dir: dir, opts: opts, log: log, Tokens: tokens,
+		verified: map[[32]byte]cachedLogin{}, failures: map[string][]time.Time{}}
+	s.audit = newAuditor(m, log)
+	return s
+}
+
+// Close flushes the audit trail.
+func (s *Service) Close() { s.audit.close() }
+
+// HashPassword returns a bcrypt hash.
+func HashPassword(pw string) (string, error) {
+	if len(pw) < 8 {
+		return "", fmt.Errorf("auth: passwords need at least 8 characters")
+	}
+	if len(pw) > 72 {
+		return "", fmt.Errorf("auth: passwords are at most 72 bytes (bcrypt)")
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
+	return string(h), err
+}
+
+// dummyHash keeps the time of a login for an unknown user close to a known one's.
+var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("berth-timing-equalizer"), bcrypt.DefaultCost)
+
+// Login verifies a username/password pair (a user's password or a robot's secret),
+// rate-limited per user and per client address, and records the attempt.
+func (s *Service) Login(ctx context.Context, username, password, remote string) (*Principal, error) {
+	key := sha256.Sum256([]byte(username + "\x00" + password))
+	s.mu.Lock()
+	c, ok := s.verified[key]
+	s.mu.Unlock()
+	if ok && time.Now().Before(c.expires) {
+		return c.p, nil
+	}
+	if s.lockedOut("user:"+username) || s.lockedOut("addr:"+remote) {
+		s.audit.record(meta.AuditEntry{Actor: username, ActorType: "user", Action: "login", Result: "denied", Remote: remote, Detail: "rate limited"})
+		return nil, ErrTooManyFailures
+	}
+	p, err := s.verify(ctx, username, password)
+	if err != nil {
+		if errors.Is(err, ErrInvalidCredentials) {
+			s.fail("user:" + username)
+			s.fail("addr:" + remote)
+		}
+		s.audit.record(meta.AuditEntry{Actor: username, ActorType: kindOf(username), Action: "login", Result: "failed", Remote: remote, Detail: err.Error()})
+		return nil, err
+	}
+	s.audit.record(meta.AuditEntry{Actor: p.Name, ActorType: p.Kind, Action: "login", Result: "ok", Remote: remote})
+	s.mu.Lock()
+	if len(s.verified) > 10000 {
+		s.verified = map[[32]byte]cachedLogin{}
+	}
+	s.verified[key] = cachedLogin{p: p, expires: time.Now().Add(s.opts.BasicCacheTTL)}
+	s.mu.Unlock()
+	return p, nil
+}
+
+func kindOf(name string) string {
+	if strings.HasPrefix(name, "robot$") {
+		return "robot"
+	}
+	return "user"
+}
+
+func (s *Service) verify(ctx context.Context, username, password string) (*Principal, error) {
+	if username == "" || password == "" || len(username) > 256 {
+		return nil, ErrInvalidCredentials
+	}
+	if strings.HasPrefix(username, "robot$") {
+		return s.verifyRobot(ctx, username, password)
+	}
+	u, err := s.meta.UserByName(ctx, username)
+	switch {
+	case errors.Is(err, meta.ErrNotFound) || (err == nil && u.Source != "local"):
+		if s.dir != nil {
+			return s.verifyDirectory(ctx, username, password, u, err == nil)
+		}
+		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		return nil, ErrInvalidCredentials
+	case err != nil:
+		return nil, err
+	}
+	if u.Disabled || u.PasswordHash == "" {
+		return nil, ErrInvalidCredentials
+	}
+	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
+		return nil, ErrInvalidCredentials
+	}
+	return &Principal{Kind: "user", Name: u.Name, Admin: u.Admin}, nil
+}
+
+func (s *Service) verifyDirectory(ctx context.Context, username, password string, u meta.User, known bool) (*Principal, error) {
+	groups, email, err := s.dir.Authenticate(ctx, username, password)
+	if errors.Is(err, ErrInvalidCredentials) {
+		return nil, ErrInvalidCredentials
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrDirectoryDown, err)
+	}
+	if !known {
+		// First login: a directory user gets a local row (no password) for memberships.
+		if u, err = s.meta.CreateUser(ctx, meta.User{Name: username, Email: email, Source: "ldap"}); err != nil && !errors.Is(err, meta.ErrExists) {
+			return nil, err
+		}
+	}
+	if u.Disabled {
+		return nil, ErrInvalidCredentials
+	}
+	return &Principal{Kind: "user", Name: username, Admin: u.Admin, Groups: groups}, nil
+}
+
+func (s *Service) verifyRobot(ctx context.Context, name, secret string) (*Principal, error) {
+	r, err := s.meta.RobotByName(ctx, name)
+	if errors.Is(err, meta.ErrNotFound) {
+		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(secret))
+		return nil, ErrInvalidCredentials
+	}
+	if err != nil {
+		return nil, err
+	}
+	if bcrypt.CompareHashAndPassword([]byte(r.SecretHash), []byte(secret)) != nil {
+		return nil, ErrInvalidCredentials
+	}
+	if r.Disabled || (!r.ExpiresAt.IsZero() && time.Now().After(r.ExpiresAt)) {
+		return nil, ErrInvalidCredentials
+	}
+	var perms []RobotPermission
+	if err := json.Unmarshal([]byte(r.Permissions), &perms); err != nil {
+		return nil, fmt.Errorf("auth: robot %s permissions: %w", name, err)
+	}
+	if r.Project != "" {
+		// A project robot never reaches beyond its project, whatever its list says.
+		for i := range perms {
+			perms[i].Project = r.Project
+		}
+	}
+	return &Principal{Kind: "robot", Name: name, RobotPerms: perms}, nil
+}
+
+// lockedOut tells whether key (a user or a client address) failed too often lately.
+func (s *Service) lockedOut(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	recent := s.prune(key)
+	return len(recent) >= s.opts.MaxFailures
+}
+
+func (s *Service) fail(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.failures) > 100000 {
+		s.failures = map[string][]time.Time{}
+	}
+	s.failures[key] = append(s.prune(key), time.Now())
+}
+
+func (s *Service) prune(key string) []time.Time {
+	cut := time.Now().Add(-s.opts.FailureWindow)
+	list := s.failures[key]
+	i := 0
+	for i < len(list) && list[i].Before(cut) {
+		i++
+	}
+	list = list[i:]
+	if len(list) == 0 {
+		delete(s.failures, key)
+		return nil
+	}
+	s.failures[key] = list
+	return list
+}
+
+// Allowed returns which of want the principal may do on repo ("" with Catalog for the
+// registry-wide listing). It never fails for missing rights: it grants less.
+func (s *Service) Allowed(ctx context.Context, p *Principal, repo string, want []Action) ([]Action, error) {
+	if repo == "" {
+		if slices.Contains(want, Catalog) && p.Kind != "anonymous" {
+			return []Action{Catalog}, nil
+		}
+		return nil, nil
+	}
+	if p.Admin {
+		return intersect(want, []Action{Pull, Push, Delete}), nil
+	}
+	project := oci.Project(repo)
+	have := map[Action]bool{}
+	if slices.Contains(s.opts.PublicPrefixes, project) {
+		have[Pull] = true
+	}
+	switch p.Kind {
+	case "robot":
+		for _, perm := range p.RobotPerms {
+			if perm.Project == project || perm.Project == "*" {
+				for _, a := range perm.Actions {
+					have[a] = true
+				}
+			}
+		}
+	default:
+		principals := []string{"user:" + p.Name}
+		for _, g := range p.Groups {
+			principals = append(principals, "group:"+g)
+		}
+		if p.Kind == "anonymous" {
+			principals = nil
+		}
+		roles, exists, public, err := s.meta.Roles(ctx, project, principals)
+		if err != nil {
+			return nil, err
+		}
+		if public {
+			have[Pull] = true
+		}
+		for _, g := range p.Groups {
+			if r, ok := s.opts.GroupRoles[g][project]; ok {
+				roles = append(roles, string(r))
+			}
+		}
+		best := Role("")
+		for _, r := range roles {
+			if roleRank[Role(r)] > roleRank[best] {
+				best = Role(r)
+			}
+		}
+		for _, a := range roleActions[best] {
+			have[a] = true
+		}
+		if !exists && p.Kind == "user" && s.opts.ProjectCreation == "everyone" {
+			// The first push creates the project with the pusher as its admin.
+			for _, a := range roleActions[Admin] {
+				have[a] = true
+			}
+		}
+	}
+	var out []Action
+	for _, a := range want {
+		if have[a] {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+func intersect(want, have []Action) []Action {
+	var out []Action
+	for _, a := range want {
+		if slices.Contains(have, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// EnsureProject creates the project of repo on its first push, with the pusher as admin
+// (robots and anonymous callers never create projects).
+func (s *Service) EnsureProject(ctx context.Context, p *Principal, repo string) error {
+	project := oci.Project(repo)
+	if slices.Contains(s.opts.PublicPrefixes, project) {
+		return nil
+	}
+	if _, err := s.meta.ProjectByName(ctx, project); err == nil || !errors.Is(err, meta.ErrNotFound) {
+		return err
+	}
+	principal := ""
+	if p.Kind == "user" {
+		principal = "user:" + p.Name
+	}
+	_, err := s.meta.CreateProject(ctx, meta.Project{Name: project}, principal, string(Admin))
+	if errors.Is(err, meta.ErrExists) {
+		return nil
+	}
+	if err == nil {
+		s.audit.record(meta.AuditEntry{Actor: p.Name, ActorType: p.Kind, Action: "project.create", Resource: project, Result: "ok"})
+	}
+	return err
+}
+
+// Record adds an entry to the audit trail (asynchronously, batched).
+func (s *Service) Record(e meta.AuditEntry) { s.audit.record(e) }
+
+// Principal rebuilds the principal a token names, from the database: a refresh token
+// must not outlive a deleted or disabled account, and listings need current rights.
+func (s *Service) Principal(ctx context.Context, kind, name string, groups []string) (*Principal, error) {
+	switch kind {
+	case "anonymous":
+		return Anonymous, nil
+	case "robot":
+		r, err := s.meta.RobotByName(ctx, name)
+		if errors.Is(err, meta.ErrNotFound) {
+			return nil, ErrInvalidCredentials
+		}
+		if err != nil {
+			return nil, err
+		}
+		if r.Disabled || (!r.ExpiresAt.IsZero() && time.Now().After(r.ExpiresAt)) {
+			return nil, ErrInvalidCredentials
+		}
+		var perms []RobotPermission
+		if err := json.Unmarshal([]byte(r.Permissions), &perms); err != nil {
+			return nil, err
+		}
+		if r.Project != "" {
+			for i := range perms {
+				perms[i].Project = r.Project
+			}
+		}
+		return &Principal{Kind: "robot", Name: name, RobotPerms: perms}, nil
+	}
+	u, err := s.meta.UserByName(ctx, name)
+	if errors.Is(err, meta.ErrNotFound) {
+		return nil, ErrInvalidCredentials
+	}
+	if err != nil {
+		return nil, err
+	}
+	if u.Disabled {
+		return nil, ErrInvalidCredentials
+	}
+	return &Principal{Kind: "user", Name: name, Admin: u.Admin, Groups: groups}, nil
+}
