@@ -47,6 +47,9 @@ APT_TOOLS=(
   "jq|jq|jq|1.6"
   "curl|curl|curl|7.88."
   "containerd|containerd|containerd|1.6."
+  "nginx|nginx|nginx|1.22."
+  "slapd|slapd|slapd|2.5."
+  "ldap-utils|ldap-utils|ldap-utils|2.5."
 )
 
 say() { printf '%s\n' "$*"; }

@@ -218,6 +218,15 @@ func (s *Service) verify(ctx context.Context, username, password string) (*Princ
 	switch {
 	case errors.Is(err, meta.ErrNotFound) || (err == nil && u.Source != "local"):
 		if s.dir != nil {
+			// Directories match names case-insensitively: one account per person.
+			if lower := strings.ToLower(username); lower != username {
+				if lu, lerr := s.meta.UserByName(ctx, lower); lerr == nil {
+					u, err = lu, nil
+				} else {
+					err = lerr
+				}
+				username = lower
+			}
 			return s.verifyDirectory(ctx, username, password, u, err == nil)
 		}
 		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(password))

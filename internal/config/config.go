@@ -73,6 +73,34 @@ type Auth struct {
 	} `yaml:"failedLogins"`
 	// AuditRetention: audit entries older than this are deleted.
 	AuditRetention Duration `yaml:"auditRetention"`
+	LDAP           LDAP     `yaml:"ldap"`
+}
+
+// LDAP configures directory (LDAP/Active Directory) logins. Directory users get a local
+// account row on first login (no password) so they can be made members and admins.
+type LDAP struct {
+	Enabled            bool     `yaml:"enabled"`
+	URL                string   `yaml:"url"` // ldap://host:389 or ldaps://host:636
+	StartTLS           bool     `yaml:"startTLS"`
+	CA                 string   `yaml:"ca"`
+	InsecureSkipVerify bool     `yaml:"insecureSkipVerify"`
+	BindDN             string   `yaml:"bindDN"`
+	BindPassword       string   `yaml:"bindPassword" secret:"true"`
+	UserBaseDN         string   `yaml:"userBaseDN"`
+	UserFilter         string   `yaml:"userFilter"` // %s is the escaped username
+	GroupBaseDN        string   `yaml:"groupBaseDN"`
+	GroupFilter        string   `yaml:"groupFilter"` // %s is the escaped user DN
+	GroupAttribute     string   `yaml:"groupAttribute"`
+	Timeout            Duration `yaml:"timeout"`
+	// GroupRoles gives directory groups roles in projects.
+	GroupRoles []GroupRole `yaml:"groupRoles"`
+}
+
+// GroupRole maps a directory group to a role in a project.
+type GroupRole struct {
+	Group   string `yaml:"group"`
+	Project string `yaml:"project"`
+	Role    string `yaml:"role"` // guest, developer, maintainer, admin
 }
 
 // Mirror configures pull-through caching of upstream registries.
@@ -376,6 +404,16 @@ func (c Config) Validate() error {
 		if a.FailedLogins.Max < 1 {
 			bad("auth.failedLogins.max must be at least 1")
 		}
+		for i, g := range a.LDAP.GroupRoles {
+			switch g.Role {
+			case "guest", "developer", "maintainer", "admin":
+			default:
+				bad("auth.ldap.groupRoles[%d].role %q: want guest, developer, maintainer or admin", i, g.Role)
+			}
+			if g.Group == "" || g.Project == "" {
+				bad("auth.ldap.groupRoles[%d]: group and project are required", i)
+			}
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -473,6 +511,9 @@ func (c Config) Redacted() string {
 	}
 	if c.Auth.Admin.Password != "" {
 		c.Auth.Admin.Password = "REDACTED"
+	}
+	if c.Auth.LDAP.BindPassword != "" {
+		c.Auth.LDAP.BindPassword = "REDACTED"
 	}
 	ups := make([]Upstream, len(c.Mirror.Upstreams))
 	for i, u := range c.Mirror.Upstreams {

@@ -23,6 +23,7 @@ import (
 	"github.com/berth-registry/berth/internal/blobstore"
 	"github.com/berth-registry/berth/internal/config"
 	"github.com/berth-registry/berth/internal/distribution"
+	"github.com/berth-registry/berth/internal/ldapauth"
 	"github.com/berth-registry/berth/internal/meta"
 	"github.com/berth-registry/berth/internal/proxy"
 	"github.com/berth-registry/berth/internal/registry"
@@ -169,9 +170,30 @@ func newAuth(ctx context.Context, cfg config.Config, m *meta.Store, log *slog.Lo
 	for _, u := range cfg.Mirror.Upstreams {
 		public = append(public, u.Name) // mirrored content is readable by every caller
 	}
-	svc := auth.New(m, nil, tokens, auth.Options{
+	var dir auth.Directory
+	groupRoles := map[string]map[string]auth.Role{}
+	if l := a.LDAP; l.Enabled {
+		pw := l.BindPassword
+		la, err := ldapauth.New(ldapauth.Config{
+			URL: l.URL, StartTLS: l.StartTLS, CA: l.CA, InsecureSkipVerify: l.InsecureSkipVerify,
+			BindDN: l.BindDN, BindPassword: pw, UserBaseDN: l.UserBaseDN, UserFilter: l.UserFilter,
+			GroupBaseDN: l.GroupBaseDN, GroupFilter: l.GroupFilter, GroupAttribute: l.GroupAttribute,
+			Timeout: time.Duration(l.Timeout),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("auth.ldap: %w", err)
+		}
+		dir = ldapDirectory{la}
+		for _, g := range l.GroupRoles {
+			if groupRoles[g.Group] == nil {
+				groupRoles[g.Group] = map[string]auth.Role{}
+			}
+			groupRoles[g.Group][g.Project] = auth.Role(g.Role)
+		}
+	}
+	svc := auth.New(m, dir, tokens, auth.Options{
 		ProjectCreation: a.ProjectCreation, PublicPrefixes: public, BasicCacheTTL: time.Duration(a.BasicCacheTTL),
-		MaxFailures: a.FailedLogins.Max, FailureWindow: time.Duration(a.FailedLogins.Window),
+		MaxFailures: a.FailedLogins.Max, FailureWindow: time.Duration(a.FailedLogins.Window), GroupRoles: groupRoles,
 	}, log)
 	if a.Admin.Username != "" {
 		pw, err := secretFrom(a.Admin.Password, a.Admin.PasswordFile, a.Admin.PasswordEnv)
@@ -351,4 +373,18 @@ func (s *Server) warmLoop(ctx context.Context, w config.Warm) {
 // NewMirror builds the mirror for commands that run without a server (berth mirror warm).
 func NewMirror(cfg config.Config, reg *registry.Registry, log *slog.Logger) (*proxy.Mirror, error) {
 	return proxy.New(cfg.Mirror, reg, proxy.SpoolDir(cfg.Data), int64(cfg.Limits.ManifestSize), proxy.NewMetrics(prometheus.NewRegistry()), log)
+}
+
+// ldapDirectory adapts the LDAP authenticator to auth.Directory.
+type ldapDirectory struct{ a *ldapauth.Authenticator }
+
+func (d ldapDirectory) Authenticate(ctx context.Context, username, password string) ([]string, string, error) {
+	id, err := d.a.Authenticate(ctx, username, password)
+	if errors.Is(err, ldapauth.ErrInvalidCredentials) {
+		return nil, "", auth.ErrInvalidCredentials
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	return id.Groups, id.Email, nil
 }
