@@ -146,3 +146,38 @@ func TestS3Sha512Chunked(t *testing.T) {
 		t.Fatalf("objects after one blob: %v", objs)
 	}
 }
+
+// TestS3Redirect: with storage.s3.redirect, a blob GET answers 307 to a presigned URL of
+// the object, which serves the exact bytes; HEAD still answers from the database.
+func TestS3Redirect(t *testing.T) {
+	s3 := startS3(t)
+	b := startBerth(t, BerthOptions{Config: s3.Config("redirect") + "    redirect: true\n"})
+	content := []byte("bytes served by object storage directly")
+	dgst := pushBlob(t, b, "s3/redirect", content)
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get(b.URL("/v2/s3/redirect/blobs/" + dgst))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusTemporaryRedirect || !strings.HasPrefix(loc, s3.Endpoint+"/redirect/") || !strings.Contains(loc, "X-Amz-Signature=") {
+		t.Fatalf("blob GET: %d Location %q, want 307 to a presigned %s URL", resp.StatusCode, loc, s3.Endpoint)
+	}
+	resp, err = http.Get(b.URL("/v2/s3/redirect/blobs/" + dgst))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !bytes.Equal(got, content) {
+		t.Fatalf("following the redirect: %d %q", resp.StatusCode, got)
+	}
+	if s := httpStatus(t, http.MethodHead, b.URL("/v2/s3/redirect/blobs/"+dgst)); s != 200 {
+		t.Fatalf("HEAD: %d", s)
+	}
+	// Visibility is checked before presigning: another repository gets 404, not a URL.
+	if s := httpStatus(t, http.MethodGet, b.URL("/v2/s3/other/blobs/"+dgst)); s != 404 {
+		t.Fatalf("blob GET in a repository without the blob: %d, want 404", s)
+	}
+}

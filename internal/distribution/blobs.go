@@ -50,6 +50,14 @@ func (a *API) getBlob(w http.ResponseWriter, r *http.Request, name string, dgst 
 		w.WriteHeader(http.StatusOK)
 		return
 	}
+	if u, err := a.reg.BlobRedirect(r.Context(), name, dgst); err != nil {
+		a.fail(w, r, err)
+		return
+	} else if u != "" {
+		w.Header().Set("Docker-Content-Digest", string(dgst))
+		http.Redirect(w, r, u, http.StatusTemporaryRedirect)
+		return
+	}
 	blob, err := a.reg.OpenBlob(r.Context(), name, dgst)
 	if err != nil {
 		a.fail(w, r, err)

@@ -60,6 +60,32 @@ func (r *Registry) OpenBlob(ctx context.Context, repo string, dgst oci.Digest) (
 	return f, nil
 }
 
+// presigner is implemented by drivers whose blobs clients can fetch directly.
+type presigner interface {
+	PresignGet(ctx context.Context, location string, ttl time.Duration) (string, error)
+}
+
+// redirectTTL is how long a presigned blob URL stays valid.
+const redirectTTL = 10 * time.Minute
+
+// BlobRedirect returns a presigned URL for the blob when redirects are enabled and the
+// driver supports them ("" otherwise); visibility is checked first, as for OpenBlob.
+func (r *Registry) BlobRedirect(ctx context.Context, repo string, dgst oci.Digest) (string, error) {
+	p, ok := r.blobs.(presigner)
+	if !r.opts.RedirectBlobs || !ok {
+		return "", nil
+	}
+	b, err := r.StatBlob(ctx, repo, dgst)
+	if err != nil {
+		return "", err
+	}
+	u, err := p.PresignGet(ctx, b.Location, redirectTTL)
+	if err != nil {
+		return "", r.internal(err, "")
+	}
+	return u, nil
+}
+
 // DeleteBlob removes the blob from the repository's view.
 func (r *Registry) DeleteBlob(ctx context.Context, repo string, dgst oci.Digest) error {
 	err := r.meta.UnlinkBlob(ctx, repo, string(dgst))

@@ -99,6 +99,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		AllowSparseManifests: cfg.Manifests.AllowSparse,
 		MaxBlobSize:          int64(cfg.Limits.BlobSize),
 		UploadTTL:            time.Duration(cfg.Uploads.TTL),
+		RedirectBlobs:        cfg.Storage.Driver == "s3" && cfg.Storage.S3.Redirect,
 	}, log)
 	promReg := prometheus.NewRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
