@@ -605,7 +605,9 @@ func (d *S3) UploadsIdleSince(ctx context.Context, before time.Time) ([]string, 
 func (d *S3) getInto(ctx context.Context, key string, dst []byte) error {
 	out, err := d.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &d.bucket, Key: &key})
 	if isNoSuchKey(err) {
-		return fmt.Errorf("blobstore: s3: upload segment %s is gone (superseded by a newer state, or lost)", key)
+		// Superseded by a newer state, or its session was committed by a request that
+		// died before the database recorded it: either way the session cannot finish.
+		return fmt.Errorf("%w: upload segment %s is gone", ErrUploadCorrupt, key)
 	}
 	if err != nil {
 		return s3Err("read upload segment", err)

@@ -91,6 +91,9 @@ func (r *Registry) internal(err error, msg string) error {
 	if unavailable(err) {
 		return errcode.Unavailable.Wrap(err, "a storage backend is unreachable; retry shortly")
 	}
+	if errors.Is(err, blobstore.ErrUploadCorrupt) {
+		return errcode.BlobUploadUnknown.Wrap(err, "upload data is damaged; start a new upload")
+	}
 	return errcode.Internal.Wrap(err, msg)
 }
 
