@@ -66,6 +66,12 @@ type Principal struct {
 	Groups []string // directory groups (LDAP)
 	// Robot permissions: project ("*" for every project) → actions.
 	RobotPerms []RobotPermission
+	// Directory is set for users authenticated by the directory (LDAP): their groups
+	// are only as fresh as their last login.
+	Directory bool
+	// expires is when a robot's account expires (zero: never); a cached login does not
+	// outlive it.
+	expires time.Time
 }
 
 // Anonymous is the caller without credentials.
@@ -191,11 +197,15 @@ func (s *Service) Login(ctx context.Context, username, password, remote string) 
 		return nil, err
 	}
 	s.audit.record(meta.AuditEntry{Actor: p.Name, ActorType: p.Kind, Action: "login", Result: "ok", Remote: remote})
+	exp := time.Now().Add(s.opts.BasicCacheTTL)
+	if !p.expires.IsZero() && p.expires.Before(exp) {
+		exp = p.expires
+	}
 	s.mu.Lock()
 	if len(s.verified) > 10000 {
 		s.verified = map[[32]byte]cachedLogin{}
 	}
-	s.verified[key] = cachedLogin{p: p, expires: time.Now().Add(s.opts.BasicCacheTTL)}
+	s.verified[key] = cachedLogin{p: p, expires: exp}
 	s.mu.Unlock()
 	return p, nil
 }
@@ -226,6 +236,12 @@ func (s *Service) verify(ctx context.Context, username, password string) (*Princ
 					err = lerr
 				}
 				username = lower
+			}
+			if err == nil && u.Source != "ldap" {
+				// A local account is opened by its local password only, however the
+				// name is spelled: a directory user must never become it.
+				_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+				return nil, ErrInvalidCredentials
 			}
 			return s.verifyDirectory(ctx, username, password, u, err == nil)
 		}
@@ -260,7 +276,7 @@ func (s *Service) verifyDirectory(ctx context.Context, username, password string
 	if u.Disabled {
 		return nil, ErrInvalidCredentials
 	}
-	return &Principal{Kind: "user", Name: username, Admin: u.Admin, Groups: groups}, nil
+	return &Principal{Kind: "user", Name: username, Admin: u.Admin, Groups: groups, Directory: true}, nil
 }
 
 func (s *Service) verifyRobot(ctx context.Context, name, secret string) (*Principal, error) {
@@ -288,7 +304,21 @@ func (s *Service) verifyRobot(ctx context.Context, name, secret string) (*Princi
 			perms[i].Project = r.Project
 		}
 	}
-	return &Principal{Kind: "robot", Name: name, RobotPerms: perms}, nil
+	return &Principal{Kind: "robot", Name: name, RobotPerms: perms, expires: r.ExpiresAt}, nil
+}
+
+// Forget drops the cached verified logins of the named account, so that a changed
+// password or secret, a disabled or deleted account, or changed rights take effect on
+// this replica at once (on other replicas within BasicCacheTTL; tokens already issued
+// live out their lifetime).
+func (s *Service) Forget(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, c := range s.verified {
+		if c.p.Name == name {
+			delete(s.verified, k)
+		}
+	}
 }
 
 // lockedOut tells whether key (a user or a client address) failed too often lately.
@@ -351,30 +381,12 @@ func (s *Service) Allowed(ctx context.Context, p *Principal, repo string, want [
 			}
 		}
 	default:
-		principals := []string{"user:" + p.Name}
-		for _, g := range p.Groups {
-			principals = append(principals, "group:"+g)
-		}
-		if p.Kind == "anonymous" {
-			principals = nil
-		}
-		roles, exists, public, err := s.meta.Roles(ctx, project, principals)
+		best, exists, public, err := s.ProjectRole(ctx, p, project)
 		if err != nil {
 			return nil, err
 		}
 		if public {
 			have[Pull] = true
-		}
-		for _, g := range p.Groups {
-			if r, ok := s.opts.GroupRoles[g][project]; ok {
-				roles = append(roles, string(r))
-			}
-		}
-		best := Role("")
-		for _, r := range roles {
-			if roleRank[Role(r)] > roleRank[best] {
-				best = Role(r)
-			}
 		}
 		for _, a := range roleActions[best] {
 			have[a] = true
@@ -393,6 +405,35 @@ func (s *Service) Allowed(ctx context.Context, p *Principal, repo string, want [
 		}
 	}
 	return out, nil
+}
+
+// ProjectRole returns the highest role p holds in project through its own membership,
+// its groups' memberships and the configured group mappings ("" for none; robots and
+// the anonymous caller hold none), and whether the project exists and is public. A
+// system administrator's standing is p.Admin, not a role.
+func (s *Service) ProjectRole(ctx context.Context, p *Principal, project string) (role Role, exists, public bool, err error) {
+	var principals []string
+	if p.Kind != "anonymous" && p.Kind != "robot" {
+		principals = append(principals, "user:"+p.Name)
+		for _, g := range p.Groups {
+			principals = append(principals, "group:"+g)
+		}
+	}
+	roles, exists, public, err := s.meta.Roles(ctx, project, principals)
+	if err != nil {
+		return "", false, false, err
+	}
+	for _, g := range p.Groups {
+		if r, ok := s.opts.GroupRoles[g][project]; ok {
+			roles = append(roles, string(r))
+		}
+	}
+	for _, r := range roles {
+		if roleRank[Role(r)] > roleRank[role] {
+			role = Role(r)
+		}
+	}
+	return role, exists, public, nil
 }
 
 func intersect(want, have []Action) []Action {

@@ -303,7 +303,9 @@ func TokenHandler(svc *auth.Service) http.Handler {
 			"token": token, "access_token": token,
 			"expires_in": int(svc.Tokens.Lifetime() / time.Second), "issued_at": issued.UTC().Format(time.RFC3339),
 		}
-		if offline && p.Kind != "anonymous" {
+		// No refresh tokens for directory users: their groups must be re-read from the
+		// directory, which only a login does.
+		if offline && p.Kind != "anonymous" && !p.Directory {
 			if rt, err := svc.Tokens.IssueRefresh(p); err == nil {
 				resp["refresh_token"] = rt
 			}

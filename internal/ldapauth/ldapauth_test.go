@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -15,18 +16,27 @@ import (
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
+
+	"github.com/berth-registry/berth/internal/ldapauth/ldaptest"
 )
 
+// The tests share one slapd (package ldaptest), stopped when they are done.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	ldaptest.StopShared()
+	os.Exit(code)
+}
+
 // config is a working configuration for the test slapd, with the service account.
-func (s *slapd) config() Config {
+func config(s *ldaptest.Server) Config {
 	return Config{
-		URL:          s.ldapURL,
-		BindDN:       svcDN,
-		BindPassword: svcPass,
-		UserBaseDN:   peopleDN,
-		UserFilter:   "(&(objectClass=inetOrgPerson)(uid=%s))",
-		GroupBaseDN:  groupsDN,
-		GroupFilter:  "(&(objectClass=groupOfNames)(member=%s))",
+		URL:          s.URL,
+		BindDN:       s.BindDN,
+		BindPassword: s.BindPassword,
+		UserBaseDN:   s.PeopleDN,
+		UserFilter:   ldaptest.UserFilter,
+		GroupBaseDN:  s.GroupsDN,
+		GroupFilter:  ldaptest.GroupFilter,
 		Timeout:      5 * time.Second,
 	}
 }
@@ -41,11 +51,11 @@ func newAuth(t *testing.T, cfg Config) *Authenticator {
 }
 
 func TestValidUsers(t *testing.T) {
-	s := server(t)
-	anon := s.config()
+	s := ldaptest.Shared(t)
+	anon := config(s)
 	anon.BindDN, anon.BindPassword = "", ""
 	configs := map[string]Config{
-		"service account": s.config(),
+		"service account": config(s),
 		// The test ACL hides groups from anonymous: they are then read as the user.
 		"anonymous search": anon,
 	}
@@ -53,11 +63,11 @@ func TestValidUsers(t *testing.T) {
 		user, pass string
 		want       Identity
 	}{
-		{"alice", alicePass, Identity{Username: "alice", DN: "uid=alice," + peopleDN, Email: "alice@berth.test", Groups: []string{"all-staff", "team-devs"}}},
-		{"bob", bobPass, Identity{Username: "bob", DN: "uid=bob," + peopleDN, Email: "bob@berth.test", Groups: []string{"all-staff", "team-admins"}}},
-		{"carol", carolPass, Identity{Username: "carol", DN: "uid=carol," + peopleDN}},
+		{"alice", ldaptest.AlicePassword, Identity{Username: "alice", DN: "uid=alice," + ldaptest.PeopleDN, Email: "alice@berth.test", Groups: []string{"all-staff", "team-devs"}}},
+		{"bob", ldaptest.BobPassword, Identity{Username: "bob", DN: "uid=bob," + ldaptest.PeopleDN, Email: "bob@berth.test", Groups: []string{"all-staff", "team-admins"}}},
+		{"carol", ldaptest.CarolPassword, Identity{Username: "carol", DN: "uid=carol," + ldaptest.PeopleDN}},
 		// dave's DN has parentheses: his groups are only found if the DN is escaped in the group filter.
-		{"dave", davePass, Identity{Username: "dave", Email: "dave@berth.test", Groups: []string{"all-staff", "team-devs"}}},
+		{"dave", ldaptest.DavePassword, Identity{Username: "dave", Email: "dave@berth.test", Groups: []string{"all-staff", "team-devs"}}},
 	}
 	for name, cfg := range configs {
 		a := newAuth(t, cfg)
@@ -69,9 +79,9 @@ func TestValidUsers(t *testing.T) {
 				}
 				if c.user == "dave" { // the server's spelling of the escaped comma may differ
 					dn, err := ldap.ParseDN(got.DN)
-					want, _ := ldap.ParseDN(daveDN)
+					want, _ := ldap.ParseDN(ldaptest.DaveDN)
 					if err != nil || !dn.Equal(want) {
-						t.Errorf("DN = %q, want %q", got.DN, daveDN)
+						t.Errorf("DN = %q, want %q", got.DN, ldaptest.DaveDN)
 					}
 					got.DN = ""
 				}
@@ -84,18 +94,18 @@ func TestValidUsers(t *testing.T) {
 }
 
 func TestGroupAttributeAndNoGroupLookup(t *testing.T) {
-	s := server(t)
-	cfg := s.config()
+	s := ldaptest.Shared(t)
+	cfg := config(s)
 	cfg.GroupAttribute = "description" // only team-devs has one
-	got, err := newAuth(t, cfg).Authenticate(t.Context(), "alice", alicePass)
+	got, err := newAuth(t, cfg).Authenticate(t.Context(), "alice", ldaptest.AlicePassword)
 	if err != nil || !slices.Equal(got.Groups, []string{"Developers"}) {
 		t.Errorf("description groups: %v, %v; want [Developers]", got.Groups, err)
 	}
 
-	cfg = s.config()
+	cfg = config(s)
 	cfg.GroupBaseDN, cfg.GroupFilter = "", ""
-	got, err = newAuth(t, cfg).Authenticate(t.Context(), "alice", alicePass)
-	if err != nil || got.Groups != nil || got.DN != "uid=alice,"+peopleDN {
+	got, err = newAuth(t, cfg).Authenticate(t.Context(), "alice", ldaptest.AlicePassword)
+	if err != nil || got.Groups != nil || got.DN != "uid=alice,"+ldaptest.PeopleDN {
 		t.Errorf("without group lookup: %+v, %v", got, err)
 	}
 }
@@ -115,8 +125,8 @@ func wantUnavailable(t *testing.T, err error) {
 }
 
 func TestWrongPassword(t *testing.T) {
-	a := newAuth(t, server(t).config())
-	for _, pw := range []string{"wrong", bobPass, alicePass + " ", strings.ToUpper(alicePass), svcPass, "*"} {
+	a := newAuth(t, config(ldaptest.Shared(t)))
+	for _, pw := range []string{"wrong", ldaptest.BobPassword, ldaptest.AlicePassword + " ", strings.ToUpper(ldaptest.AlicePassword), ldaptest.ServicePassword, "*"} {
 		_, err := a.Authenticate(t.Context(), "alice", pw)
 		wantInvalid(t, err)
 		if err != nil && strings.Contains(err.Error(), pw) {
@@ -126,9 +136,9 @@ func TestWrongPassword(t *testing.T) {
 }
 
 func TestUnknownUser(t *testing.T) {
-	a := newAuth(t, server(t).config())
+	a := newAuth(t, config(ldaptest.Shared(t)))
 	for _, u := range []string{"mallory", "alice2", "berth-svc", "admin"} {
-		_, err := a.Authenticate(t.Context(), u, alicePass)
+		_, err := a.Authenticate(t.Context(), u, ldaptest.AlicePassword)
 		wantInvalid(t, err)
 	}
 }
@@ -136,18 +146,18 @@ func TestUnknownUser(t *testing.T) {
 // The anonymous-bind trap: a DN with an empty password is an "unauthenticated bind",
 // which this slapd (like Active Directory) accepts. Authenticate must refuse it.
 func TestEmptyPasswordIsRejected(t *testing.T) {
-	s := server(t)
-	conn, err := ldap.DialURL(s.ldapURL)
+	s := ldaptest.Shared(t)
+	conn, err := ldap.DialURL(s.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if _, err := conn.SimpleBind(&ldap.SimpleBindRequest{Username: "uid=alice," + peopleDN, AllowEmptyPassword: true}); err != nil {
+	if _, err := conn.SimpleBind(&ldap.SimpleBindRequest{Username: "uid=alice," + ldaptest.PeopleDN, AllowEmptyPassword: true}); err != nil {
 		t.Fatalf("precondition: the server should accept an unauthenticated bind: %v", err)
 	}
 
-	for name, cfg := range map[string]Config{"service account": s.config(), "anonymous search": func() Config {
-		c := s.config()
+	for name, cfg := range map[string]Config{"service account": config(s), "anonymous search": func() Config {
+		c := config(s)
 		c.BindDN, c.BindPassword = "", ""
 		return c
 	}()} {
@@ -159,24 +169,24 @@ func TestEmptyPasswordIsRejected(t *testing.T) {
 }
 
 func TestFilterInjection(t *testing.T) {
-	a := newAuth(t, server(t).config())
+	a := newAuth(t, config(ldaptest.Shared(t)))
 	for _, u := range []string{
 		"*", "a*", "*e", "al*ce", ")(uid=*", "*)(uid=*", "alice)(|(uid=*", "alice)(uid=*)", "*))(|(uid=*",
 		"(uid=alice)", `alice\2a`, `\`, "alice)", "alice*", "*)(objectClass=*", "\u00e9*",
 	} {
-		_, err := a.Authenticate(t.Context(), u, alicePass)
+		_, err := a.Authenticate(t.Context(), u, ldaptest.AlicePassword)
 		wantInvalid(t, err) // not ErrUnavailable: the filter must still parse
 	}
 	// An ambiguous filter result never authenticates, even with the right password.
-	_, err := a.Authenticate(t.Context(), "twin", twinPass)
+	_, err := a.Authenticate(t.Context(), "twin", ldaptest.TwinPassword)
 	wantInvalid(t, err)
 }
 
 // Case and canonicalisation: LDAP matching ignores case, so "ALICE" is alice's entry.
 // Identity.Username is what the caller passed; DN identifies the user.
 func TestUsernameCase(t *testing.T) {
-	got, err := newAuth(t, server(t).config()).Authenticate(t.Context(), "ALICE", alicePass)
-	if err != nil || got.Username != "ALICE" || got.DN != "uid=alice,"+peopleDN {
+	got, err := newAuth(t, config(ldaptest.Shared(t))).Authenticate(t.Context(), "ALICE", ldaptest.AlicePassword)
+	if err != nil || got.Username != "ALICE" || got.DN != "uid=alice,"+ldaptest.PeopleDN {
 		t.Errorf("ALICE: %+v, %v", got, err)
 	}
 }
@@ -184,7 +194,7 @@ func TestUsernameCase(t *testing.T) {
 // Invalid usernames are rejected before any network traffic: the URL points at a port
 // nobody listens on, which would give ErrUnavailable.
 func TestInvalidUsernames(t *testing.T) {
-	a := newAuth(t, Config{URL: closedURL(t), UserBaseDN: peopleDN, UserFilter: "(uid=%s)", Timeout: time.Second})
+	a := newAuth(t, Config{URL: closedURL(t), UserBaseDN: ldaptest.PeopleDN, UserFilter: "(uid=%s)", Timeout: time.Second})
 	for _, u := range []string{
 		"", strings.Repeat("a", 257), strings.Repeat("é", 257), "ali\x00ce", "ali\nce", "alice\r", "\x7f", "ali\u0085ce",
 		"\xff\xfe", " alice", "alice ", "\talice",
@@ -241,8 +251,8 @@ func blackhole(t *testing.T) string {
 }
 
 func TestServerDown(t *testing.T) {
-	base := Config{UserBaseDN: peopleDN, UserFilter: "(uid=%s)", GroupBaseDN: groupsDN, GroupFilter: "(member=%s)",
-		BindDN: svcDN, BindPassword: svcPass, InsecureSkipVerify: true}
+	base := Config{UserBaseDN: ldaptest.PeopleDN, UserFilter: "(uid=%s)", GroupBaseDN: ldaptest.GroupsDN, GroupFilter: "(member=%s)",
+		BindDN: ldaptest.ServiceDN, BindPassword: ldaptest.ServicePassword, InsecureSkipVerify: true}
 	hole := blackhole(t)
 	const timeout = 300 * time.Millisecond
 	cases := []struct {
@@ -264,7 +274,7 @@ func TestServerDown(t *testing.T) {
 				cfg.InsecureSkipVerify = false
 			}
 			start := time.Now()
-			_, err := newAuth(t, cfg).Authenticate(t.Context(), "alice", alicePass)
+			_, err := newAuth(t, cfg).Authenticate(t.Context(), "alice", ldaptest.AlicePassword)
 			took := time.Since(start)
 			wantUnavailable(t, err)
 			if took > c.within {
@@ -287,7 +297,7 @@ func TestServerDown(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 			defer cancel()
 			start := time.Now()
-			_, err := newAuth(t, cfg).Authenticate(ctx, "alice", alicePass)
+			_, err := newAuth(t, cfg).Authenticate(ctx, "alice", ldaptest.AlicePassword)
 			wantUnavailable(t, err)
 			if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 2*time.Second {
 				t.Errorf("err = %v after %v, want the context's deadline within 2s", err, time.Since(start))
@@ -300,7 +310,7 @@ func TestServerDown(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		time.AfterFunc(200*time.Millisecond, cancel)
 		start := time.Now()
-		_, err := newAuth(t, cfg).Authenticate(ctx, "alice", alicePass)
+		_, err := newAuth(t, cfg).Authenticate(ctx, "alice", ldaptest.AlicePassword)
 		wantUnavailable(t, err)
 		if !errors.Is(err, context.Canceled) || time.Since(start) > 2*time.Second {
 			t.Errorf("err = %v after %v, want context.Canceled within 2s", err, time.Since(start))
@@ -308,48 +318,48 @@ func TestServerDown(t *testing.T) {
 	})
 
 	t.Run("slapd stopped", func(t *testing.T) {
-		s := server(t)
-		cfg := s.config()
+		s := ldaptest.Shared(t)
+		cfg := config(s)
 		// Same directory, a port slapd does not serve.
 		cfg.URL = closedURL(t)
-		_, err := newAuth(t, cfg).Authenticate(t.Context(), "alice", alicePass)
+		_, err := newAuth(t, cfg).Authenticate(t.Context(), "alice", ldaptest.AlicePassword)
 		wantUnavailable(t, err)
 	})
 }
 
 func TestMisconfiguredDirectory(t *testing.T) {
-	s := server(t)
-	cfg := s.config()
+	s := ldaptest.Shared(t)
+	cfg := config(s)
 	cfg.BindPassword = "not the service password"
-	_, err := newAuth(t, cfg).Authenticate(t.Context(), "alice", alicePass)
+	_, err := newAuth(t, cfg).Authenticate(t.Context(), "alice", ldaptest.AlicePassword)
 	wantUnavailable(t, err) // the user's credentials were never checked
 
-	cfg = s.config()
-	cfg.UserBaseDN = "ou=nobody," + baseDN
-	_, err = newAuth(t, cfg).Authenticate(t.Context(), "alice", alicePass)
+	cfg = config(s)
+	cfg.UserBaseDN = "ou=nobody," + ldaptest.BaseDN
+	_, err = newAuth(t, cfg).Authenticate(t.Context(), "alice", ldaptest.AlicePassword)
 	wantUnavailable(t, err)
 
-	cfg = s.config()
-	cfg.GroupBaseDN = "ou=nothing," + baseDN
-	_, err = newAuth(t, cfg).Authenticate(t.Context(), "alice", alicePass)
+	cfg = config(s)
+	cfg.GroupBaseDN = "ou=nothing," + ldaptest.BaseDN
+	_, err = newAuth(t, cfg).Authenticate(t.Context(), "alice", ldaptest.AlicePassword)
 	wantUnavailable(t, err)
 }
 
 func TestTLS(t *testing.T) {
-	s := server(t)
+	s := ldaptest.Shared(t)
 	ok := []struct {
 		name string
 		mod  func(*Config)
 	}{
-		{"ldaps with CA", func(c *Config) { c.URL, c.CA = s.ldapsURL, s.caFile }},
-		{"StartTLS with CA", func(c *Config) { c.StartTLS, c.CA = true, s.caFile }},
-		{"ldaps insecure", func(c *Config) { c.URL, c.InsecureSkipVerify = s.ldapsURL, true }},
+		{"ldaps with CA", func(c *Config) { c.URL, c.CA = s.LDAPSURL, s.CAFile }},
+		{"StartTLS with CA", func(c *Config) { c.StartTLS, c.CA = true, s.CAFile }},
+		{"ldaps insecure", func(c *Config) { c.URL, c.InsecureSkipVerify = s.LDAPSURL, true }},
 	}
 	for _, c := range ok {
 		t.Run(c.name, func(t *testing.T) {
-			cfg := s.config()
+			cfg := config(s)
 			c.mod(&cfg)
-			got, err := newAuth(t, cfg).Authenticate(t.Context(), "alice", alicePass)
+			got, err := newAuth(t, cfg).Authenticate(t.Context(), "alice", ldaptest.AlicePassword)
 			if err != nil || !slices.Equal(got.Groups, []string{"all-staff", "team-devs"}) {
 				t.Errorf("%+v, %v", got, err)
 			}
@@ -362,23 +372,23 @@ func TestTLS(t *testing.T) {
 		name string
 		mod  func(*Config)
 	}{
-		{"ldaps wrong CA", func(c *Config) { c.URL, c.CA = s.ldapsURL, s.wrongCAFile }},
-		{"StartTLS wrong CA", func(c *Config) { c.StartTLS, c.CA = true, s.wrongCAFile }},
+		{"ldaps wrong CA", func(c *Config) { c.URL, c.CA = s.LDAPSURL, s.WrongCAFile }},
+		{"StartTLS wrong CA", func(c *Config) { c.StartTLS, c.CA = true, s.WrongCAFile }},
 		// The certificate names 127.0.0.1 only.
 		{"ldaps name mismatch", func(c *Config) {
-			c.URL, c.CA = strings.Replace(s.ldapsURL, "127.0.0.1", "localhost", 1), s.caFile
+			c.URL, c.CA = strings.Replace(s.LDAPSURL, "127.0.0.1", "localhost", 1), s.CAFile
 		}},
 		{"StartTLS name mismatch", func(c *Config) {
-			c.URL, c.StartTLS, c.CA = strings.Replace(s.ldapURL, "127.0.0.1", "localhost", 1), true, s.caFile
+			c.URL, c.StartTLS, c.CA = strings.Replace(s.URL, "127.0.0.1", "localhost", 1), true, s.CAFile
 		}},
-		{"ldaps to the plain port", func(c *Config) { c.URL, c.CA = strings.Replace(s.ldapURL, "ldap:", "ldaps:", 1), s.caFile }},
+		{"ldaps to the plain port", func(c *Config) { c.URL, c.CA = strings.Replace(s.URL, "ldap:", "ldaps:", 1), s.CAFile }},
 	}
 	for _, c := range bad {
 		t.Run(c.name, func(t *testing.T) {
-			cfg := s.config()
+			cfg := config(s)
 			c.mod(&cfg)
 			start := time.Now()
-			_, err := newAuth(t, cfg).Authenticate(t.Context(), "alice", alicePass)
+			_, err := newAuth(t, cfg).Authenticate(t.Context(), "alice", ldaptest.AlicePassword)
 			wantUnavailable(t, err)
 			if time.Since(start) > 3*time.Second {
 				t.Errorf("took %v", time.Since(start))
@@ -389,7 +399,7 @@ func TestTLS(t *testing.T) {
 
 	// The test server's StartTLS really switches the connection to TLS.
 	t.Run("StartTLS negotiates TLS", func(t *testing.T) {
-		conn, err := ldap.DialURL(s.ldapURL)
+		conn, err := ldap.DialURL(s.URL)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -404,12 +414,12 @@ func TestTLS(t *testing.T) {
 }
 
 func TestConcurrent(t *testing.T) {
-	a := newAuth(t, server(t).config())
+	a := newAuth(t, config(ldaptest.Shared(t)))
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
 	for i := range 32 {
 		wg.Go(func() {
-			user, pass, ok := "alice", alicePass, i%2 == 0
+			user, pass, ok := "alice", ldaptest.AlicePassword, i%2 == 0
 			if !ok {
 				user, pass = "bob", "wrong"
 			}

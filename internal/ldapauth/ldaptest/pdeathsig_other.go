@@ -1,6 +1,6 @@
 //go:build !linux
 
-package ldapauth
+package ldaptest
 
 import "os/exec"
 
