@@ -554,15 +554,30 @@ func applyEnv(c *Config, environ []string) error {
 		}
 	})
 	for k := range env {
-		if !known[k] && !ignoredEnv[k] {
+		if !known[k] && !ignoredEnv[k] && !referencedEnv(c)[k] {
 			errs = append(errs, fmt.Errorf("config: unknown environment variable %s", k))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// ignoredEnv are BERTH_ variables that are not configuration (used by tests and tools).
-var ignoredEnv = map[string]bool{"BERTH_TOOLS": true, "BERTH_TEST_POSTGRES_DSN": true, "BERTH_PG_PORT": true, "BERTH_BIN": true}
+// ignoredEnv are BERTH_ variables that are not configuration: the admin CLI's and the
+// test tooling's.
+var ignoredEnv = map[string]bool{
+	"BERTH_URL": true, "BERTH_ADMIN_USERNAME": true, "BERTH_ADMIN_PASSWORD": true,
+	"BERTH_TOOLS": true, "BERTH_TOOLS_JOBS": true, "BERTH_BIN": true, "BERTH_TEST_POSTGRES_DSN": true,
+	"BERTH_PG_PORT": true, "BERTH_PG_DIR": true, "BERTH_PG_BIN": true, "BERTH_CRASH_SEED": true,
+}
+
+// referencedEnv are the variables the configuration names as secret sources
+// (passwordEnv): they hold secrets, not configuration, whatever their names.
+func referencedEnv(c *Config) map[string]bool {
+	m := map[string]bool{c.Auth.Admin.PasswordEnv: true}
+	for _, u := range c.Mirror.Upstreams {
+		m[u.PasswordEnv] = true
+	}
+	return m
+}
 
 func walk(v reflect.Value, prefix string, leaf func(key string, v reflect.Value)) {
 	t := v.Type()

@@ -98,3 +98,13 @@ func TestByteSize(t *testing.T) {
 		}
 	}
 }
+
+func TestSecretEnvAndToolEnvAreNotConfig(t *testing.T) {
+	p := writeFile(t, "auth:\n  enabled: true\n  admin:\n    username: admin\n    passwordEnv: BERTH_FIRST_ADMIN_PASSWORD\n")
+	if _, err := Load(p, []string{"BERTH_FIRST_ADMIN_PASSWORD=x", "BERTH_URL=http://x", "BERTH_PG_DIR=/tmp/x"}); err != nil {
+		t.Fatalf("secret source and tool variables rejected: %v", err)
+	}
+	if _, err := Load(p, []string{"BERTH_DATABSE_DSN=x"}); err == nil {
+		t.Fatal("a misspelled variable was accepted")
+	}
+}
