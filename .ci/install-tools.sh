@@ -50,6 +50,7 @@ APT_TOOLS=(
   "nginx|nginx|nginx|1.22."
   "slapd|slapd|slapd|2.5."
   "ldap-utils|ldap-utils|ldap-utils|2.5."
+  "podman|podman|podman|4.3."
 )
 
 say() { printf '%s\n' "$*"; }

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/berth-registry/berth/internal/meta"
@@ -15,6 +16,9 @@ type auditor struct {
 	log  *slog.Logger
 	in   chan meta.AuditEntry
 	done chan struct{}
+
+	mu     sync.RWMutex // guards closed against record racing close
+	closed bool
 }
 
 func newAuditor(m *meta.Store, log *slog.Logger) *auditor {
@@ -26,6 +30,12 @@ func newAuditor(m *meta.Store, log *slog.Logger) *auditor {
 func (a *auditor) record(e meta.AuditEntry) {
 	if e.At.IsZero() {
 		e.At = time.Now()
+	}
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if a.closed {
+		a.log.Warn("audit entry after shutdown dropped", "actor", e.Actor, "action", e.Action, "resource", e.Resource)
+		return
 	}
 	select {
 	case a.in <- e:
@@ -66,8 +76,13 @@ func (a *auditor) run() {
 	}
 }
 
-// close writes what is queued and stops.
+// close writes what is queued and stops; later calls and later entries are no-ops.
 func (a *auditor) close() {
-	close(a.in)
+	a.mu.Lock()
+	if !a.closed {
+		a.closed = true
+		close(a.in)
+	}
+	a.mu.Unlock()
 	<-a.done
 }

@@ -250,10 +250,12 @@ func (s *Service) verify(ctx context.Context, username, password string) (*Princ
 	case err != nil:
 		return nil, err
 	}
-	if u.Disabled || u.PasswordHash == "" {
-		return nil, ErrInvalidCredentials
+	hash := []byte(u.PasswordHash)
+	if u.PasswordHash == "" {
+		hash = dummyHash
 	}
-	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
+	// bcrypt runs whatever the outcome, so timing does not tell disabled accounts apart.
+	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || u.Disabled || u.PasswordHash == "" {
 		return nil, ErrInvalidCredentials
 	}
 	return &Principal{Kind: "user", Name: u.Name, Admin: u.Admin}, nil
@@ -380,6 +382,14 @@ func (s *Service) Allowed(ctx context.Context, p *Principal, repo string, want [
 				}
 			}
 		}
+		if !have[Pull] {
+			// Public projects are readable by every caller, robots included.
+			_, _, public, err := s.meta.Roles(ctx, project, nil)
+			if err != nil {
+				return nil, err
+			}
+			have[Pull] = public
+		}
 	default:
 		best, exists, public, err := s.ProjectRole(ctx, p, project)
 		if err != nil {
@@ -391,7 +401,7 @@ func (s *Service) Allowed(ctx context.Context, p *Principal, repo string, want [
 		for _, a := range roleActions[best] {
 			have[a] = true
 		}
-		if !exists && p.Kind == "user" && s.opts.ProjectCreation == "everyone" {
+		if !exists && p.Kind == "user" && s.opts.ProjectCreation == "everyone" && !slices.Contains(s.opts.PublicPrefixes, project) {
 			// The first push creates the project with the pusher as its admin.
 			for _, a := range roleActions[Admin] {
 				have[a] = true

@@ -166,15 +166,17 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if target != nil {
 			effective.name = target.LocalRepo
 		}
-		var ok bool
-		if r, ok = a.admit(w, r, effective); !ok {
-			return
-		}
+		admitted, ok := a.admit(w, r, effective)
+		// Audited either way: denied pushes, pulls and deletes are part of the trail.
 		defer func() {
 			if st, ok := w.(interface{ Status() int }); ok {
-				a.guard.audited(r, effective, st.Status())
+				a.guard.audited(admitted, effective, st.Status())
 			}
 		}()
+		if !ok {
+			return
+		}
+		r = admitted
 	}
 	if target != nil {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -212,11 +214,11 @@ func (a *API) admit(w http.ResponseWriter, r *http.Request, rt route) (*http.Req
 		a.fail(w, r, err)
 		return r, false
 	}
+	r = r.WithContext(context.WithValue(r.Context(), callerKey{}, c))
 	if err := a.guard.authorize(w, r, c, rt.name, requiredActions(rt, r.Method)); err != nil {
 		a.fail(w, r, err)
 		return r, false
 	}
-	r = r.WithContext(context.WithValue(r.Context(), callerKey{}, c))
 	creates := (rt.kind == routeManifest && r.Method == http.MethodPut) || (rt.kind == routeUpload && r.Method == http.MethodPost)
 	if creates {
 		if err := a.guard.svc.EnsureProject(r.Context(), c.p, rt.name); err != nil {

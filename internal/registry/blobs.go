@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/berth-registry/berth/internal/blobstore"
@@ -489,6 +490,9 @@ func (r *Registry) PutBlob(ctx context.Context, repo string, dgst oci.Digest, c 
 	}
 	v := dgst.Algorithm().Digester()
 	body := c.Body
+	if body == nil {
+		body = strings.NewReader("") // an empty blob
+	}
 	if r.opts.MaxBlobSize > 0 {
 		body = io.LimitReader(body, r.opts.MaxBlobSize+1)
 	}
