@@ -127,6 +127,6 @@ func rootCmd() *cobra.Command {
 			return nil
 		},
 	})
-	root.AddCommand(serve, configCmd, repoCmd, mirrorCmd(g))
+	root.AddCommand(serve, configCmd, repoCmd, mirrorCmd(g), adminCmd())
 	return root
 }

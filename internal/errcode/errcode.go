@@ -53,6 +53,16 @@ var (
 	UpstreamUnavailable = register("UNAVAILABLE", "upstream registry unavailable", http.StatusBadGateway)
 	// Internal is any unexpected failure; its detail is logged, never sent.
 	Internal = register("UNKNOWN", "internal server error", http.StatusInternalServerError)
+
+	// The admin API (/api/v1) answers with the same error body; these codes are its own,
+	// not the distribution spec's.
+
+	// InvalidRequest is a malformed admin request: bad JSON, unknown field, invalid name.
+	InvalidRequest = register("INVALID_REQUEST", "invalid request", http.StatusBadRequest)
+	// NotFound is an admin resource (project, user, member, robot) or route that does not exist.
+	NotFound = register("NOT_FOUND", "not found", http.StatusNotFound)
+	// Conflict is an admin resource that already exists, or a change the current state refuses.
+	Conflict = register("CONFLICT", "conflict with the current state", http.StatusConflict)
 )
 
 var registered []*Descriptor

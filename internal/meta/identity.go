@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -474,7 +475,14 @@ type AuditFilter struct {
 	Since, Until                    time.Time
 	BeforeID                        int64 // keyset pagination: entries older than this id
 	Limit                           int
+	// Projects, when not nil, keeps only entries about these projects: resources that
+	// are the project itself ("team"), one of its repositories ("team/app:v1",
+	// "team:v1") or one of its robots ("robot$team+ci"). Empty and not nil matches none.
+	Projects []string
 }
+
+// likeEscaper escapes LIKE wildcards (with ESCAPE '\').
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 
 // Audit lists entries newest first.
 func (s *Store) Audit(ctx context.Context, f AuditFilter) ([]AuditEntry, error) {
@@ -504,6 +512,19 @@ func (s *Store) Audit(ctx context.Context, f AuditFilter) ([]AuditEntry, error) 
 	}
 	if f.BeforeID > 0 {
 		add("id < $%d", f.BeforeID)
+	}
+	if f.Projects != nil {
+		var or []string
+		for _, p := range f.Projects {
+			e := likeEscaper.Replace(p)
+			args = append(args, p, e+"/%", e+":%", "robot$"+e+"+%")
+			n := len(args)
+			or = append(or, fmt.Sprintf(`resource = $%d OR resource LIKE $%d ESCAPE '\' OR resource LIKE $%d ESCAPE '\' OR resource LIKE $%d ESCAPE '\'`, n-3, n-2, n-1, n))
+		}
+		if len(or) == 0 {
+			or = []string{"1 = 0"}
+		}
+		q += " AND (" + strings.Join(or, " OR ") + ")"
 	}
 	if f.Limit <= 0 || f.Limit > 1000 {
 		f.Limit = 100

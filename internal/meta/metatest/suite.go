@@ -47,6 +47,10 @@ func Run(t *testing.T, open func(t *testing.T) *meta.Store) {
 		t.Parallel()
 		run(t, "TakeRenewReleaseExpire", testLeases)
 	})
+	t.Run("Audit", func(t *testing.T) {
+		t.Parallel()
+		run(t, "FiltersProjectsPagination", testAuditFilter)
+	})
 	t.Run("Uploads", func(t *testing.T) {
 		t.Parallel()
 		run(t, "CreateGetScoped", testUploadCreateGet)
@@ -1408,5 +1412,57 @@ func testLeases(t *testing.T, s *meta.Store) {
 	wg.Wait()
 	if wins.Load() != 1 {
 		t.Fatalf("%d holders won one lease", wins.Load())
+	}
+}
+
+func testAuditFilter(t *testing.T, s *meta.Store) {
+	ctx := t.Context()
+	base := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+	resources := []string{
+		"team", "team/app:v1", "team:latest", "robot$team+ci", // team's
+		"team_x/app:v1", "teamx/app:v1", "robot$teamx+ci", "robot$ci", "user$alice", "a_b/c:d", // not team's
+	}
+	var entries []meta.AuditEntry
+	for i, r := range resources {
+		entries = append(entries, meta.AuditEntry{At: base.Add(time.Duration(i) * time.Minute), Actor: "alice", ActorType: "user",
+			Action: "push", Resource: r, Result: "ok", Remote: "127.0.0.1"})
+	}
+	if err := s.AppendAudit(ctx, entries); err != nil {
+		t.Fatal(err)
+	}
+	resOf := func(es []meta.AuditEntry) []string {
+		var out []string
+		for _, e := range es {
+			out = append(out, e.Resource)
+		}
+		slices.Sort(out)
+		return out
+	}
+	got, err := s.Audit(ctx, meta.AuditFilter{Projects: []string{"team"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"robot$team+ci", "team", "team/app:v1", "team:latest"}; !slices.Equal(resOf(got), want) {
+		t.Fatalf("project team: %v, want %v", resOf(got), want)
+	}
+	// "_" is not a wildcard: a_b matches itself only.
+	if got, _ := s.Audit(ctx, meta.AuditFilter{Projects: []string{"a_b", "ci"}}); !slices.Equal(resOf(got), []string{"a_b/c:d"}) {
+		t.Fatalf("project a_b: %v", resOf(got))
+	}
+	if got, _ := s.Audit(ctx, meta.AuditFilter{Projects: []string{}}); len(got) != 0 {
+		t.Fatalf("no projects matched %v", resOf(got))
+	}
+	// Newest first, keyset pagination, time window.
+	page, _ := s.Audit(ctx, meta.AuditFilter{Limit: 3})
+	if len(page) != 3 || page[0].Resource != "a_b/c:d" || page[0].ID <= page[2].ID {
+		t.Fatalf("first page %+v", page)
+	}
+	next, _ := s.Audit(ctx, meta.AuditFilter{Limit: 3, BeforeID: page[2].ID})
+	if len(next) != 3 || next[0].ID >= page[2].ID {
+		t.Fatalf("next page %+v", next)
+	}
+	window, _ := s.Audit(ctx, meta.AuditFilter{Since: base.Add(time.Minute), Until: base.Add(3 * time.Minute)})
+	if !slices.Equal(resOf(window), []string{"team/app:v1", "team:latest"}) {
+		t.Fatalf("window: %v", resOf(window))
 	}
 }
