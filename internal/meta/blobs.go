@@ -97,23 +97,7 @@ func linkBlob(ctx context.Context, q querier, repoID int64, digest string, t int
 
 // LinkBlob makes an already stored blob visible in repo (a cross-repository mount).
 func (s *Store) LinkBlob(ctx context.Context, repo, digest string) (Blob, error) {
-	var b Blob
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		b.Digest = digest
-		err := tx.QueryRowContext(ctx, `SELECT size, location FROM blobs WHERE digest = $1`, digest).Scan(&b.Size, &b.Location)
-		if errors.Is(err, sql.ErrNoRows) {
-			return ErrNotFound
-		}
-		if err != nil {
-			return fmt.Errorf("meta: blob %s: %w", digest, err)
-		}
-		id, err := ensureRepository(ctx, tx, repo)
-		if err != nil {
-			return err
-		}
-		return linkBlob(ctx, tx, id, digest, now())
-	})
-	return b, err
+	return s.AdoptBlob(ctx, repo, digest, "")
 }
 
 // UnlinkBlob removes the blob from the repository's view. Its bytes stay until garbage
