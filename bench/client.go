@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -260,4 +261,225 @@ func (c *client) pushImage(ctx context.Context, repo, tag string, blobs [][]byte
 		return "", err
 	}
 	return digestOf(m), nil
+}
+
+// mount asks the registry to mount a blob from another repository; it reports whether
+// the blob is now in repo. An upload session opened instead (202) is cancelled.
+func (c *client) mount(ctx context.Context, repo, dgst, from string) (bool, error) {
+	q := url.Values{"mount": {dgst}, "from": {from}}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, c.url("/v2/"+repo+"/blobs/uploads/?"+q.Encode()), nil)
+	resp, err := c.do(req, false, http.StatusCreated, http.StatusAccepted)
+	if err != nil {
+		return false, err
+	}
+	if resp.StatusCode == http.StatusCreated {
+		return true, nil
+	}
+	if loc, err := c.location(resp); err == nil {
+		del, _ := http.NewRequestWithContext(ctx, http.MethodDelete, loc.String(), nil)
+		_, _ = c.do(del, false, http.StatusNoContent, http.StatusNotFound)
+	}
+	return false, nil
+}
+
+// manifestDigest HEADs a manifest and returns its Docker-Content-Digest.
+func (c *client) manifestDigest(ctx context.Context, repo, ref string) (string, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodHead, c.url("/v2/"+repo+"/manifests/"+ref), nil)
+	req.Header.Set("Accept", acceptAll)
+	resp, err := c.do(req, false, http.StatusOK)
+	if err != nil {
+		return "", err
+	}
+	return resp.Header.Get("Docker-Content-Digest"), nil
+}
+
+// pullResult is one image pull.
+type pullResult struct {
+	bytes   int64         // manifest, config and layers received
+	elapsed time.Duration // from the manifest request to the last byte of the last blob
+	ttfb    time.Duration // largest blob: from its request to the first body byte
+	tail    time.Duration // largest blob: from its next-to-last byte to its last (a mirror's hold-back)
+}
+
+// pullImage pulls an image the way a container runtime does: the manifest by tag, then
+// the config and the layers, jobs at a time (containerd downloads 3 at once). Every body
+// is read to its end through a 1 MiB buffer and its length checked; digests are not
+// recomputed (both registries verify them, and hashing would load the client).
+func (c *client) pullImage(ctx context.Context, repo, ref string, jobs int) (pullResult, error) {
+	var res pullResult
+	start := time.Now()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.url("/v2/"+repo+"/manifests/"+ref), nil)
+	req.Header.Set("Accept", acceptAll)
+	resp, err := c.do(req, true, http.StatusOK)
+	if err != nil {
+		return res, err
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	resp.Body.Close()
+	if err != nil {
+		return res, err
+	}
+	var m imageManifest
+	if err := json.Unmarshal(raw, &m); err != nil || m.Config.Digest == "" {
+		return res, fmt.Errorf("manifest %s:%s: not an image manifest (%v)", repo, ref, err)
+	}
+	blobs := append([]descriptor{m.Config}, m.Layers...)
+	largest := 0
+	for i, d := range blobs {
+		if d.Size > blobs[largest].Size {
+			largest = i
+		}
+	}
+	var mu sync.Mutex
+	total := int64(len(raw))
+	var firstErr error
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(jobs, len(blobs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 1<<20)
+			for i := range next {
+				d := blobs[i]
+				g, err := c.getTimed(ctx, "/v2/"+repo+"/blobs/"+d.Digest, buf, d.Size)
+				if err == nil && g.n != d.Size {
+					err = fmt.Errorf("blob %s of %s: got %d bytes, want %d", d.Digest, repo, g.n, d.Size)
+				}
+				mu.Lock()
+				total += g.n
+				if i == largest {
+					res.ttfb, res.tail = g.ttfb, g.tail
+				}
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := range blobs {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	res.bytes, res.elapsed = total, time.Since(start)
+	return res, firstErr
+}
+
+// timedGet is one body read by getTimed.
+type timedGet struct {
+	n    int64
+	ttfb time.Duration // from sending the request to the first body byte
+	tail time.Duration // from holding want-1 bytes to the end of the body
+}
+
+// getTimed GETs path, reads the body to its end and times its first and last bytes.
+func (c *client) getTimed(ctx context.Context, path string, buf []byte, want int64) (timedGet, error) {
+	var g timedGet
+	start := time.Now()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.url(path), nil)
+	resp, err := c.do(req, true, http.StatusOK)
+	if err != nil {
+		return g, err
+	}
+	defer resp.Body.Close()
+	var penultimate time.Time
+	for {
+		m, err := resp.Body.Read(buf)
+		if m > 0 && g.n == 0 {
+			g.ttfb = time.Since(start)
+		}
+		g.n += int64(m)
+		if penultimate.IsZero() && g.n >= want-1 {
+			penultimate = time.Now()
+		}
+		if err == io.EOF {
+			if !penultimate.IsZero() {
+				g.tail = time.Since(penultimate)
+			}
+			return g, nil
+		}
+		if err != nil {
+			return g, err
+		}
+	}
+}
+
+// serverCounters are a Berth's own request counters, read from its /metrics.
+type serverCounters struct {
+	bytesOut     float64 // response body bytes, all routes
+	blobGets     float64 // GET blob requests answered 200 or 206
+	manifestReqs float64 // GET and HEAD manifest requests
+	inFlight     float64 // registry API requests being served
+}
+
+func (s serverCounters) sub(o serverCounters) serverCounters {
+	return serverCounters{s.bytesOut - o.bytesOut, s.blobGets - o.blobGets, s.manifestReqs - o.manifestReqs, s.inFlight}
+}
+
+// counters reads a Berth's /metrics: what the mirror's upstream served, counted at the
+// upstream itself.
+func (c *client) counters(ctx context.Context) (serverCounters, error) {
+	var s serverCounters
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.url("/metrics"), nil)
+	resp, err := c.do(req, true, http.StatusOK)
+	if err != nil {
+		return s, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return s, err
+	}
+	for line := range strings.SplitSeq(string(raw), "\n") {
+		i := strings.LastIndexByte(line, ' ')
+		if i <= 0 || strings.HasPrefix(line, "#") {
+			continue
+		}
+		name := line[:i]
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(name, "berth_http_response_bytes_total{"):
+			s.bytesOut += v
+		case strings.HasPrefix(name, "berth_http_requests_total{") && strings.Contains(name, `route="blob"`) && strings.Contains(name, `method="GET"`) &&
+			(strings.Contains(name, `code="200"`) || strings.Contains(name, `code="206"`)):
+			s.blobGets += v
+		case strings.HasPrefix(name, "berth_http_requests_total{") && strings.Contains(name, `route="manifest"`) &&
+			(strings.Contains(name, `method="GET"`) || strings.Contains(name, `method="HEAD"`)):
+			s.manifestReqs += v
+		case name == "berth_http_requests_in_flight":
+			s.inFlight = v
+		}
+	}
+	return s, nil
+}
+
+// waitQuiet waits until the server has served no API request for two polls in a row
+// (at most limit), so that its counters include every response.
+func (c *client) waitQuiet(ctx context.Context, limit time.Duration) (serverCounters, error) {
+	deadline := time.Now().Add(limit)
+	quiet := 0
+	for {
+		s, err := c.counters(ctx)
+		if err != nil {
+			return s, err
+		}
+		if s.inFlight == 0 {
+			quiet++
+		} else {
+			quiet = 0
+		}
+		if quiet >= 2 || time.Now().After(deadline) {
+			return s, nil
+		}
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+			return s, ctx.Err()
+		}
+	}
 }

@@ -21,7 +21,7 @@ import (
 )
 
 // allPhases in the order they run.
-var allPhases = []string{"push", "pull", "layers", "manifest", "blobhead", "tags", "concurrent"}
+var allPhases = []string{"push", "pull", "layers", "manifest", "blobhead", "tags", "concurrent", "mirror", "cric"}
 
 type options struct {
 	phases     []string
@@ -42,10 +42,14 @@ type options struct {
 	keep       bool
 	registry   string
 	crane      string
-	profileDir string
-	jsonOut    string
-	timeout    time.Duration
-	waitIdle   time.Duration
+	skopeo     string
+	clients    int
+	// upstreamRate caps the mirror phase's upstream link, bytes/s (0: loopback speed).
+	upstreamRate int64
+	profileDir   string
+	jsonOut      string
+	timeout      time.Duration
+	waitIdle     time.Duration
 }
 
 func main() {
@@ -78,9 +82,9 @@ func main() {
 func parseFlags(args []string) (options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	var o options
-	var phases, size, chunk, layerSize, targets string
+	var phases, size, chunk, layerSize, targets, upstreamRate string
 	fs.StringVar(&phases, "phases", strings.Join(allPhases, ","), "comma-separated phases to run: "+strings.Join(allPhases, ","))
-	fs.StringVar(&size, "size", "1GiB", "size of the big layer (push, pull)")
+	fs.StringVar(&size, "size", "1GiB", "size of the big layer (push, pull, and the big image of the mirror and cric phases)")
 	fs.StringVar(&chunk, "chunk", "64MiB", "chunk size of the chunked PATCH push")
 	fs.IntVar(&o.layers, "layers", 200, "number of small layers in the layers phase")
 	fs.StringVar(&layerSize, "layer-size", "64KiB", "size of each small layer")
@@ -97,9 +101,12 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.keep, "keep", false, "keep the scratch directory (data, logs) after the run")
 	fs.StringVar(&o.registry, "registry", "", "CNCF Distribution binary (default: registry on PATH or /opt/berth-tools/bin/registry)")
 	fs.StringVar(&o.crane, "crane", "", "crane binary (default: crane on PATH or /opt/berth-tools/bin/crane)")
+	fs.StringVar(&o.skopeo, "skopeo", "", "skopeo binary for the cric phase (default: skopeo on PATH or /opt/berth-tools/bin/skopeo)")
+	fs.IntVar(&o.clients, "mirror-clients", 20, "concurrent cold pulls of the big image in the mirror phase")
+	fs.StringVar(&upstreamRate, "upstream-rate", "0", "mirror phase: cap the link to the upstream at this many bytes per second, e.g. 500MB (0: loopback speed)")
 	fs.StringVar(&o.profileDir, "profile", "", "profile Berth: run the pprof-enabled wrapper (bench/berthpprof) and write one CPU profile per figure plus heap profiles into this directory (figures are then slightly pessimistic)")
 	fs.StringVar(&o.jsonOut, "json", "", "also write the results as JSON to this file")
-	fs.DurationVar(&o.timeout, "timeout", 9*time.Minute, "abort the whole run after this long (not counting -wait-idle)")
+	fs.DurationVar(&o.timeout, "timeout", 15*time.Minute, "abort the whole run after this long (not counting -wait-idle)")
 	fs.DurationVar(&o.waitIdle, "wait-idle", 0, "before starting, wait up to this long for the machine to be less than 15% busy (shared machines)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -116,6 +123,9 @@ func parseFlags(args []string) (options, error) {
 	}
 	if o.layerSize, err = parseSize(layerSize); err != nil {
 		return o, fmt.Errorf("-layer-size: %w", err)
+	}
+	if o.upstreamRate, err = parseSize(upstreamRate); err != nil {
+		return o, fmt.Errorf("-upstream-rate: %w", err)
 	}
 	if o.size < 1<<20 || o.chunk < 1<<10 || o.layerSize < 1 {
 		return o, errors.New("-size must be at least 1MiB, -chunk at least 1KiB, -layer-size at least 1 byte")
@@ -151,8 +161,8 @@ func parseFlags(args []string) (options, error) {
 	if len(o.targets) == 0 {
 		return o, errors.New("no targets selected")
 	}
-	if o.layers < 1 || o.tags < 1 || o.page < 1 || o.pushes < 1 || o.conns < 1 || o.reps < 1 || o.tagWorkers < 1 {
-		return o, errors.New("-layers, -tags, -page, -pushes, -conns, -reps and -tag-workers must be positive")
+	if o.layers < 1 || o.tags < 1 || o.page < 1 || o.pushes < 1 || o.conns < 1 || o.reps < 1 || o.tagWorkers < 1 || o.clients < 1 {
+		return o, errors.New("-layers, -tags, -page, -pushes, -conns, -reps, -tag-workers and -mirror-clients must be positive")
 	}
 	if o.duration <= 0 || o.warmup < 0 {
 		return o, errors.New("-duration must be positive and -warmup non-negative")
@@ -176,7 +186,10 @@ type bench struct {
 	targets []*target
 	fs      *target // plain Go file server (pull reference), started on demand
 	res     *results
-	big     *bigBlob // the big random layer, created on demand
+	big     *bigBlob          // the big random layer, created on demand
+	built   map[string]string // package -> binary built into dir
+	procs   []*target         // every process started, for cleanup
+	origin  *origin           // plain Berth holding the mirror's upstream images and the copy sources
 
 	busyAtStart float64 // machine CPU busy fraction in the second before the run
 }
@@ -236,6 +249,10 @@ func run(ctx context.Context, o options) error {
 			err = b.phaseTags(ctx)
 		case "concurrent":
 			err = b.phaseConcurrent(ctx)
+		case "mirror":
+			err = b.phaseMirror(ctx)
+		case "cric":
+			err = b.phaseCric(ctx)
 		}
 		if err != nil {
 			return fmt.Errorf("phase %s: %w", p, err)
@@ -258,8 +275,9 @@ func run(ctx context.Context, o options) error {
 func (b *bench) header(elapsed time.Duration) string {
 	var s strings.Builder
 	fmt.Fprintf(&s, "Berth vs CNCF Distribution v3.1.2 on 127.0.0.1 (%d CPUs, %s)\n", numCPU(), time.Now().Format(time.RFC3339))
-	fmt.Fprintf(&s, "berth tree %s; big layer %s, %d x %s layers, %d tags (n=%d), %d concurrent pushes, %d conns x %s per rate figure, %d reps; total run %s\n",
-		treeVersion(b.modRoot), fmtSize(b.o.size), b.o.layers, fmtSize(b.o.layerSize), b.o.tags, b.o.page, b.o.pushes, b.o.conns, b.o.duration, b.o.reps, elapsed.Round(time.Second))
+	fmt.Fprintf(&s, "berth tree %s; big layer %s, %d x %s layers, %d tags (n=%d), %d concurrent pushes, %d conns x %s per rate figure, %d mirror clients, %d reps; phases %s; total run %s\n",
+		treeVersion(b.modRoot), fmtSize(b.o.size), b.o.layers, fmtSize(b.o.layerSize), b.o.tags, b.o.page, b.o.pushes, b.o.conns, b.o.duration, b.o.clients, b.o.reps,
+		strings.Join(b.o.phases, ","), elapsed.Round(time.Second))
 	fmt.Fprintf(&s, "machine CPU busy in the second before the run: %.0f%%\n", 100*b.busyAtStart)
 	if b.o.profileDir != "" {
 		fmt.Fprintf(&s, "PROFILING RUN (Berth = bench/berthpprof wrapper, CPU profiler on): profiles in %s\n", b.o.profileDir)

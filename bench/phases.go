@@ -722,6 +722,9 @@ func (b *bench) phaseConcurrent(ctx context.Context) error {
 
 // memoryFigures: idle RSS after start, and peak RSS over the whole run.
 func (b *bench) memoryFigures() {
+	if len(b.targets) == 0 {
+		return
+	}
 	idle, peak := map[string]float64{}, map[string]float64{}
 	for _, t := range b.targets {
 		idle[t.name] = float64(t.idleRSS) / (1 << 20)

@@ -37,6 +37,10 @@ type target struct {
 	idleRSS int64  // VmRSS shortly after start, bytes
 	ctl     string // profiling control base URL (Berth wrapper only)
 	profDir string
+
+	logName  string // log file name without .log; default name
+	noSettle bool   // skip the idle-memory pause after start (restarted helpers)
+	helper   bool   // a supporting process (upstream, copy source or destination): its CPU is not background load
 }
 
 func moduleRoot(ctx context.Context) (string, error) {
@@ -89,6 +93,15 @@ func (b *bench) checkDisk() error {
 	if b.o.has("push") || b.o.has("pull") {
 		need += b.o.size * int64(2+len(b.o.targets))
 	}
+	if b.o.has("mirror") || b.o.has("cric") {
+		need += b.o.size * 2 // the source file (shared with push) and the origin's copy
+	}
+	if b.o.has("mirror") {
+		need += b.o.size * int64(2+len(b.o.targets)) // cache and spool of one mirror at a time, a local copy per registry
+	}
+	if b.o.has("cric") {
+		need += b.o.size * 2 // the destination's copy and one upload in flight
+	}
 	if need < 3<<30 && b.o.size >= 1<<30 {
 		need = 3 << 30
 	}
@@ -123,7 +136,15 @@ func cleanEnv(extra ...string) []string {
 
 // setup builds Berth and starts every selected registry.
 func (b *bench) setup(ctx context.Context) error {
+	// The cric phase compares clients, not registries: it needs neither plain instance.
+	need := false
+	for _, p := range b.o.phases {
+		need = need || p != "cric"
+	}
 	for _, name := range b.o.targets {
+		if !need {
+			break
+		}
 		var t *target
 		var err error
 		switch name {
@@ -146,27 +167,71 @@ func (b *bench) setup(ctx context.Context) error {
 	return nil
 }
 
-func (b *bench) startBerth(ctx context.Context) (*target, error) {
-	bin := filepath.Join(b.dir, "berth")
-	pkg := "./cmd/berth"
-	if b.o.profileDir != "" {
-		pkg = "./bench/berthpprof"
+// buildBinary builds a package of this module into the scratch directory once.
+func (b *bench) buildBinary(ctx context.Context, pkg, name string) (string, error) {
+	if bin, ok := b.built[pkg]; ok {
+		return bin, nil
 	}
+	bin := filepath.Join(b.dir, name)
 	logf("go build -o %s %s", bin, pkg)
 	build := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg)
 	build.Dir = b.modRoot
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
-		return nil, fmt.Errorf("build berth: %w", err)
+		return "", fmt.Errorf("build %s: %w", pkg, err)
+	}
+	if b.built == nil {
+		b.built = map[string]string{}
+	}
+	b.built[pkg] = bin
+	return bin, nil
+}
+
+// berthBinary is cmd/berth, or the profiling wrapper when profiled.
+func (b *bench) berthBinary(ctx context.Context, profiled bool) (string, error) {
+	if profiled {
+		return b.buildBinary(ctx, "./bench/berthpprof", "berthpprof")
+	}
+	return b.buildBinary(ctx, "./cmd/berth", "berth")
+}
+
+func (b *bench) startBerth(ctx context.Context) (*target, error) {
+	return b.startBerthWith(ctx, berthSpec{name: "berth", data: filepath.Join(b.dir, "berth-data"), profiled: b.o.profileDir != ""})
+}
+
+// berthSpec describes one Berth process.
+type berthSpec struct {
+	name, logName string
+	data          string
+	config        string // YAML written next to the data directory; empty for none
+	profiled      bool   // run the pprof wrapper with its profile controls
+	noSettle      bool
+	helper        bool
+}
+
+func (b *bench) startBerthWith(ctx context.Context, spec berthSpec) (*target, error) {
+	bin, err := b.berthBinary(ctx, spec.profiled)
+	if err != nil {
+		return nil, err
 	}
 	addr, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	data := filepath.Join(b.dir, "berth-data")
-	args := []string{"serve", "--addr", addr, "--data", data}
-	t := &target{name: "berth", label: "Berth", host: addr}
-	if b.o.profileDir != "" {
+	args := []string{"serve", "--addr", addr, "--data", spec.data}
+	if spec.config != "" {
+		name := spec.logName
+		if name == "" {
+			name = spec.name
+		}
+		conf := filepath.Join(b.dir, name+".yaml")
+		if err := os.WriteFile(conf, []byte(spec.config), 0o644); err != nil {
+			return nil, err
+		}
+		args = append(args, "--config", conf)
+	}
+	t := &target{name: spec.name, label: "Berth", host: addr, logName: spec.logName, noSettle: spec.noSettle, helper: spec.helper}
+	if spec.profiled {
 		ctl, err := freePort()
 		if err != nil {
 			return nil, err
@@ -187,6 +252,13 @@ func (b *bench) startBerth(ctx context.Context) (*target, error) {
 }
 
 func (b *bench) startDistribution(ctx context.Context) (*target, error) {
+	return b.startDistributionWith(ctx, "distribution", filepath.Join(b.dir, "distribution-data"), "", false)
+}
+
+// startDistributionWith starts Distribution with its data under root; remote non-empty
+// runs it as a pull-through cache of that upstream (proxy.remoteurl), which must already
+// answer: proxy mode panics at start-up when the upstream is down (ecosystem.md pitfall 2).
+func (b *bench) startDistributionWith(ctx context.Context, logName, root, remote string, noSettle bool) (*target, error) {
 	bin, err := findTool(b.o.registry, "registry")
 	if err != nil {
 		return nil, err
@@ -195,7 +267,6 @@ func (b *bench) startDistribution(ctx context.Context) (*target, error) {
 	if err != nil {
 		return nil, err
 	}
-	root := filepath.Join(b.dir, "distribution-data")
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, err
 	}
@@ -217,11 +288,14 @@ storage:
 http:
   addr: %s
 `, root, addr)
-	confPath := filepath.Join(b.dir, "distribution.yml")
+	if remote != "" {
+		conf += "proxy:\n  remoteurl: " + remote + "\n"
+	}
+	confPath := filepath.Join(b.dir, logName+".yml")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		return nil, err
 	}
-	t := &target{name: "distribution", label: "Distribution", host: addr}
+	t := &target{name: "distribution", label: "Distribution", host: addr, logName: logName, noSettle: noSettle}
 	if err := b.start(ctx, t, bin, []string{"serve", confPath}, cleanEnv()); err != nil {
 		return nil, err
 	}
@@ -230,7 +304,11 @@ http:
 
 // start runs a server process and waits until GET /v2/ (or /) answers.
 func (b *bench) start(ctx context.Context, t *target, bin string, args, env []string) error {
-	lf, err := os.Create(filepath.Join(b.dir, t.name+".log"))
+	logName := t.logName
+	if logName == "" {
+		logName = t.name
+	}
+	lf, err := os.Create(filepath.Join(b.dir, logName+".log"))
 	if err != nil {
 		return err
 	}
@@ -246,6 +324,7 @@ func (b *bench) start(ctx context.Context, t *target, bin string, args, env []st
 	}
 	t.cmd, t.logf, t.done = cmd, lf, make(chan struct{})
 	go func() { _ = cmd.Wait(); close(t.done) }()
+	b.procs = append(b.procs, t)
 	t.base = &url.URL{Scheme: "http", Host: t.host}
 	t.http = newClient(t.base)
 	probe := "/v2/"
@@ -274,6 +353,13 @@ func (b *bench) start(ctx context.Context, t *target, bin string, args, env []st
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	if t.helper {
+		addHelper(t)
+	}
+	if t.noSettle {
+		logf("%s pid %d on %s (%s.log)", t.name, cmd.Process.Pid, t.host, logName)
+		return nil
+	}
 	// Let start-up work (migrations, purges) settle before reading idle memory.
 	time.Sleep(time.Second)
 	t.idleRSS, _ = t.memKB("VmRSS")
@@ -282,12 +368,9 @@ func (b *bench) start(ctx context.Context, t *target, bin string, args, env []st
 	return nil
 }
 
+// stopAll stops every process the run started (stop is a no-op on stopped ones).
 func (b *bench) stopAll() {
-	all := append([]*target{}, b.targets...)
-	if b.fs != nil {
-		all = append(all, b.fs)
-	}
-	for _, t := range all {
+	for _, t := range b.procs {
 		t.stop()
 	}
 }
@@ -296,6 +379,7 @@ func (t *target) stop() {
 	if t.cmd == nil || t.cmd.Process == nil {
 		return
 	}
+	removeHelper(t)
 	select {
 	case <-t.done:
 	default:

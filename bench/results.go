@@ -24,9 +24,47 @@ type row struct {
 	Target  string  `json:"target,omitempty"`
 	// Verdict is "PASS" or "MISS" when a target applies and both needed values exist.
 	Verdict string `json:"verdict,omitempty"`
+	// Table names a table other than the registry table (see tables); its rows carry
+	// their values in Values and leave Berth and Distribution unset.
+	Table  string             `json:"table,omitempty"`
+	Values map[string]float64 `json:"values,omitempty"`
 	// check decides the verdict from the values; needsDist when it compares with Distribution.
 	check     func(b, d float64) bool
 	needsDist bool
+}
+
+// tableSpec is a table other than the registry table: its value columns (keys of
+// row.Values, in order, with their headings), the ratios it prints, and the heading of
+// its target column. Verdicts compare the first column with the second.
+type tableSpec struct {
+	title       string
+	cols        []string
+	labels      []string
+	ratios      [][2]int
+	targetLabel string
+}
+
+// tables in the order they are printed after the registry table.
+var tables = []struct {
+	key  string
+	spec tableSpec
+}{
+	{"copy", tableSpec{
+		title:       "Copy between two local Berth registries: cric cp vs crane copy vs skopeo copy (seconds: below 1x is faster; MB/s: above 1x is faster)",
+		cols:        []string{"cric", "crane", "skopeo"},
+		labels:      []string{"cric", "crane", "skopeo"},
+		ratios:      [][2]int{{0, 1}, {0, 2}},
+		targetLabel: "target (cric)",
+	}},
+}
+
+func tableByKey(key string) (tableSpec, bool) {
+	for _, t := range tables {
+		if t.key == key {
+			return t.spec, true
+		}
+	}
+	return tableSpec{}, false
 }
 
 type results struct {
@@ -56,6 +94,34 @@ func (r *results) add(section, figure, unit string, vals map[string]float64) *ro
 	return x
 }
 
+// addTo records a figure of another table; vals maps its column keys to values.
+func (r *results) addTo(table, section, figure, unit string, vals map[string]float64) *row {
+	x := &row{Section: section, Figure: figure, Unit: unit, Berth: nan, Dist: nan, Table: table, Values: map[string]float64{}}
+	for k, v := range vals {
+		x.Values[k] = v
+	}
+	r.rows = append(r.rows, x)
+	return x
+}
+
+// pair is the two values a verdict compares: Berth and Distribution, or another table's
+// first two columns.
+func (x *row) pair() (float64, float64) {
+	if x.Table == "" {
+		return x.Berth, x.Dist
+	}
+	spec, _ := tableByKey(x.Table)
+	get := func(i int) float64 {
+		if i < len(spec.cols) {
+			if v, ok := x.Values[spec.cols[i]]; ok {
+				return v
+			}
+		}
+		return nan
+	}
+	return get(0), get(1)
+}
+
 // target sets the row's target and how to check it.
 func (x *row) target(desc string, check func(b, d float64) bool) *row {
 	x.Target, x.check = desc, check
@@ -63,13 +129,14 @@ func (x *row) target(desc string, check func(b, d float64) bool) *row {
 }
 
 func (x *row) verdict() string {
-	if x.check == nil || math.IsNaN(x.Berth) {
+	b, d := x.pair()
+	if x.check == nil || math.IsNaN(b) {
 		return ""
 	}
-	if x.needsDist && math.IsNaN(x.Dist) {
+	if x.needsDist && math.IsNaN(d) {
 		return ""
 	}
-	if x.check(x.Berth, x.Dist) {
+	if x.check(b, d) {
 		return "PASS"
 	}
 	return "MISS"
@@ -79,6 +146,13 @@ func (x *row) verdict() string {
 func (x *row) relative(desc string, k float64) *row {
 	x.Target, x.needsDist = desc, true
 	x.check = func(b, d float64) bool { return b >= k*d }
+	return x
+}
+
+// relativeAtMost sets a target relative to the second value: first <= k * second.
+func (x *row) relativeAtMost(desc string, k float64) *row {
+	x.Target, x.needsDist = desc, true
+	x.check = func(b, d float64) bool { return b <= k*d }
 	return x
 }
 
@@ -112,61 +186,80 @@ func fmtRatio(b, d float64) string {
 }
 
 // sectionOrder is the order sections are printed in.
-var sectionOrder = []string{"throughput", "time", "request rate", "registry CPU", "memory"}
+var sectionOrder = []string{"throughput", "time", "request rate", "mirror", "registry CPU", "memory"}
 
-// print writes the table as Markdown (readable as is, pastable into an issue).
+// print writes the tables as Markdown (readable as is, pastable into an issue).
 func (r *results) print(w io.Writer, header string) {
-	rows := slices.Clone(r.rows)
-	slices.SortStableFunc(rows, func(a, b *row) int {
-		return slices.Index(sectionOrder, a.Section) - slices.Index(sectionOrder, b.Section)
-	})
-	cells := [][]string{{"figure", "unit", "Berth", "Distribution", "Berth/Dist", "target (Berth)", "verdict"}}
 	var misses []string
-	section := ""
-	for _, x := range rows {
+	miss := func(x *row) {
 		x.Verdict = x.verdict()
-		if x.Section != section {
-			section = x.Section
-			cells = append(cells, []string{"**" + section + "**", "", "", "", "", "", ""})
-		}
-		cells = append(cells, []string{x.Figure, x.Unit, fmtVal(x.Berth), fmtVal(x.Dist), fmtRatio(x.Berth, x.Dist), x.Target, x.Verdict})
 		if x.Verdict == "MISS" {
 			misses = append(misses, x.Figure+" ("+x.Unit+")")
 		}
 	}
-	width := make([]int, len(cells[0]))
-	for _, c := range cells {
-		for i, v := range c {
-			width[i] = max(width[i], utf8.RuneCountInString(v))
+	var main []*row
+	for _, x := range r.rows {
+		if x.Table == "" {
+			main = append(main, x)
 		}
 	}
-	line := func(c []string) {
-		var b strings.Builder
-		b.WriteString("|")
-		for i, v := range c {
-			pad := strings.Repeat(" ", width[i]-utf8.RuneCountInString(v))
-			if i == 0 || i == 1 || i >= 5 {
-				b.WriteString(" " + v + pad + " |") // text: left-aligned
-			} else {
-				b.WriteString(" " + pad + v + " |") // numbers: right-aligned
-			}
-		}
-		fmt.Fprintln(w, b.String())
-	}
+	slices.SortStableFunc(main, func(a, b *row) int {
+		return slices.Index(sectionOrder, a.Section) - slices.Index(sectionOrder, b.Section)
+	})
 	fmt.Fprintln(w)
 	fmt.Fprint(w, header)
-	fmt.Fprintln(w)
-	line(cells[0])
-	sep := make([]string, len(width))
-	for i := range sep {
-		sep[i] = strings.Repeat("-", width[i])
-		if i >= 2 && i <= 4 {
-			sep[i] = sep[i][:width[i]-1] + ":"
+	if len(main) > 0 {
+		cells := [][]string{{"figure", "unit", "Berth", "Distribution", "Berth/Dist", "target (Berth)", "verdict"}}
+		section := ""
+		for _, x := range main {
+			miss(x)
+			if x.Section != section {
+				section = x.Section
+				cells = append(cells, []string{"**" + section + "**", "", "", "", "", "", ""})
+			}
+			cells = append(cells, []string{x.Figure, x.Unit, fmtVal(x.Berth), fmtVal(x.Dist), fmtRatio(x.Berth, x.Dist), x.Target, x.Verdict})
 		}
+		fmt.Fprintln(w)
+		printCells(w, cells, 3)
 	}
-	line(sep)
-	for _, c := range cells[1:] {
-		line(c)
+	for _, tb := range tables {
+		var rows []*row
+		for _, x := range r.rows {
+			if x.Table == tb.key {
+				rows = append(rows, x)
+			}
+		}
+		if len(rows) == 0 {
+			continue
+		}
+		spec := tb.spec
+		head := append([]string{"figure", "unit"}, spec.labels...)
+		for _, p := range spec.ratios {
+			head = append(head, spec.labels[p[0]]+"/"+spec.labels[p[1]])
+		}
+		head = append(head, spec.targetLabel, "verdict")
+		cells := [][]string{head}
+		for _, x := range rows {
+			miss(x)
+			c := []string{x.Figure, x.Unit}
+			val := func(i int) float64 {
+				if v, ok := x.Values[spec.cols[i]]; ok {
+					return v
+				}
+				return nan
+			}
+			for i := range spec.cols {
+				c = append(c, fmtVal(val(i)))
+			}
+			for _, p := range spec.ratios {
+				c = append(c, fmtRatio(val(p[0]), val(p[1])))
+			}
+			cells = append(cells, append(c, x.Target, x.Verdict))
+		}
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, spec.title)
+		fmt.Fprintln(w)
+		printCells(w, cells, len(spec.cols)+len(spec.ratios))
 	}
 	fmt.Fprintln(w)
 	for _, n := range r.notes {
@@ -176,6 +269,43 @@ func (r *results) print(w io.Writer, header string) {
 		fmt.Fprintf(w, "* targets missed (%d): %s\n", len(misses), strings.Join(misses, "; "))
 	} else {
 		fmt.Fprintln(w, "* all measured targets met")
+	}
+}
+
+// printCells prints a Markdown table: two text columns, numeric columns right-aligned,
+// then text columns.
+func printCells(w io.Writer, cells [][]string, numeric int) {
+	width := make([]int, len(cells[0]))
+	for _, c := range cells {
+		for i, v := range c {
+			width[i] = max(width[i], utf8.RuneCountInString(v))
+		}
+	}
+	isNum := func(i int) bool { return i >= 2 && i < 2+numeric }
+	line := func(c []string) {
+		var b strings.Builder
+		b.WriteString("|")
+		for i, v := range c {
+			pad := strings.Repeat(" ", width[i]-utf8.RuneCountInString(v))
+			if isNum(i) {
+				b.WriteString(" " + pad + v + " |") // numbers: right-aligned
+			} else {
+				b.WriteString(" " + v + pad + " |") // text: left-aligned
+			}
+		}
+		fmt.Fprintln(w, b.String())
+	}
+	line(cells[0])
+	sep := make([]string, len(width))
+	for i := range sep {
+		sep[i] = strings.Repeat("-", width[i])
+		if isNum(i) {
+			sep[i] = sep[i][:width[i]-1] + ":"
+		}
+	}
+	line(sep)
+	for _, c := range cells[1:] {
+		line(c)
 	}
 }
 
@@ -194,6 +324,15 @@ func (r *results) writeJSON(path string) error {
 		}
 		if math.IsNaN(c.Dist) {
 			c.Dist = -1
+		}
+		if c.Values != nil {
+			c.Values = map[string]float64{}
+			for k, v := range x.Values {
+				if math.IsNaN(v) {
+					v = -1
+				}
+				c.Values[k] = v
+			}
 		}
 		rows[i] = &c
 	}

@@ -85,16 +85,54 @@ func ownCPU() time.Duration {
 	return time.Duration(self.Utime.Nano() + self.Stime.Nano() + kids.Utime.Nano() + kids.Stime.Nano())
 }
 
+// helpers are the supporting servers the benchmark runs besides the one under test (the
+// mirror's upstream, the copy source and destination): their CPU is part of the
+// benchmark, not background load.
+var helpers struct {
+	mu sync.Mutex
+	ts []*target
+}
+
+func addHelper(t *target) {
+	helpers.mu.Lock()
+	defer helpers.mu.Unlock()
+	helpers.ts = append(helpers.ts, t)
+}
+
+func removeHelper(t *target) {
+	helpers.mu.Lock()
+	defer helpers.mu.Unlock()
+	for i, h := range helpers.ts {
+		if h == t {
+			helpers.ts = append(helpers.ts[:i], helpers.ts[i+1:]...)
+			return
+		}
+	}
+}
+
+// helperCPU returns each running helper's CPU time so far.
+func helperCPU() map[*target]time.Duration {
+	helpers.mu.Lock()
+	defer helpers.mu.Unlock()
+	m := make(map[*target]time.Duration, len(helpers.ts))
+	for _, h := range helpers.ts {
+		m[h] = h.cpu()
+	}
+	return m
+}
+
 // window measures one figure's window: the server's CPU, ours and everyone else's.
 type window struct {
 	t                         *target
 	start                     time.Time
 	srv0, own0, busy0, total0 time.Duration
+	helpers0                  map[*target]time.Duration
 }
 
 func openWindow(t *target) *window {
 	w := &window{t: t}
 	w.busy0, w.total0 = machineCPU()
+	w.helpers0 = helperCPU()
 	w.srv0, w.own0, w.start = t.cpu(), ownCPU(), time.Now()
 	return w
 }
@@ -104,8 +142,14 @@ func (w *window) close(label string) (elapsed, server time.Duration) {
 	elapsed = time.Since(w.start)
 	server = w.t.cpu() - w.srv0
 	own := ownCPU() - w.own0
+	var help time.Duration
+	for h, c := range helperCPU() {
+		if c0, ok := w.helpers0[h]; ok && h != w.t {
+			help += c - c0
+		}
+	}
 	busy, total := machineCPU()
-	other := (busy - w.busy0) - server - own
+	other := (busy - w.busy0) - server - own - help
 	background.add(label, other, total-w.total0)
 	return elapsed, server
 }
@@ -141,8 +185,12 @@ func (b *backgroundLoad) summary() string {
 	if b.capacity == 0 {
 		return ""
 	}
-	return fmt.Sprintf("CPU used by other processes during the measured windows: %.0f%% of the machine on average, %.0f%% at worst (%s)%s",
-		100*float64(b.other)/float64(b.capacity), 100*b.worst, b.worstName, busyHint(float64(b.other)/float64(b.capacity)))
+	worst := ""
+	if b.worstName != "" {
+		worst = " (" + b.worstName + ")"
+	}
+	return fmt.Sprintf("CPU used by other processes during the measured windows: %.0f%% of the machine on average, %.0f%% at worst%s%s",
+		100*float64(b.other)/float64(b.capacity), 100*b.worst, worst, busyHint(float64(b.other)/float64(b.capacity)))
 }
 
 func busyHint(f float64) string {
