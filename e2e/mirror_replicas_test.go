@@ -62,3 +62,34 @@ func TestMirrorCoalescingAcrossReplicas(t *testing.T) {
 		t.Fatalf("upstream served the blob %d times to two replicas, want 1", n)
 	}
 }
+
+// TestMirrorManifestCoalescing: concurrent pulls of an uncached tag make one upstream
+// manifest GET (Docker Hub counts each against its pull limit).
+func TestMirrorManifestCoalescing(t *testing.T) {
+	up := startBerth(t, BerthOptions{})
+	seedPause(t, up, "pause", "3.10")
+	fu := newMiUpstream(t, up)
+	fu.throttle("/v2/pause/manifests/3.10", 2000) // slow enough that all requests overlap
+	m := startBerth(t, BerthOptions{Config: fmt.Sprintf("mirror:\n  upstreams:\n    - name: registry.k8s.io\n      url: %s\n      timeout: 10s\n", fu.URL())})
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := http.Get(m.URL("/v2/registry.k8s.io/pause/manifests/3.10"))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Errorf("manifest GET: %d", resp.StatusCode)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := fu.count(http.MethodGet, "/v2/pause/manifests/3.10"); n != 1 {
+		t.Fatalf("20 concurrent pulls of an uncached tag made %d upstream manifest GETs, want 1", n)
+	}
+}

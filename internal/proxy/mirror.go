@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/berth-registry/berth/internal/blobstore"
 	"github.com/berth-registry/berth/internal/config"
 	"github.com/berth-registry/berth/internal/errcode"
@@ -41,6 +43,10 @@ type Mirror struct {
 	metrics   *Metrics
 	// maxManifest bounds manifests fetched from upstreams, like pushed ones.
 	maxManifest int64
+
+	// manifestCalls coalesces concurrent upstream manifest requests (HEAD and GET) for
+	// the same reference: Docker Hub counts each GET against its pull limit.
+	manifestCalls singleflight.Group
 
 	mu       sync.Mutex
 	flights  map[string]*flight
@@ -179,7 +185,10 @@ func (m *Mirror) Manifest(ctx context.Context, t *Target, ref registry.Reference
 	m.metrics.misses.WithLabelValues(u.cfg.Name, "manifest").Inc()
 	if haveCached {
 		// A stale tag: a HEAD tells whether it moved without spending a pull.
-		dgst, herr := m.headManifest(ctx, t, ref.Tag)
+		v, herr, _ := m.manifestCalls.Do("HEAD "+negKey, func() (any, error) {
+			return m.headManifest(context.WithoutCancel(ctx), t, ref.Tag)
+		})
+		dgst, _ := v.(oci.Digest)
 		switch {
 		case herr == nil && string(dgst) == cached.Digest:
 			if _, err := m.reg.TouchTag(ctx, t.LocalRepo, ref.Tag, cached.Digest); err != nil {
@@ -197,7 +206,11 @@ func (m *Mirror) Manifest(ctx context.Context, t *Target, ref registry.Reference
 		}
 		// The tag moved: fetch the new manifest below.
 	}
-	got, err := m.fetchManifest(ctx, t, ref)
+	v, err, _ := m.manifestCalls.Do("GET "+negKey, func() (any, error) {
+		// Detached: the first caller going away must not fail the others.
+		return m.fetchManifest(context.WithoutCancel(ctx), t, ref)
+	})
+	got, _ := v.(meta.Manifest)
 	if err != nil {
 		if isNotFound(err) {
 			m.rememberMissing(negKey, time.Duration(u.cfg.NegativeTTL))
@@ -352,6 +365,15 @@ func (m *Mirror) OpenBlob(ctx context.Context, t *Target, dgst oci.Digest) (blob
 	}
 	m.mu.Lock()
 	f, inFlight = m.flights[key]
+	if !inFlight {
+		// A fetch may have committed since the cache was checked: look again before
+		// starting another download (under the lock, so no two start at once).
+		if b, err := m.reg.OpenBlob(ctx, t.LocalRepo, dgst); err == nil {
+			m.mu.Unlock()
+			m.metrics.hits.WithLabelValues(u.cfg.Name, "blob").Inc()
+			return b, nil, nil
+		}
+	}
 	if inFlight {
 		f.acquire()
 		m.mu.Unlock()
