@@ -14,8 +14,6 @@ import (
 	"github.com/berth-registry/berth/internal/oci"
 )
 
-var sprintf = fmt.Sprintf
-
 type project struct {
 	Name      string    `json:"name"`
 	Public    bool      `json:"public"`

@@ -353,7 +353,7 @@ func (m *Mirror) OpenBlob(ctx context.Context, t *Target, dgst oci.Digest) (blob
 	}
 	key := t.LocalRepo + "@" + string(dgst)
 	m.mu.Lock()
-	f, inFlight := m.flights[key]
+	_, inFlight := m.flights[key]
 	m.mu.Unlock()
 	if !inFlight {
 		// Replicas share the cache: the one holding the blob's fetch lease downloads it;
@@ -364,7 +364,7 @@ func (m *Mirror) OpenBlob(ctx context.Context, t *Target, dgst oci.Digest) (blob
 		}
 	}
 	m.mu.Lock()
-	f, inFlight = m.flights[key]
+	f, inFlight := m.flights[key]
 	if !inFlight {
 		// A fetch may have committed since the cache was checked: look again before
 		// starting another download (under the lock, so no two start at once).

@@ -38,7 +38,7 @@ func NodeConfig(kind, berthURL string, cfg config.Mirror) (string, error) {
 		}
 	case "docker":
 		if cfg.DefaultUpstream != "docker.io" {
-			return "", fmt.Errorf("Docker's registry-mirrors only mirrors Docker Hub: set mirror.defaultUpstream: docker.io")
+			return "", fmt.Errorf("docker's registry-mirrors setting only mirrors Docker Hub: set mirror.defaultUpstream: docker.io")
 		}
 		doc := map[string]any{"registry-mirrors": []string{strings.TrimRight(berthURL, "/")}}
 		if u.Scheme == "http" {
