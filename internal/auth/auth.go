@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/berth-registry/berth/internal/meta"
 	"github.com/berth-registry/berth/internal/oci"
@@ -124,6 +125,7 @@ type Service struct {
 	// Tokens is the Docker token issuer and verifier.
 	Tokens *Tokens
 
+	logins   singleflight.Group
 	mu       sync.Mutex
 	verified map[[32]byte]cachedLogin // sha256(user, password) → principal
 	failures map[string][]time.Time   // "user:x" / "addr:y" → recent failures
@@ -187,7 +189,12 @@ func (s *Service) Login(ctx context.Context, username, password, remote string) 
 		s.audit.record(meta.AuditEntry{Actor: username, ActorType: "user", Action: "login", Result: "denied", Remote: remote, Detail: "rate limited"})
 		return nil, ErrTooManyFailures
 	}
-	p, err := s.verify(ctx, username, password)
+	// Identical logins arriving together (every client of a CI job when the cache
+	// expires) share one bcrypt run instead of each paying for it.
+	v, err, _ := s.logins.Do(string(key[:]), func() (any, error) {
+		return s.verify(context.WithoutCancel(ctx), username, password)
+	})
+	p, _ := v.(*Principal)
 	if err != nil {
 		if errors.Is(err, ErrInvalidCredentials) {
 			s.fail("user:" + username)

@@ -657,3 +657,49 @@ func TestHashPassword(t *testing.T) {
 		t.Error("ValidRole")
 	}
 }
+
+// slowDirectory counts directory logins and holds each one long enough for concurrent
+// callers to overlap.
+type slowDirectory struct {
+	mu    sync.Mutex
+	calls int
+}
+
+func (d *slowDirectory) Authenticate(ctx context.Context, username, password string) ([]string, string, error) {
+	d.mu.Lock()
+	d.calls++
+	d.mu.Unlock()
+	time.Sleep(100 * time.Millisecond)
+	if password != "directory pw" {
+		return nil, "", ErrInvalidCredentials
+	}
+	return []string{"devs"}, "", nil
+}
+
+// TestConcurrentLoginsShareOneCheck: identical logins arriving together (a CI fleet when
+// the verified-password cache expires) verify the credential once.
+func TestConcurrentLoginsShareOneCheck(t *testing.T) {
+	w := newWorld(t)
+	dir := &slowDirectory{}
+	s := New(w.m, dir, newTestTokens(t, w.m, TokenOptions{}), Options{}, quietLog())
+	defer s.Close()
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := s.Login(context.Background(), "ldapuser", "directory pw", "10.0.0.1"); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if dir.calls != 1 {
+		t.Fatalf("16 concurrent identical logins asked the directory %d times, want 1", dir.calls)
+	}
+}
