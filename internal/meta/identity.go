@@ -459,9 +459,15 @@ type AuditEntry struct {
 // AppendAudit records entries in one transaction.
 func (s *Store) AppendAudit(ctx context.Context, entries []AuditEntry) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
+		// One prepared statement per batch: preparing per row was half the cost.
+		st, err := tx.PrepareContext(ctx, `INSERT INTO audit_log (at, actor, actor_type, action, resource, result, remote, detail)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`)
+		if err != nil {
+			return fmt.Errorf("meta: audit: %w", err)
+		}
+		defer st.Close()
 		for _, e := range entries {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO audit_log (at, actor, actor_type, action, resource, result, remote, detail)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, e.At.UnixMilli(), e.Actor, e.ActorType, e.Action, e.Resource, e.Result, e.Remote, e.Detail); err != nil {
+			if _, err := st.ExecContext(ctx, e.At.UnixMilli(), e.Actor, e.ActorType, e.Action, e.Resource, e.Result, e.Remote, e.Detail); err != nil {
 				return fmt.Errorf("meta: audit: %w", err)
 			}
 		}
