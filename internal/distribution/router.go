@@ -81,6 +81,14 @@ const (
 // parseRoute splits a /v2/ path. Repository names contain slashes, so the path is read
 // from the right: the last segment is the reference, the one before it the resource.
 func parseRoute(path string) (route, bool) {
+	rt, ok := splitRoute(path)
+	if ok && rt.kind != routePing && rt.kind != routeCatalog && rt.name == "" {
+		return route{}, false // "/v2//tags/list" names no repository
+	}
+	return rt, ok
+}
+
+func splitRoute(path string) (route, bool) {
 	rest, ok := strings.CutPrefix(path, "/v2/")
 	if !ok {
 		if path == "/v2" {
