@@ -75,7 +75,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.registry, "registry", "", "CNCF Distribution binary (default: registry on PATH or /opt/berth-tools/bin/registry)")
 	fs.StringVar(&o.tmpBase, "tmp", os.TempDir(), "parent of the scratch directory")
 	fs.BoolVar(&o.keep, "keep", false, "keep the scratch directory (data, logs)")
-	fs.StringVar(&o.profileDir, "profile", "", "run Berth as the pprof wrapper (bench/authbench/berthprof) and write one CPU profile per figure into this directory")
+	fs.StringVar(&o.profileDir, "profile", "", "run Berth as the pprof wrapper (bench/berthpprof) and write one CPU profile per figure into this directory")
 	fs.StringVar(&o.jsonOut, "json", "", "also write the rows as JSON to this file")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "abort the run after this long")
 	fs.DurationVar(&o.waitIdle, "wait-idle", 0, "before starting, wait up to this long for the machine to be less than 15% busy (shared machines)")
@@ -171,7 +171,7 @@ func run(ctx context.Context, o options) error {
 		treeVersion(modRoot), o.conns, o.tokenConns, o.duration, time.Since(start).Round(time.Second))
 	header += fmt.Sprintf("machine CPU busy in the second before the run: %.0f%%\n", 100*busy)
 	if o.profileDir != "" {
-		header += "PROFILING RUN (Berth = bench/authbench/berthprof, CPU profiler on): profiles in " + o.profileDir + "\n"
+		header += "PROFILING RUN (Berth = bench/berthpprof, CPU profiler on): profiles in " + o.profileDir + "\n"
 	}
 	b.res.print(os.Stdout, header)
 	if o.jsonOut != "" {
@@ -183,7 +183,7 @@ func run(ctx context.Context, o options) error {
 func (b *bench) setup(ctx context.Context) error {
 	pkg, name := "./cmd/berth", "berth"
 	if b.o.profileDir != "" {
-		pkg, name = "./bench/authbench/berthprof", "berthprof"
+		pkg, name = "./bench/berthpprof", "berthprof"
 	}
 	bin, err := buildBinary(ctx, b.modRoot, b.dir, pkg, name)
 	if err != nil {

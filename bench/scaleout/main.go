@@ -82,7 +82,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.ngx, "nginx", "", "nginx binary (default: on PATH or /usr/sbin/nginx)")
 	fs.StringVar(&o.tmpBase, "tmp", os.TempDir(), "parent of the scratch directory")
 	fs.BoolVar(&o.keep, "keep", false, "keep the scratch directory (data, logs)")
-	fs.StringVar(&o.profileDir, "profile", "", "run Berth replica A as the pprof wrapper (bench/scaleout/berthprof) and write one CPU profile per figure into this directory")
+	fs.StringVar(&o.profileDir, "profile", "", "run Berth replica A as the pprof wrapper (bench/berthpprof) and write one CPU profile per figure into this directory")
 	fs.StringVar(&o.json, "json", "", "also write the rows as JSON to this file")
 	fs.DurationVar(&o.timeout, "timeout", 15*time.Minute, "abort the run after this long")
 	fs.DurationVar(&o.waitIdle, "wait-idle", 0, "before starting, wait up to this long for the machine to be less than 15% busy (shared machines)")
@@ -210,7 +210,7 @@ func run(ctx context.Context, o options) error {
 		strings.Join(o.phases, ","), time.Since(start).Round(time.Second))
 	header += fmt.Sprintf("machine CPU busy in the second before the run: %.0f%%\n", 100*busy)
 	if o.profileDir != "" {
-		header += "PROFILING RUN (Berth replica A = bench/scaleout/berthprof, CPU profiler on): profiles in " + o.profileDir + "\n"
+		header += "PROFILING RUN (Berth replica A = bench/berthpprof, CPU profiler on): profiles in " + o.profileDir + "\n"
 	}
 	b.res.print(os.Stdout, header)
 	if o.json != "" {
@@ -258,7 +258,7 @@ func (b *bench) setup(ctx context.Context) error {
 		return err
 	}
 	if b.o.profileDir != "" {
-		if b.profBin, err = buildBinary(ctx, b.modRoot, b.dir, "./bench/scaleout/berthprof", "berthprof"); err != nil {
+		if b.profBin, err = buildBinary(ctx, b.modRoot, b.dir, "./bench/berthpprof", "berthprof"); err != nil {
 			return err
 		}
 	}
