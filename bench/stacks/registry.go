@@ -1,7 +1,7 @@
 package main
 
-// The plain HTTP registry client, shared by copy between bench/authbench and
-// bench/scaleout (the file is the same in both): uploads, manifests, mounts, pulls.
+// The plain HTTP registry client, shared by copy between bench/stacks (auth) and
+// bench/stacks (the file is the same in both): uploads, manifests, mounts, pulls.
 
 import (
 	"bytes"

@@ -1,11 +1,12 @@
-// Command authbench is issue 5's benchmark: Berth with authentication on (auth.enabled)
+// The auth suite is issue 5's benchmark: Berth with authentication on (auth.enabled)
 // against CNCF Distribution v3.1.2 with an htpasswd file (bcrypt), side by side on
 // loopback. It measures manifest GET req/s with Basic credentials and with a Bearer
 // token from Berth's /token, the registry CPU per request, and Berth's token issuance
-// rate. See README.md.
+// rate. See README.md (scaleout) and AUTH.md (auth).
 //
-//	go run ./bench/authbench
-//	go run ./bench/authbench -duration 2s -reference=false
+//	go run ./bench/stacks auth
+//	go run ./bench/stacks auth -duration 2s -reference=false
+
 package main
 
 import (
@@ -30,7 +31,7 @@ import (
 	"time"
 )
 
-type options struct {
+type authOptions struct {
 	conns, tokenConns int
 	duration, warmup  time.Duration
 	bcryptCost        int
@@ -44,8 +45,8 @@ type options struct {
 	waitIdle          time.Duration
 }
 
-func main() {
-	o, err := parseFlags(os.Args[1:])
+func authMain() {
+	o, err := authParseFlags(os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "authbench:", err)
 		os.Exit(2)
@@ -57,15 +58,15 @@ func main() {
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	if err := run(ctx, o); err != nil {
+	if err := authRun(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "authbench:", err)
 		os.Exit(1)
 	}
 }
 
-func parseFlags(args []string) (options, error) {
+func authParseFlags(args []string) (authOptions, error) {
 	fs := flag.NewFlagSet("authbench", flag.ContinueOnError)
-	var o options
+	var o authOptions
 	fs.IntVar(&o.conns, "conns", 32, "keep-alive connections for the manifest GET figures")
 	fs.IntVar(&o.tokenConns, "token-conns", 16, "keep-alive connections for the token issuance figures")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "measured time per registry and figure (cut into ~1s slices that alternate between the registries)")
@@ -101,8 +102,8 @@ func parseFlags(args []string) (options, error) {
 }
 
 // bench is one run.
-type bench struct {
-	o       options
+type authBench struct {
+	o       authOptions
 	dir     string
 	modRoot string
 	res     *results
@@ -132,7 +133,7 @@ func randomPassword() string {
 	return hex.EncodeToString(b[:])
 }
 
-func run(ctx context.Context, o options) error {
+func authRun(ctx context.Context, o authOptions) error {
 	start := time.Now()
 	modRoot, err := moduleRoot(ctx)
 	if err != nil {
@@ -142,7 +143,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	b := &bench{o: o, dir: dir, modRoot: modRoot, res: &results{sections: []string{"request rate", "token issuance", "registry CPU", "cold credential"}},
+	b := &authBench{o: o, dir: dir, modRoot: modRoot, res: &results{sections: []string{"request rate", "token issuance", "registry CPU", "cold credential"}},
 		adminPW: randomPassword(), distPW: randomPassword()}
 	defer func() {
 		for _, s := range b.procs {
@@ -180,7 +181,7 @@ func run(ctx context.Context, o options) error {
 	return nil
 }
 
-func (b *bench) setup(ctx context.Context) error {
+func (b *authBench) setup(ctx context.Context) error {
 	pkg, name := "./cmd/berth", "berth"
 	if b.o.profileDir != "" {
 		pkg, name = "./bench/berthpprof", "berthprof"
@@ -292,7 +293,7 @@ func apiJSON(ctx context.Context, c *regClient, method, path string, body any, w
 }
 
 // token gets a token from Berth's /token with Basic credentials.
-func (b *bench) token(ctx context.Context, user, pw, scope string) (string, error) {
+func (b *authBench) token(ctx context.Context, user, pw, scope string) (string, error) {
 	c := newRegClient(b.berth.host).withAuth(basic(user, pw))
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.url("/token?service=berth&scope="+scope), nil)
 	resp, err := c.do(req, true, http.StatusOK)
@@ -310,7 +311,7 @@ func (b *bench) token(ctx context.Context, user, pw, scope string) (string, erro
 }
 
 // leg is one side of a figure: a registry and the request fired at it.
-type leg struct {
+type authLeg struct {
 	s     *server
 	spec  loadSpec
 	conns int
@@ -318,7 +319,7 @@ type leg struct {
 
 // rate measures the legs in slices of about a second that alternate between them, so
 // load from outside falls on all alike. It returns one summed result per leg.
-func (b *bench) rate(ctx context.Context, key string, legs []leg) ([]rateResult, error) {
+func (b *authBench) rate(ctx context.Context, key string, legs []authLeg) ([]rateResult, error) {
 	hc := httpClient()
 	for _, l := range legs {
 		// One checked request first, for a readable error.
@@ -373,7 +374,7 @@ func (b *bench) rate(ctx context.Context, key string, legs []leg) ([]rateResult,
 // member of project bench. Each figure uses a fresh one, verified (and so cached) just
 // before it is measured, so that no auth.basicCacheTTL expiry (1m) falls into a
 // measured window; the cold-credential figure measures what an expiry costs.
-func (b *bench) newUser(ctx context.Context, admin bool) (string, string, error) {
+func (b *authBench) newUser(ctx context.Context, admin bool) (string, string, error) {
 	b.users++
 	name, pw := fmt.Sprintf("%s%d", map[bool]string{true: "admin", false: "dev"}[admin], b.users), randomPassword()
 	c := newRegClient(b.berth.host).withAuth(basic(adminUser, b.adminPW))
@@ -388,7 +389,7 @@ func (b *bench) newUser(ctx context.Context, admin bool) (string, string, error)
 	return name, pw, nil
 }
 
-func (b *bench) measure(ctx context.Context) error {
+func (b *authBench) measure(ctx context.Context) error {
 	manifest := "/v2/" + repo + "/manifests/" + tag
 	get := func(s *server, auth string) loadSpec {
 		h := map[string]string{"Accept": acceptAll}
@@ -397,26 +398,26 @@ func (b *bench) measure(ctx context.Context) error {
 		}
 		return loadSpec{host: s.host, method: http.MethodGet, path: manifest, header: h}
 	}
-	distBasic := leg{b.dist, get(b.dist, basic(distUser, b.distPW)), b.o.conns}
+	distBasic := authLeg{b.dist, get(b.dist, basic(distUser, b.distPW)), b.o.conns}
 	tokenPath := "/token?service=berth&scope=repository:" + repo + ":pull"
 
 	type figure struct {
 		key, label string
-		berth      func() (leg, error) // called just before the figure
-		dist       *leg
+		berth      func() (authLeg, error) // called just before the figure
+		dist       *authLeg
 		target     bool // the >= 20x Distribution target applies
 	}
-	fixed := func(l leg) func() (leg, error) { return func() (leg, error) { return l, nil } }
-	basicAs := func(admin bool) func() (leg, error) {
-		return func() (leg, error) {
+	fixed := func(l authLeg) func() (authLeg, error) { return func() (authLeg, error) { return l, nil } }
+	basicAs := func(admin bool) func() (authLeg, error) {
+		return func() (authLeg, error) {
 			user, pw, err := b.newUser(ctx, admin)
-			return leg{b.berth, get(b.berth, basic(user, pw)), b.o.conns}, err
+			return authLeg{b.berth, get(b.berth, basic(user, pw)), b.o.conns}, err
 		}
 	}
 	figs := []figure{}
 	if b.o.reference {
 		figs = append(figs, figure{key: "manifest-get-noauth", label: "manifest GET, no auth on either (reference)",
-			berth: fixed(leg{b.berthOpen, get(b.berthOpen, ""), b.o.conns}), dist: &leg{b.distOpen, get(b.distOpen, ""), b.o.conns}})
+			berth: fixed(authLeg{b.berthOpen, get(b.berthOpen, ""), b.o.conns}), dist: &authLeg{b.distOpen, get(b.distOpen, ""), b.o.conns}})
 	}
 	figs = append(figs,
 		figure{key: "manifest-get-basic-admin", label: "manifest GET, Basic auth (Berth: system admin)",
@@ -424,19 +425,19 @@ func (b *bench) measure(ctx context.Context) error {
 		figure{key: "manifest-get-basic-dev", label: "manifest GET, Basic auth (Berth: project developer)",
 			berth: basicAs(false), dist: &distBasic, target: true},
 		figure{key: "manifest-get-bearer", label: "manifest GET, Berth Bearer token (developer's, pull) vs Dist Basic",
-			berth: func() (leg, error) {
+			berth: func() (authLeg, error) {
 				user, pw, err := b.newUser(ctx, false)
 				if err != nil {
-					return leg{}, err
+					return authLeg{}, err
 				}
 				tok, err := b.token(ctx, user, pw, "repository:"+repo+":pull")
-				return leg{b.berth, get(b.berth, "Bearer "+tok), b.o.conns}, err
+				return authLeg{b.berth, get(b.berth, "Bearer "+tok), b.o.conns}, err
 			}, dist: &distBasic, target: true},
 	)
-	tok := func(admin bool) func() (leg, error) {
-		return func() (leg, error) {
+	tok := func(admin bool) func() (authLeg, error) {
+		return func() (authLeg, error) {
 			user, pw, err := b.newUser(ctx, admin)
-			return leg{b.berth, loadSpec{host: b.berth.host, method: http.MethodGet, path: tokenPath,
+			return authLeg{b.berth, loadSpec{host: b.berth.host, method: http.MethodGet, path: tokenPath,
 				header: map[string]string{"Authorization": basic(user, pw)}}, b.o.tokenConns}, err
 		}
 	}
@@ -450,7 +451,7 @@ func (b *bench) measure(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		legs := []leg{bl}
+		legs := []authLeg{bl}
 		if f.dist != nil {
 			legs = append(legs, *f.dist)
 		}
@@ -480,7 +481,7 @@ func (b *bench) measure(ctx context.Context) error {
 // coldBurst: -conns requests at once, each on its own connection, with a Basic
 // credential Berth has not verified yet (as after every basicCacheTTL expiry of a
 // credential in use), against the same burst on Distribution. Median of 3.
-func (b *bench) coldBurst(ctx context.Context, get func(*server, string) loadSpec) error {
+func (b *authBench) coldBurst(ctx context.Context, get func(*server, string) loadSpec) error {
 	logf("figure cold-basic-burst")
 	var bt, bc, dt, dc []time.Duration
 	for range 3 {
@@ -563,7 +564,7 @@ func burst(ctx context.Context, spec loadSpec, n int, s *server) (time.Duration,
 }
 
 // notes adds what the table needs to be read right.
-func (b *bench) notes() {
+func (b *authBench) notes() {
 	b.res.note("%s", background.summary())
 	b.res.note("Distribution checks the htpasswd bcrypt hash (cost %d) on every request; Berth runs bcrypt (cost 10) once per username/password pair per auth.basicCacheTTL (1m) and checks a token's signature once per token (then cached until it expires)",
 		b.o.bcryptCost)

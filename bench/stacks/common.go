@@ -1,6 +1,6 @@
 package main
 
-// Helpers shared by copy between bench/authbench and bench/scaleout (the file is the
+// Helpers shared by copy between bench/stacks (auth) and bench/stacks (the file is the
 // same in both; bench/ itself is package main and cannot be imported): processes, CPU
 // and memory from /proc, the keep-alive load generator, measurement windows with the
 // background-load accounting, and the results table.

@@ -18,7 +18,7 @@ import (
 // server), proxy and client are separate processes, as versitygw, Berth and a client are;
 // the proxy's CPU is read from /proc.
 //
-//	go test -run '^$' -bench ProxyCopy -benchtime 8x ./bench/scaleout
+//	go test -run '^$' -bench ProxyCopy -benchtime 8x ./bench/stacks
 //
 // Variants: iocopy is io.Copy(w, body), as serveBlob does today; the ResponseWriter
 // implements io.ReaderFrom, so this is net/http's generic 32 KiB loop, a read and a write

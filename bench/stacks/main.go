@@ -1,9 +1,10 @@
-// Command scaleout is issue 6's benchmark: Berth on S3 (versitygw) and PostgreSQL against
+// The scaleout suite is issue 6's benchmark: Berth on S3 (versitygw) and PostgreSQL against
 // CNCF Distribution v3.1.2's s3 driver on the same versitygw, side by side on loopback,
-// and two Berth replicas behind nginx against one. See README.md.
+// and two Berth replicas behind nginx against one. See README.md (scaleout) and AUTH.md (auth).
 //
-//	go run ./bench/scaleout                       # full run, about 4-5 minutes on 2 cores
-//	go run ./bench/scaleout -size 256MiB -reps 1  # quick run
+//	go run ./bench/stacks scaleout                       # full run, about 4-5 minutes on 2 cores
+//	go run ./bench/stacks scaleout -size 256MiB -reps 1  # quick run
+
 package main
 
 import (
@@ -40,7 +41,7 @@ type options struct {
 	waitIdle                  time.Duration
 }
 
-func main() {
+func scaleoutMain() {
 	o, err := parseFlags(os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "scaleout:", err)
