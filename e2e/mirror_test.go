@@ -290,6 +290,7 @@ func newMirrorEnv(t *testing.T) *miEnv {
 	fu := newMiUpstream(t, up)
 	cfg := fmt.Sprintf(`mirror:
   defaultUpstream: docker.io
+  localProjects: [team]
   upstreams:
     - name: registry.k8s.io
       url: %[1]s
@@ -1224,10 +1225,14 @@ func TestMirrorLocalPush(t *testing.T) {
 	p.writeLayout(t, layout, "v1")
 
 	ref := e.m.Addr + "/team/app:v1"
-	// Before the push team/app does not exist locally, so crane's existence checks go to
-	// the default upstream (Docker's registry-mirrors semantics); after it, reads are local.
+	// team is a local project (mirror.localProjects): its names never go upstream, before
+	// the push or after it.
+	upBefore := len(e.fu.requests())
 	run(t, env, "crane", "push", layout, ref)
 	upAfterPush := len(e.fu.requests())
+	if upAfterPush != upBefore {
+		t.Errorf("pushing to the local project team reached the upstream: %v", e.fu.requests()[upBefore:])
+	}
 	assertPause(t, e.m, "team/app", "v1")
 	if got := strings.TrimSpace(clRun(t, env, "", "crane", "digest", ref)); got != p.IndexDigest {
 		t.Fatalf("crane digest %s = %s, want %s", ref, got, p.IndexDigest)
@@ -1242,6 +1247,16 @@ func TestMirrorLocalPush(t *testing.T) {
 		t.Errorf("a read of the local team/app went upstream: %s %s", r.Method, r.Path)
 	}
 
+	// A project that does not exist is the default upstream's: a push never creates it.
+	if out, err := runErr(env, "crane", "push", layout, e.m.Addr+"/library/nginx:evil"); err == nil ||
+		!strings.Contains(out, "default upstream") {
+		t.Errorf("crane push to library/nginx beside the default upstream: err %v, output lacks the reason:\n%s", err, out)
+	}
+	miExpectManifest(t, e.m.URL("/v2/library/nginx/manifests/latest"), p.Index)
+	if resp, _ := miMust(t, http.MethodGet, e.m.URL("/v2/library/nginx/manifests/evil"), miAccept); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET library/nginx:evil after the refused push: %s, want 404", resp.Status)
+	}
+
 	// Writes to mirrored repositories are refused.
 	cfgBlob := []byte(`{"architecture":"amd64","os":"linux"}`)
 	cfgDigest := clDigest(cfgBlob)
@@ -1250,6 +1265,9 @@ func TestMirrorLocalPush(t *testing.T) {
 		{http.MethodPut, "/v2/k8s/pause/manifests/3.10", clMTIndex},
 		{http.MethodPut, "/v2/pause/manifests/3.10?ns=registry.k8s.io", clMTIndex},
 		{http.MethodPut, "/v2/docker.io/library/nginx/manifests/latest", clMTIndex},
+		{http.MethodPut, "/v2/library/nginx/manifests/latest", clMTIndex},
+		{http.MethodPut, "/v2/nginx/manifests/latest", clMTIndex},
+		{http.MethodPost, "/v2/newproject/app/blobs/uploads/", ""},
 		{http.MethodPost, "/v2/registry.k8s.io/pause/blobs/uploads/?digest=" + cfgDigest, "application/octet-stream"},
 		{http.MethodPost, "/v2/k8s/pause/blobs/uploads/", ""},
 		{http.MethodPost, "/v2/pause/blobs/uploads/?ns=registry.k8s.io", ""},

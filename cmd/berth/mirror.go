@@ -46,7 +46,7 @@ func mirrorCmd(g *globalFlags) *cobra.Command {
 			}
 			defer m.Close()
 			log := newLogger(cfg)
-			mirror, err := server.NewMirror(cfg, registry.New(m, b, registry.Options{}, log), log)
+			mirror, err := server.NewMirror(cfg, m, registry.New(m, b, registry.Options{}, log), log)
 			if err != nil {
 				return err
 			}

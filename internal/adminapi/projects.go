@@ -2,6 +2,7 @@ package adminapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -213,25 +214,14 @@ func (a *API) deleteProject(w http.ResponseWriter, r *http.Request, c *caller) e
 	if _, err := a.meta.ProjectByName(ctx, name); err != nil {
 		return storeErr(err, "project "+name)
 	}
-	exists, err := a.meta.RepositoryExists(ctx, name)
-	if err != nil {
-		return storeErr(err, "")
-	}
-	if !exists {
-		next, err := a.meta.Repositories(ctx, name+"/", 1)
-		if err != nil {
-			return storeErr(err, "")
-		}
-		exists = len(next) > 0 && strings.HasPrefix(next[0], name+"/")
-	}
-	if exists {
-		return errcode.Conflict.New("project " + name + " still has repositories: delete them first (berth repo delete)")
-	}
 	robots, err := a.meta.Robots(ctx, name)
 	if err != nil {
 		return storeErr(err, "")
 	}
-	if err := a.meta.DeleteProject(ctx, name); err != nil {
+	// The repository check is inside the delete's transaction (meta.ErrNotEmpty).
+	if err := a.meta.DeleteProject(ctx, name); errors.Is(err, meta.ErrNotEmpty) {
+		return errcode.Conflict.New("project " + name + " still has repositories: delete them first (berth repo delete)")
+	} else if err != nil {
 		return storeErr(err, "project "+name)
 	}
 	for _, rb := range robots {

@@ -105,6 +105,10 @@ type Options struct {
 	ProjectCreation string
 	// PublicPrefixes are projects every caller may pull from (the mirror's upstreams).
 	PublicPrefixes []string
+	// ExplicitProjects turns project creation by push off whatever ProjectCreation
+	// says: set when the mirror has a default upstream, where every name outside a
+	// local project is the upstream's, so a project made by a push would shadow it.
+	ExplicitProjects bool
 	// BasicCacheTTL is how long a verified username/password pair is trusted without
 	// re-running bcrypt.
 	BasicCacheTTL time.Duration
@@ -408,10 +412,17 @@ func (s *Service) Allowed(ctx context.Context, p *Principal, repo string, want [
 		for _, a := range roleActions[best] {
 			have[a] = true
 		}
-		if !exists && p.Kind == "user" && s.opts.ProjectCreation == "everyone" && !slices.Contains(s.opts.PublicPrefixes, project) {
-			// The first push creates the project with the pusher as its admin.
-			for _, a := range roleActions[Admin] {
-				have[a] = true
+		if !exists && p.Kind == "user" && s.opts.ProjectCreation == "everyone" && !s.opts.ExplicitProjects &&
+			!slices.Contains(s.opts.PublicPrefixes, project) {
+			creatable, err := s.unclaimed(ctx, project)
+			if err != nil {
+				return nil, err
+			}
+			if creatable {
+				// The first push creates the project with the pusher as its admin.
+				for _, a := range roleActions[Admin] {
+					have[a] = true
+				}
 			}
 		}
 	}
@@ -463,28 +474,74 @@ func intersect(want, have []Action) []Action {
 	return out
 }
 
+// unclaimed tells whether a project without a row may be created by a push: only when
+// nothing is stored under its name. Repositories without a project (pushed while
+// authentication was off, or racing a project delete) belong to the system
+// administrators: the project is adopted for them on the spot, private and without
+// members, instead of going to whoever pushes to the name first.
+func (s *Service) unclaimed(ctx context.Context, project string) (bool, error) {
+	has, err := s.meta.HasRepositories(ctx, project)
+	if err != nil || !has {
+		return !has, err
+	}
+	if err := s.Adopt(ctx, project); err != nil {
+		return false, err
+	}
+	return false, nil
+}
+
+// Adopt gives repositories stored without a project a private project with no members,
+// so only system administrators reach them until they grant roles.
+func (s *Service) Adopt(ctx context.Context, project string) error {
+	_, err := s.meta.CreateProject(ctx, meta.Project{Name: project}, "", "")
+	if errors.Is(err, meta.ErrExists) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s.log.Warn("adopted repositories that had no project: private, system administrators only", "project", project)
+	s.audit.record(meta.AuditEntry{Actor: "berth", ActorType: "system", Action: "project.adopt", Resource: project, Result: "ok", Remote: "local",
+		Detail: "repositories without a project; private, no members"})
+	return nil
+}
+
+// ErrProjectTaken reports a push that was to create a project someone else created first.
+var ErrProjectTaken = errors.New("auth: the project was created by someone else meanwhile")
+
 // EnsureProject creates the project of repo on its first push, with the pusher as admin
-// (robots and anonymous callers never create projects).
+// (robots and anonymous callers never create projects). The right to push may have
+// been granted as "the one who creates it" while the project did not exist; if someone
+// else created it since, the push is refused with ErrProjectTaken unless the project
+// as it now stands lets the pusher push.
 func (s *Service) EnsureProject(ctx context.Context, p *Principal, repo string) error {
 	project := oci.Project(repo)
 	if slices.Contains(s.opts.PublicPrefixes, project) {
 		return nil
 	}
-	if _, err := s.meta.ProjectByName(ctx, project); err == nil || !errors.Is(err, meta.ErrNotFound) {
+	_, err := s.meta.ProjectByName(ctx, project)
+	if errors.Is(err, meta.ErrNotFound) {
+		principal := ""
+		if p.Kind == "user" {
+			principal = "user:" + p.Name
+		}
+		_, err = s.meta.CreateProject(ctx, meta.Project{Name: project}, principal, string(Admin))
+		if err == nil {
+			s.audit.record(meta.AuditEntry{Actor: p.Name, ActorType: p.Kind, Action: "project.create", Resource: project, Result: "ok"})
+			return nil
+		}
+	}
+	if err != nil && !errors.Is(err, meta.ErrExists) {
 		return err
 	}
-	principal := ""
-	if p.Kind == "user" {
-		principal = "user:" + p.Name
+	got, err := s.Allowed(ctx, p, repo, []Action{Push})
+	if err != nil {
+		return err
 	}
-	_, err := s.meta.CreateProject(ctx, meta.Project{Name: project}, principal, string(Admin))
-	if errors.Is(err, meta.ErrExists) {
-		return nil
+	if len(got) == 0 {
+		return ErrProjectTaken
 	}
-	if err == nil {
-		s.audit.record(meta.AuditEntry{Actor: p.Name, ActorType: p.Kind, Action: "project.create", Resource: project, Result: "ok"})
-	}
-	return err
+	return nil
 }
 
 // Record adds an entry to the audit trail (asynchronously, batched).

@@ -377,8 +377,12 @@ func TestEnsureProject(t *testing.T) {
 	if got, _ := s.Allowed(ctx, user("olga"), "fresh/other", all); !slices.Equal(got, all) {
 		t.Errorf("creator in her project: %v", got)
 	}
-	// An existing project is left alone.
-	if err := s.EnsureProject(ctx, user("dave"), "fresh/x"); err != nil {
+	// An existing project is left alone, and an outsider whose push was authorized
+	// while it did not exist is refused.
+	if err := s.EnsureProject(ctx, user("dave"), "fresh/x"); !errors.Is(err, ErrProjectTaken) {
+		t.Fatalf("outsider's EnsureProject on an existing project = %v, want ErrProjectTaken", err)
+	}
+	if err := s.EnsureProject(ctx, user("olga"), "fresh/x"); err != nil {
 		t.Fatal(err)
 	}
 	if members, _ := w.m.Members(ctx, "fresh"); len(members) != 1 {

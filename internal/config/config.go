@@ -13,6 +13,7 @@ import (
 	"path"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -108,9 +109,13 @@ type Mirror struct {
 	// DefaultUpstream names the upstream that serves requests carrying neither ?ns= nor an
 	// upstream path prefix, for repositories that do not exist locally (Docker's
 	// registry-mirrors setting sends Docker Hub pulls this way).
-	DefaultUpstream string     `yaml:"defaultUpstream"`
-	Upstreams       []Upstream `yaml:"upstreams"`
-	Warm            Warm       `yaml:"warm"`
+	DefaultUpstream string `yaml:"defaultUpstream"`
+	// LocalProjects are projects that exist locally beside a default upstream (created
+	// at start when absent): with a default upstream, only names in an existing project
+	// are local, and pushes never create one.
+	LocalProjects []string   `yaml:"localProjects"`
+	Upstreams     []Upstream `yaml:"upstreams"`
+	Warm          Warm       `yaml:"warm"`
 }
 
 // Warm pre-fills the cache on a schedule so nodes never wait on an upstream.
@@ -497,7 +502,18 @@ func (c Config) validateMirror(bad func(string, ...any)) {
 	if d := c.Mirror.DefaultUpstream; d != "" && !seen[d] {
 		bad("mirror.defaultUpstream %q is not a configured upstream", d)
 	}
+	for _, p := range c.Mirror.LocalProjects {
+		switch {
+		case seen[p]:
+			bad("mirror.localProjects: %q is an upstream's name or prefix, always mirrored", p)
+		case p == "" || strings.Contains(p, "/") || !projectName.MatchString(p):
+			bad("mirror.localProjects: %q is not a project name (one lower-case repository name component)", p)
+		}
+	}
 }
+
+// projectName is one path component of the distribution spec's repository name grammar.
+var projectName = regexp.MustCompile(`^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$`)
 
 // Redacted renders the configuration as YAML with secrets masked.
 func (c Config) Redacted() string {

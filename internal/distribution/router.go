@@ -12,6 +12,7 @@ import (
 
 	"github.com/berth-registry/berth/internal/auth"
 	"github.com/berth-registry/berth/internal/errcode"
+	"github.com/berth-registry/berth/internal/oci"
 	"github.com/berth-registry/berth/internal/proxy"
 	"github.com/berth-registry/berth/internal/registry"
 )
@@ -158,9 +159,10 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("OCI-Namespace", ns)
 		}
 	}
+	read := r.Method == http.MethodGet || r.Method == http.MethodHead
 	var target *proxy.Target
 	if a.mirror != nil && rt.name != "" {
-		t, err := a.mirror.Resolve(r.Context(), rt.name, ns, r.Method == http.MethodGet || r.Method == http.MethodHead)
+		t, err := a.mirror.Resolve(r.Context(), rt.name, ns)
 		if err != nil {
 			a.fail(w, r, err)
 			return
@@ -174,7 +176,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if target != nil {
 			effective.name = target.LocalRepo
 		}
-		admitted, ok := a.admit(w, r, effective)
+		admitted, ok := a.admit(w, r, effective, target != nil && !read)
 		// Audited either way: denied pushes, pulls and deletes are part of the trail.
 		defer func() {
 			if st, ok := w.(interface{ Status() int }); ok {
@@ -187,8 +189,8 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r = admitted
 	}
 	if target != nil {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			a.fail(w, r, errcode.Denied.New("repository "+rt.name+" is a read-only mirror of "+target.Upstream.Name()))
+		if !read {
+			a.fail(w, r, a.mirror.ReadOnly(target, rt.name))
 			return
 		}
 		a.serveMirror(w, r, rt, target)
@@ -212,8 +214,10 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// admit authenticates and authorizes the request; false means it was answered.
-func (a *API) admit(w http.ResponseWriter, r *http.Request, rt route) (*http.Request, bool) {
+// admit authenticates and authorizes the request; false means it was answered. A write
+// to a mirrored name (mirrorWrite) is only authenticated: every caller who could
+// authenticate gets the same refusal, which says why, instead of a bare denial.
+func (a *API) admit(w http.ResponseWriter, r *http.Request, rt route, mirrorWrite bool) (*http.Request, bool) {
 	c, err := a.guard.authenticate(r)
 	if err != nil {
 		if errors.Is(err, errcode.Unauthorized) {
@@ -223,13 +227,26 @@ func (a *API) admit(w http.ResponseWriter, r *http.Request, rt route) (*http.Req
 		return r, false
 	}
 	r = r.WithContext(context.WithValue(r.Context(), callerKey{}, c))
+	if mirrorWrite {
+		if c.p.Kind == "anonymous" {
+			a.guard.challenge(w, r, rt.name, requiredActions(rt, r.Method), c.claims != nil)
+			a.fail(w, r, errcode.Unauthorized.New("authentication required"))
+			return r, false
+		}
+		return r, true
+	}
 	if err := a.guard.authorize(w, r, c, rt.name, requiredActions(rt, r.Method)); err != nil {
 		a.fail(w, r, err)
 		return r, false
 	}
 	creates := (rt.kind == routeManifest && r.Method == http.MethodPut) || (rt.kind == routeUpload && r.Method == http.MethodPost)
 	if creates {
-		if err := a.guard.svc.EnsureProject(r.Context(), c.p, rt.name); err != nil {
+		err := a.guard.svc.EnsureProject(r.Context(), c.p, rt.name)
+		switch {
+		case errors.Is(err, auth.ErrProjectTaken):
+			a.fail(w, r, errcode.Denied.New("project "+oci.Project(rt.name)+" was just created by someone else; ask its administrator for access"))
+			return r, false
+		case err != nil:
 			a.fail(w, r, errcode.Internal.Wrap(err, ""))
 			return r, false
 		}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -176,8 +177,14 @@ func (s *Store) SetProjectPublic(ctx context.Context, name string, public bool) 
 	return nil
 }
 
-// DeleteProject removes a project with its members and project robots (not its
-// repositories).
+// ErrNotEmpty reports a project that still has repositories.
+var ErrNotEmpty = errors.New("meta: project still has repositories")
+
+// DeleteProject removes a project with its members and project robots. A project that
+// still has repositories is not deleted (ErrNotEmpty): the check and the delete are one
+// transaction, so no repository the check saw can be left without its owner. One
+// created by a push racing the delete is left ownerless, which package auth treats as
+// owned by the system administrators (see HasRepositories).
 func (s *Store) DeleteProject(ctx context.Context, name string) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		var id int64
@@ -186,6 +193,11 @@ func (s *Store) DeleteProject(ctx context.Context, name string) error {
 		} else if err != nil {
 			return err
 		}
+		if has, err := hasRepositories(ctx, tx, name); err != nil {
+			return err
+		} else if has {
+			return ErrNotEmpty
+		}
 		for _, q := range []string{`DELETE FROM members WHERE project_id = $1`, `DELETE FROM robots WHERE project_id = $1`, `DELETE FROM projects WHERE id = $1`} {
 			if _, err := tx.ExecContext(ctx, q, id); err != nil {
 				return fmt.Errorf("meta: delete project: %w", err)
@@ -193,6 +205,75 @@ func (s *Store) DeleteProject(ctx context.Context, name string) error {
 		}
 		return nil
 	})
+}
+
+// ProjectExists tells whether a project row exists.
+func (s *Store) ProjectExists(ctx context.Context, name string) (bool, error) {
+	var id int64
+	err := s.read(ctx, `SELECT id FROM projects WHERE name = $1`, name).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("meta: project %s: %w", name, err)
+	}
+	return true, nil
+}
+
+// HasRepositories tells whether any repository belongs to the project: one named like
+// it or under "<project>/".
+func (s *Store) HasRepositories(ctx context.Context, project string) (bool, error) {
+	return hasRepositories(ctx, readQuerier{s}, project)
+}
+
+// readQuerier runs single-row reads through the store's prepared read statements.
+type readQuerier struct{ s *Store }
+
+func (q readQuerier) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return q.s.read(ctx, query, args...)
+}
+
+// Names under "<p>/" sort between "<p>/" and "<p>0" ('0' follows '/'), so one index
+// range answers.
+func hasRepositories(ctx context.Context, q interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}, project string) (bool, error) {
+	var id int64
+	err := q.QueryRowContext(ctx, `SELECT id FROM repositories WHERE name = $1 OR (name >= $2 AND name < $3) LIMIT 1`,
+		project, project+"/", project+"0").Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("meta: repositories of project %s: %w", project, err)
+	}
+	return true, nil
+}
+
+// UnownedProjects lists the projects that have repositories but no project row (pushed
+// while authentication was off, or racing a project delete), skipping the names skip
+// reports true for (the mirror's cache namespaces). One indexed query per project.
+func (s *Store) UnownedProjects(ctx context.Context, skip func(project string) bool) ([]string, error) {
+	var out []string
+	for last := ""; ; {
+		names, err := s.Repositories(ctx, last, 1)
+		if err != nil || len(names) == 0 {
+			return out, err
+		}
+		p := names[0]
+		if i := strings.IndexByte(p, '/'); i >= 0 {
+			p = p[:i]
+		}
+		last = p + "0" // past every "<p>/..." name; "<p>" itself sorts before them
+		if skip != nil && skip(p) {
+			continue
+		}
+		if ok, err := s.ProjectExists(ctx, p); err != nil {
+			return nil, err
+		} else if !ok && !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
 }
 
 // Projects lists projects after last by name, at most n.

@@ -30,11 +30,21 @@ type Target struct {
 	Upstream  *Upstream
 	LocalRepo string // e.g. registry.k8s.io/pause
 	Repo      string // e.g. pause
+	// Default is set when the name reached the upstream only as the default one (no ns,
+	// no prefix): its project does not exist locally.
+	Default bool
+}
+
+// Projects tells which projects exist locally. With a default upstream, a name is
+// local exactly when its project exists.
+type Projects interface {
+	ProjectExists(ctx context.Context, name string) (bool, error)
 }
 
 // Mirror serves pulls of mirrored repositories from the cache, filling it from upstreams.
 type Mirror struct {
 	reg       *registry.Registry
+	projects  Projects
 	upstreams map[string]*Upstream // by name and by prefix
 	byName    map[string]*Upstream
 	def       *Upstream
@@ -54,13 +64,14 @@ type Mirror struct {
 	evictNow chan *Upstream // nudges the eviction loop after a fetch
 }
 
-// New builds the mirror from configuration. spoolDir holds in-flight downloads.
-func New(cfg config.Mirror, reg *registry.Registry, spoolDir string, maxManifest int64, m *Metrics, log *slog.Logger) (*Mirror, error) {
+// New builds the mirror from configuration. spoolDir holds in-flight downloads;
+// projects decides which names the default upstream does not own.
+func New(cfg config.Mirror, reg *registry.Registry, projects Projects, spoolDir string, maxManifest int64, m *Metrics, log *slog.Logger) (*Mirror, error) {
 	if err := os.MkdirAll(spoolDir, 0o750); err != nil {
 		return nil, fmt.Errorf("mirror: spool dir: %w", err)
 	}
 	mi := &Mirror{
-		reg: reg, upstreams: map[string]*Upstream{}, byName: map[string]*Upstream{}, spoolDir: spoolDir,
+		reg: reg, projects: projects, upstreams: map[string]*Upstream{}, byName: map[string]*Upstream{}, spoolDir: spoolDir,
 		log: log, metrics: m, maxManifest: maxManifest, flights: map[string]*flight{}, negative: map[string]time.Time{},
 		evictNow: make(chan *Upstream, 64),
 	}
@@ -102,10 +113,13 @@ func upstreamRepo(u *Upstream, repo string) string {
 }
 
 // Resolve routes a repository name: containerd's ns query parameter, then a path prefix
-// naming an upstream, then the default upstream for names that are not local
-// repositories. A nil Target means the repository is local. An ns that names no
-// configured upstream is refused without any network access.
-func (m *Mirror) Resolve(ctx context.Context, name, ns string, read bool) (*Target, error) {
+// naming an upstream, then the default upstream for every name whose project does not
+// exist locally. A nil Target means the repository is local. Routing depends on
+// configuration and project rows only, never on whether a repository happens to exist:
+// a push can neither create a project in the default upstream's namespace (writes to
+// a Target are refused) nor shadow a mirrored name. An ns that names no configured
+// upstream is refused without any network access.
+func (m *Mirror) Resolve(ctx context.Context, name, ns string) (*Target, error) {
 	if ns != "" {
 		u := m.byName[ns]
 		if u == nil {
@@ -118,16 +132,36 @@ func (m *Mirror) Resolve(ctx context.Context, name, ns string, read bool) (*Targ
 			return m.target(u, rest)
 		}
 	}
-	if m.def != nil && read {
-		local, err := m.reg.RepositoryExists(ctx, name)
-		if err != nil {
-			return nil, err
-		}
-		if !local {
-			return m.target(m.def, name)
-		}
+	if m.def == nil {
+		return nil, nil
 	}
-	return nil, nil
+	local, err := m.projects.ProjectExists(ctx, oci.Project(name))
+	if err != nil {
+		return nil, errcode.Internal.Wrap(err, "")
+	}
+	if local {
+		return nil, nil
+	}
+	t, err := m.target(m.def, name)
+	if t != nil {
+		t.Default = true
+	}
+	return t, err
+}
+
+// Reserved tells whether project is a name the mirror serves from an upstream whatever
+// the database holds (an upstream's name or path prefix).
+func (m *Mirror) Reserved(project string) bool { return m.upstreams[project] != nil }
+
+// ReadOnly is the refusal of a write to a mirrored name.
+func (m *Mirror) ReadOnly(t *Target, name string) error {
+	if t.Default {
+		p := oci.Project(name)
+		return errcode.Denied.New(fmt.Sprintf("project %s does not exist here, so %s is served by the mirror of %s (the default upstream); "+
+			"pushes never create projects in a mirrored namespace: an administrator creates project %s (berth admin project create, "+
+			"or mirror.localProjects) to push there", p, name, t.Upstream.Name(), p))
+	}
+	return errcode.Denied.New("repository " + name + " is a read-only mirror of " + t.Upstream.Name())
 }
 
 func (m *Mirror) target(u *Upstream, repo string) (*Target, error) {

@@ -106,11 +106,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var mirror *proxy.Mirror
 	if len(cfg.Mirror.Upstreams) > 0 {
-		mirror, err = proxy.New(cfg.Mirror, reg, proxy.SpoolDir(cfg.Data), int64(cfg.Limits.ManifestSize), proxy.NewMetrics(promReg), log)
+		mirror, err = proxy.New(cfg.Mirror, reg, m, proxy.SpoolDir(cfg.Data), int64(cfg.Limits.ManifestSize), proxy.NewMetrics(promReg), log)
 		if err != nil {
 			m.Close()
 			return nil, err
 		}
+	}
+	if err := ownRepositories(ctx, cfg, m, mirror, log); err != nil {
+		m.Close()
+		return nil, err
 	}
 	var authSvc *auth.Service
 	var guard *distribution.Guard
@@ -195,8 +199,8 @@ func newAuth(ctx context.Context, cfg config.Config, m *meta.Store, log *slog.Lo
 		}
 	}
 	svc := auth.New(m, dir, tokens, auth.Options{
-		ProjectCreation: a.ProjectCreation, PublicPrefixes: public, BasicCacheTTL: time.Duration(a.BasicCacheTTL),
-		MaxFailures: a.FailedLogins.Max, FailureWindow: time.Duration(a.FailedLogins.Window), GroupRoles: groupRoles,
+		ProjectCreation: a.ProjectCreation, PublicPrefixes: public, ExplicitProjects: cfg.Mirror.DefaultUpstream != "",
+		BasicCacheTTL: time.Duration(a.BasicCacheTTL), MaxFailures: a.FailedLogins.Max, FailureWindow: time.Duration(a.FailedLogins.Window), GroupRoles: groupRoles,
 	}, log)
 	if a.Admin.Username != "" {
 		pw, err := secretFrom(a.Admin.Password, a.Admin.PasswordFile, a.Admin.PasswordEnv)
@@ -374,8 +378,8 @@ func (s *Server) warmLoop(ctx context.Context, w config.Warm) {
 }
 
 // NewMirror builds the mirror for commands that run without a server (berth mirror warm).
-func NewMirror(cfg config.Config, reg *registry.Registry, log *slog.Logger) (*proxy.Mirror, error) {
-	return proxy.New(cfg.Mirror, reg, proxy.SpoolDir(cfg.Data), int64(cfg.Limits.ManifestSize), proxy.NewMetrics(prometheus.NewRegistry()), log)
+func NewMirror(cfg config.Config, m *meta.Store, reg *registry.Registry, log *slog.Logger) (*proxy.Mirror, error) {
+	return proxy.New(cfg.Mirror, reg, m, proxy.SpoolDir(cfg.Data), int64(cfg.Limits.ManifestSize), proxy.NewMetrics(prometheus.NewRegistry()), log)
 }
 
 // ldapDirectory adapts the LDAP authenticator to auth.Directory.

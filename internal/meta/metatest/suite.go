@@ -43,6 +43,10 @@ func Run(t *testing.T, open func(t *testing.T) *meta.Store) {
 		run(t, "RepositoriesWithBlob", testRepositoriesWithBlob)
 		run(t, "Missing", testMissing)
 	})
+	t.Run("Projects", func(t *testing.T) {
+		t.Parallel()
+		run(t, "Ownership", testProjectOwnership)
+	})
 	t.Run("Leases", func(t *testing.T) {
 		t.Parallel()
 		run(t, "TakeRenewReleaseExpire", testLeases)
