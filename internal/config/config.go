@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -294,6 +296,13 @@ func Load(path string, environ []string) (Config, error) {
 		if err != nil {
 			return c, fmt.Errorf("config: %w", err)
 		}
+		var doc yaml.Node
+		if err := yaml.Unmarshal(raw, &doc); err != nil {
+			return c, fmt.Errorf("config: %s: %w", path, err)
+		}
+		if bad := checkKeys(&doc, reflect.TypeFor[Config]()); len(bad) > 0 {
+			return c, fmt.Errorf("config: %s:\n  %s", path, strings.Join(bad, "\n  "))
+		}
 		dec := yaml.NewDecoder(bytes.NewReader(raw))
 		dec.KnownFields(true)
 		// An empty file decodes to io.EOF: all defaults.
@@ -571,7 +580,11 @@ func applyEnv(c *Config, environ []string) error {
 	})
 	for k := range env {
 		if !known[k] && !ignoredEnv[k] && !referencedEnv(c)[k] {
-			errs = append(errs, fmt.Errorf("config: unknown environment variable %s", k))
+			msg := "config: unknown environment variable " + k
+			if s := closest(k, slices.Sorted(maps.Keys(known))); s != "" {
+				msg += fmt.Sprintf(" (did you mean %s?)", s)
+			}
+			errs = append(errs, errors.New(msg))
 		}
 	}
 	return errors.Join(errs...)
