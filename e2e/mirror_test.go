@@ -281,7 +281,11 @@ type miEnv struct {
 	m  *Berth      // the mirror
 }
 
-func newMirrorEnv(t *testing.T) *miEnv {
+// newMirrorEnv is the usual environment. Its upstreams forget failures at once
+// (unavailableTTL 1ns), so fault tests see every fault reach the upstream.
+func newMirrorEnv(t *testing.T) *miEnv { t.Helper(); return newMirrorEnvTTL(t, "1ns") }
+
+func newMirrorEnvTTL(t *testing.T, unavailableTTL string) *miEnv {
 	t.Helper()
 	p := pauseFixture(t)
 	up := startBerth(t, BerthOptions{})
@@ -297,13 +301,15 @@ func newMirrorEnv(t *testing.T) *miEnv {
       prefixes: [k8s]
       tagTTL: 1s
       negativeTTL: 30s
+      unavailableTTL: %[2]s
       timeout: 2s
     - name: docker.io
       url: %[1]s
       tagTTL: 1s
       negativeTTL: 30s
+      unavailableTTL: %[2]s
       timeout: 2s
-`, fu.URL())
+`, fu.URL(), unavailableTTL)
 	m := startBerth(t, BerthOptions{Config: cfg})
 	return &miEnv{p: p, up: up, fu: fu, m: m}
 }

@@ -153,6 +153,9 @@ type Upstream struct {
 	TagTTL Duration `yaml:"tagTTL"`
 	// NegativeTTL is how long an upstream "not found" is remembered.
 	NegativeTTL Duration `yaml:"negativeTTL"`
+	// UnavailableTTL is how long an uncached reference whose upstream failed keeps
+	// answering 503 without asking the upstream again.
+	UnavailableTTL Duration `yaml:"unavailableTTL"`
 	// Timeout bounds each upstream request (a blob stream may take longer while bytes flow).
 	Timeout Duration `yaml:"timeout"`
 	// Allow lists repository patterns (path.Match syntax, on the upstream repository name)
@@ -331,6 +334,9 @@ func (c *Config) fillDerived() {
 		}
 		if u.NegativeTTL == 0 {
 			u.NegativeTTL = Duration(30 * time.Second)
+		}
+		if u.UnavailableTTL == 0 {
+			u.UnavailableTTL = Duration(5 * time.Second)
 		}
 		if u.Timeout == 0 {
 			u.Timeout = Duration(30 * time.Second)

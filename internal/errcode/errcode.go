@@ -49,8 +49,9 @@ var (
 	// Unavailable reports that the service cannot serve right now (e.g. shutting down, database down).
 	Unavailable = register("UNAVAILABLE", "service unavailable", http.StatusServiceUnavailable)
 	// UpstreamUnavailable reports that a mirrored registry could not be reached or failed,
-	// and nothing cached can stand in.
-	UpstreamUnavailable = register("UNAVAILABLE", "upstream registry unavailable", http.StatusBadGateway)
+	// and nothing cached can stand in: 503 on GET and HEAD alike, the status clients
+	// treat as "try another mirror or later".
+	UpstreamUnavailable = register("UNAVAILABLE", "upstream registry unavailable", http.StatusServiceUnavailable)
 	// Internal is any unexpected failure; its detail is logged, never sent.
 	Internal = register("UNKNOWN", "internal server error", http.StatusInternalServerError)
 

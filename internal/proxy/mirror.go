@@ -58,10 +58,12 @@ type Mirror struct {
 	// the same reference: Docker Hub counts each GET against its pull limit.
 	manifestCalls singleflight.Group
 
-	mu       sync.Mutex
-	flights  map[string]*flight
-	negative map[string]time.Time
-	evictNow chan *Upstream // nudges the eviction loop after a fetch
+	mu      sync.Mutex
+	flights map[string]*flight
+	// missing remembers upstream 404s for negativeTTL; down remembers, for
+	// unavailableTTL, that an uncached reference's upstream could not be reached.
+	missing, down *negativeCache
+	evictNow      chan *Upstream // nudges the eviction loop after a fetch
 }
 
 // New builds the mirror from configuration. spoolDir holds in-flight downloads;
@@ -72,7 +74,8 @@ func New(cfg config.Mirror, reg *registry.Registry, projects Projects, spoolDir 
 	}
 	mi := &Mirror{
 		reg: reg, projects: projects, upstreams: map[string]*Upstream{}, byName: map[string]*Upstream{}, spoolDir: spoolDir,
-		log: log, metrics: m, maxManifest: maxManifest, flights: map[string]*flight{}, negative: map[string]time.Time{},
+		log: log, metrics: m, maxManifest: maxManifest, flights: map[string]*flight{},
+		missing: newNegativeCache(), down: newNegativeCache(),
 		evictNow: make(chan *Upstream, 64),
 	}
 	for _, uc := range cfg.Upstreams {
@@ -176,26 +179,6 @@ func (m *Mirror) target(u *Upstream, repo string) (*Target, error) {
 	return &Target{Upstream: u, LocalRepo: local, Repo: repo}, nil
 }
 
-func (m *Mirror) negativeHit(key string) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	exp, ok := m.negative[key]
-	if ok && time.Now().After(exp) {
-		delete(m.negative, key)
-		return false
-	}
-	return ok
-}
-
-func (m *Mirror) rememberMissing(key string, ttl time.Duration) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if len(m.negative) > 100000 {
-		m.negative = map[string]time.Time{}
-	}
-	m.negative[key] = time.Now().Add(ttl)
-}
-
 // Manifest returns the manifest for ref, from the cache when it may be trusted, else from
 // the upstream (storing it byte for byte). Digests are immutable and always served from
 // the cache once stored; tags are served from the cache while fresh, revalidated with a
@@ -213,8 +196,13 @@ func (m *Mirror) Manifest(ctx context.Context, t *Target, ref registry.Reference
 		return cached, nil
 	}
 	negKey := u.cfg.Name + "\x00" + t.Repo + "\x00" + ref.String()
-	if !haveCached && m.negativeHit(negKey) {
-		return meta.Manifest{}, errcode.ManifestUnknown.New("not found upstream (cached)")
+	if !haveCached {
+		if _, ok := m.missing.hit(negKey); ok {
+			return meta.Manifest{}, errcode.ManifestUnknown.New("not found upstream (cached)")
+		}
+		if err, ok := m.down.hit(negKey); ok {
+			return meta.Manifest{}, err
+		}
 	}
 	m.metrics.misses.WithLabelValues(u.cfg.Name, "manifest").Inc()
 	if haveCached {
@@ -247,13 +235,19 @@ func (m *Mirror) Manifest(ctx context.Context, t *Target, ref registry.Reference
 	got, _ := v.(meta.Manifest)
 	if err != nil {
 		if isNotFound(err) {
-			m.rememberMissing(negKey, time.Duration(u.cfg.NegativeTTL))
+			m.missing.remember(negKey, nil, time.Duration(u.cfg.NegativeTTL))
 		}
 		if haveCached && transient(err) {
 			m.metrics.staleServes.WithLabelValues(u.cfg.Name).Inc()
 			return cached, nil
 		}
-		return meta.Manifest{}, asErrcode(err, errcode.ManifestUnknown)
+		err = asErrcode(err, errcode.ManifestUnknown)
+		if errors.Is(err, errcode.UpstreamUnavailable) {
+			// Nothing cached stands in: every client gets the same 503 for a few seconds
+			// instead of each retry becoming an upstream request.
+			m.down.remember(negKey, err, time.Duration(u.cfg.UnavailableTTL))
+		}
+		return meta.Manifest{}, err
 	}
 	if !withPayload {
 		got.Payload = nil

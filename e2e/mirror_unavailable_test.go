@@ -1,0 +1,37 @@
+package e2e
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMirrorUnavailable: an uncached tag whose upstream fails answers 503 UNAVAILABLE
+// naming the upstream, on HEAD and GET alike, and for unavailableTTL the mirror answers
+// that from memory instead of asking the upstream again; once the TTL is over and the
+// upstream is back, the tag is fetched.
+func TestMirrorUnavailable(t *testing.T) {
+	e := newMirrorEnvTTL(t, "3s")
+	url := e.m.URL("/v2/docker.io/library/nginx/manifests/latest")
+	up := "/v2/library/nginx/manifests/latest"
+	e.fu.setFault(up, mi500)
+	start := time.Now()
+	for i, method := range []string{http.MethodHead, http.MethodGet, http.MethodHead, http.MethodGet} {
+		resp, body := miMust(t, method, url, miAccept)
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("request %d: %s with the upstream failing: %s, want 503", i, method, resp.Status)
+		}
+		if method == http.MethodGet && (miCode(body) != "UNAVAILABLE" || !strings.Contains(string(body), "docker.io")) {
+			t.Errorf("request %d: GET body %q, want UNAVAILABLE naming upstream docker.io", i, miTrunc(body))
+		}
+	}
+	if time.Since(start) < 3*time.Second {
+		if n := e.fu.faultHits(up); n != 1 {
+			t.Errorf("4 requests within unavailableTTL reached the failing upstream %d times, want 1", n)
+		}
+	}
+	e.fu.setFault(up, miNoFault)
+	time.Sleep(time.Until(start.Add(3200 * time.Millisecond)))
+	miExpectManifest(t, url, e.p.Index)
+}
