@@ -1,6 +1,10 @@
 package proxy
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"math"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Metrics are the mirror's Prometheus instruments, labelled by upstream.
 type Metrics struct {
@@ -37,11 +41,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "berth_mirror_coalesced_total", Help: "Blob requests that joined an upstream fetch already in flight.",
 		}, []string{"upstream"}),
 		rateLimitRemaining: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "berth_mirror_ratelimit_remaining", Help: "The upstream's last ratelimit-remaining header (Docker Hub pull limit).",
+			Name: "berth_mirror_ratelimit_remaining", Help: "The upstream's last ratelimit-remaining header (Docker Hub pull limit); NaN until one was seen.",
 		}, []string{"upstream"}),
 	}
 	m.cacheBytes = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "berth_mirror_cache_bytes", Help: "Bytes of blobs cached for the upstream (measured when its size limit is checked).",
+		Name: "berth_mirror_cache_bytes", Help: "Bytes of blobs cached for the upstream (measured at start, every minute and around evictions).",
 	}, []string{"upstream"})
 	m.evictedBytes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "berth_mirror_evicted_bytes_total", Help: "Blob bytes deleted from the cache to keep it within its size limit.",
@@ -49,4 +53,22 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	reg.MustRegister(m.hits, m.misses, m.staleServes, m.upstreamBytes, m.upstreamErrors, m.coalesced, m.rateLimitRemaining,
 		m.cacheBytes, m.evictedBytes)
 	return m
+}
+
+// upstream exports every series of an upstream from the start, so alerts can be written
+// before the first event: counters at zero, and the rate-limit gauge NaN (unknown)
+// rather than a zero that would read as "no pulls left".
+func (m *Metrics) upstream(name string) {
+	for _, kind := range []string{"manifest", "blob"} {
+		m.hits.WithLabelValues(name, kind)
+		m.misses.WithLabelValues(name, kind)
+	}
+	for _, c := range []*prometheus.CounterVec{m.staleServes, m.upstreamBytes, m.coalesced, m.evictedBytes} {
+		c.WithLabelValues(name)
+	}
+	for _, reason := range []string{"network", "auth", "digest", "429", "500"} {
+		m.upstreamErrors.WithLabelValues(name, reason)
+	}
+	m.rateLimitRemaining.WithLabelValues(name).Set(math.NaN())
+	m.cacheBytes.WithLabelValues(name)
 }

@@ -85,6 +85,7 @@ func New(cfg config.Mirror, reg *registry.Registry, projects Projects, spoolDir 
 		}
 		mi.byName[uc.Name] = u
 		mi.upstreams[uc.Name] = u
+		m.upstream(uc.Name)
 		for _, p := range uc.Prefixes {
 			mi.upstreams[p] = u
 		}
@@ -558,6 +559,7 @@ func (m *Mirror) markPulled(ctx context.Context, t *Target, man meta.Manifest) {
 func (m *Mirror) Run(ctx context.Context) {
 	tick := time.NewTicker(time.Minute)
 	defer tick.Stop()
+	m.measure(ctx)
 	for {
 		select {
 		case <-ctx.Done():
@@ -565,6 +567,7 @@ func (m *Mirror) Run(ctx context.Context) {
 		case u := <-m.evictNow:
 			m.Evict(ctx, u)
 		case <-tick.C:
+			m.measure(ctx)
 			// The periodic pass runs on one replica at a time.
 			if ok, _ := m.reg.TryLease(ctx, "job:mirror-evict", 2*time.Minute); !ok {
 				continue
@@ -575,6 +578,18 @@ func (m *Mirror) Run(ctx context.Context) {
 				}
 			}
 		}
+	}
+}
+
+// measure sets every upstream's cache-size gauge (each replica exports its own).
+func (m *Mirror) measure(ctx context.Context) {
+	for _, u := range m.byName {
+		size, err := m.reg.PrefixCacheSize(ctx, u.cfg.Name+"/")
+		if err != nil {
+			m.log.Warn("mirror cache size", "upstream", u.cfg.Name, "err", err)
+			continue
+		}
+		m.metrics.cacheBytes.WithLabelValues(u.cfg.Name).Set(float64(size))
 	}
 }
 

@@ -35,3 +35,30 @@ func TestMirrorUnavailable(t *testing.T) {
 	time.Sleep(time.Until(start.Add(3200 * time.Millisecond)))
 	miExpectManifest(t, url, e.p.Index)
 }
+
+// TestMirrorMetricsFromStart: every documented mirror metric is exported for every
+// configured upstream before any request, so alerts can be written ahead.
+func TestMirrorMetricsFromStart(t *testing.T) {
+	e := newMirrorEnv(t)
+	resp, body := miMust(t, http.MethodGet, e.m.URL("/metrics"), nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %s", resp.Status)
+	}
+	for _, up := range []string{"registry.k8s.io", "docker.io"} {
+		for _, series := range []string{
+			`berth_mirror_hits_total{kind="manifest",upstream="%s"} 0`,
+			`berth_mirror_misses_total{kind="blob",upstream="%s"} 0`,
+			`berth_mirror_stale_serves_total{upstream="%s"} 0`,
+			`berth_mirror_upstream_bytes_total{upstream="%s"} 0`,
+			`berth_mirror_upstream_errors_total{reason="network",upstream="%s"} 0`,
+			`berth_mirror_coalesced_total{upstream="%s"} 0`,
+			`berth_mirror_evicted_bytes_total{upstream="%s"} 0`,
+			`berth_mirror_ratelimit_remaining{upstream="%s"} NaN`,
+			`berth_mirror_cache_bytes{upstream="%s"} 0`,
+		} {
+			if want := strings.Replace(series, "%s", up, 1); !strings.Contains(string(body), want+"\n") {
+				t.Errorf("/metrics at start lacks %s", want)
+			}
+		}
+	}
+}
