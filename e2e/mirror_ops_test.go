@@ -62,3 +62,40 @@ func TestMirrorMetricsFromStart(t *testing.T) {
 		}
 	}
 }
+
+// TestMirrorAccessLogCache: the access log says how the mirror served each request
+// (cache=miss, hit, stale) and gives the duration in milliseconds.
+func TestMirrorAccessLogCache(t *testing.T) {
+	e := newMirrorEnv(t)
+	tag := "/v2/registry.k8s.io/pause/manifests/3.10"
+	layer := e.p.Layers["linux/amd64"]
+	blob := "/v2/registry.k8s.io/pause/blobs/" + layer
+	miExpectManifest(t, e.m.URL(tag), e.p.Index) // miss
+	miExpectManifest(t, e.m.URL(tag), e.p.Index) // hit (tagTTL 1s)
+	miExpectBlob(t, e.m.URL(blob), e.p.Blobs[layer])
+	miExpectBlob(t, e.m.URL(blob), e.p.Blobs[layer])
+	time.Sleep(1200 * time.Millisecond) // the tag goes stale
+	e.fu.setFault("/v2/pause/manifests/3.10", mi500)
+	miExpectManifest(t, e.m.URL(tag), e.p.Index) // stale
+	e.fu.setFault("/v2/pause/manifests/3.10", miNoFault)
+
+	var got []string
+	for _, line := range strings.Split(miLog(t, e.m), "\n") {
+		if !strings.Contains(line, "msg=request") || !strings.Contains(line, "path="+tag) && !strings.Contains(line, "path="+blob) {
+			continue
+		}
+		if !strings.Contains(line, "duration_ms=") {
+			t.Errorf("access log line without duration_ms: %s", line)
+		}
+		i := strings.Index(line, " cache=")
+		if i < 0 {
+			t.Errorf("access log line without cache: %s", line)
+			continue
+		}
+		got = append(got, strings.Fields(line[i+len(" cache="):])[0])
+	}
+	want := []string{"miss", "hit", "miss", "hit", "stale"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("cache fields of the mirror's access log: %v, want %v", got, want)
+	}
+}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/berth-registry/berth/internal/proxy"
 )
 
 // Metrics are the API's Prometheus instruments.
@@ -53,6 +55,7 @@ type reqInfoKey struct{}
 type reqInfo struct {
 	route   string
 	errCode string
+	cache   proxy.CacheStatus // how the mirror served it, if it did
 }
 
 func setRouteLabel(r *http.Request, route string) {
@@ -145,7 +148,7 @@ func Observe(h http.Handler, m *Metrics, log *slog.Logger, accessLog bool) http.
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		info := &reqInfo{route: "other"}
-		r = r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, info))
+		r = r.WithContext(proxy.WithCacheStatus(context.WithValue(r.Context(), reqInfoKey{}, info), &info.cache))
 		var body *countingBody
 		if r.Body != nil && r.Body != http.NoBody {
 			body = &countingBody{rc: r.Body}
@@ -175,7 +178,7 @@ func Observe(h http.Handler, m *Metrics, log *slog.Logger, accessLog bool) http.
 					slog.Int("status", rec.status),
 					slog.Int64("bytes_out", rec.bytes),
 					slog.Int64("bytes_in", in),
-					slog.Duration("duration", elapsed),
+					slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
 					slog.String("remote", r.RemoteAddr),
 					slog.String("user_agent", r.UserAgent()),
 				}
@@ -183,6 +186,9 @@ func Observe(h http.Handler, m *Metrics, log *slog.Logger, accessLog bool) http.
 					if ns := r.URL.Query().Get("ns"); ns != "" {
 						attrs = append(attrs, slog.String("ns", ns))
 					}
+				}
+				if c := info.cache.Get(); c != "" {
+					attrs = append(attrs, slog.String("cache", c))
 				}
 				if info.errCode != "" {
 					attrs = append(attrs, slog.String("error_code", info.errCode))

@@ -192,7 +192,7 @@ func (m *Mirror) Manifest(ctx context.Context, t *Target, ref registry.Reference
 		return meta.Manifest{}, err
 	}
 	if haveCached && (ref.Digest != "" || time.Since(cached.TagUpdatedAt) < time.Duration(u.cfg.TagTTL)) {
-		m.metrics.hits.WithLabelValues(u.cfg.Name, "manifest").Inc()
+		m.served(ctx, u.cfg.Name, "manifest", servedHit)
 		m.markPulled(ctx, t, cached)
 		return cached, nil
 	}
@@ -205,7 +205,7 @@ func (m *Mirror) Manifest(ctx context.Context, t *Target, ref registry.Reference
 			return meta.Manifest{}, err
 		}
 	}
-	m.metrics.misses.WithLabelValues(u.cfg.Name, "manifest").Inc()
+	m.served(ctx, u.cfg.Name, "manifest", servedMiss)
 	if haveCached {
 		// A stale tag: a HEAD tells whether it moved without spending a pull.
 		v, herr, _ := m.manifestCalls.Do("HEAD "+negKey, func() (any, error) {
@@ -220,7 +220,7 @@ func (m *Mirror) Manifest(ctx context.Context, t *Target, ref registry.Reference
 			m.markPulled(ctx, t, cached)
 			return cached, nil
 		case herr != nil && transient(herr):
-			m.metrics.staleServes.WithLabelValues(u.cfg.Name).Inc()
+			m.served(ctx, u.cfg.Name, "manifest", servedStale)
 			m.log.Warn("upstream failed; serving cached tag", "upstream", u.cfg.Name, "repository", t.Repo, "tag", ref.Tag, "digest", cached.Digest, "err", herr)
 			m.markPulled(ctx, t, cached)
 			return cached, nil
@@ -239,7 +239,7 @@ func (m *Mirror) Manifest(ctx context.Context, t *Target, ref registry.Reference
 			m.missing.remember(negKey, nil, time.Duration(u.cfg.NegativeTTL))
 		}
 		if haveCached && transient(err) {
-			m.metrics.staleServes.WithLabelValues(u.cfg.Name).Inc()
+			m.served(ctx, u.cfg.Name, "manifest", servedStale)
 			return cached, nil
 		}
 		err = asErrcode(err, errcode.ManifestUnknown)
@@ -338,7 +338,7 @@ func (m *Mirror) Tags(ctx context.Context, t *Target, rawQuery string) ([]byte, 
 // StatBlob reports a mirrored blob's size: from the cache, else by an upstream HEAD.
 func (m *Mirror) StatBlob(ctx context.Context, t *Target, dgst oci.Digest) (int64, error) {
 	if b, err := m.reg.StatBlob(ctx, t.LocalRepo, dgst); err == nil {
-		m.metrics.hits.WithLabelValues(t.Upstream.cfg.Name, "blob").Inc()
+		m.served(ctx, t.Upstream.cfg.Name, "blob", servedHit)
 		return b.Size, nil
 	}
 	if b, ok := m.linkFromSibling(ctx, t, dgst); ok {
@@ -371,12 +371,12 @@ func (m *Mirror) linkFromSibling(ctx context.Context, t *Target, dgst oci.Digest
 func (m *Mirror) OpenBlob(ctx context.Context, t *Target, dgst oci.Digest) (blobstore.Blob, *Stream, error) {
 	u := t.Upstream
 	if b, err := m.reg.OpenBlob(ctx, t.LocalRepo, dgst); err == nil {
-		m.metrics.hits.WithLabelValues(u.cfg.Name, "blob").Inc()
+		m.served(ctx, u.cfg.Name, "blob", servedHit)
 		return b, nil, nil
 	}
 	if _, ok := m.linkFromSibling(ctx, t, dgst); ok {
 		if b, err := m.reg.OpenBlob(ctx, t.LocalRepo, dgst); err == nil {
-			m.metrics.hits.WithLabelValues(u.cfg.Name, "blob").Inc()
+			m.served(ctx, u.cfg.Name, "blob", servedHit)
 			return b, nil, nil
 		}
 	}
@@ -399,14 +399,14 @@ func (m *Mirror) OpenBlob(ctx context.Context, t *Target, dgst oci.Digest) (blob
 		// starting another download (under the lock, so no two start at once).
 		if b, err := m.reg.OpenBlob(ctx, t.LocalRepo, dgst); err == nil {
 			m.mu.Unlock()
-			m.metrics.hits.WithLabelValues(u.cfg.Name, "blob").Inc()
+			m.served(ctx, u.cfg.Name, "blob", servedHit)
 			return b, nil, nil
 		}
 	}
 	if inFlight {
 		f.acquire()
 		m.mu.Unlock()
-		m.metrics.coalesced.WithLabelValues(u.cfg.Name).Inc()
+		m.served(ctx, u.cfg.Name, "blob", servedCoalesced)
 	} else {
 		spool, err := os.CreateTemp(m.spoolDir, "blob-*")
 		if err != nil {
@@ -418,7 +418,7 @@ func (m *Mirror) OpenBlob(ctx context.Context, t *Target, dgst oci.Digest) (blob
 		f.acquire() // this caller's reference
 		m.flights[key] = f
 		m.mu.Unlock()
-		m.metrics.misses.WithLabelValues(u.cfg.Name, "blob").Inc()
+		m.served(ctx, u.cfg.Name, "blob", servedMiss)
 		go m.fetchBlob(t, dgst, key, f)
 	}
 	if _, err := f.waitStarted(ctx); err != nil {
@@ -457,7 +457,7 @@ func (m *Mirror) awaitFetchLease(ctx context.Context, t *Target, dgst oci.Digest
 		case <-time.After(200 * time.Millisecond):
 		}
 		if b, err := m.reg.OpenBlob(ctx, t.LocalRepo, dgst); err == nil {
-			m.metrics.coalesced.WithLabelValues(t.Upstream.cfg.Name).Inc()
+			m.served(ctx, t.Upstream.cfg.Name, "blob", servedCoalesced)
 			return b, nil
 		}
 	}
