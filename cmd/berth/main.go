@@ -76,12 +76,18 @@ func rootCmd() *cobra.Command {
 			log := newLogger(cfg)
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			// Listen first: a taken port must not leave a fresh data directory behind.
+			ln, err := server.Listen(cfg.Addr)
+			if err != nil {
+				return err
+			}
+			defer ln.Close()
 			srv, err := server.New(ctx, cfg, log)
 			if err != nil {
 				return err
 			}
 			defer srv.Close()
-			return srv.Run(ctx)
+			return srv.Serve(ctx, ln)
 		},
 	}
 

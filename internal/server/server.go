@@ -256,9 +256,28 @@ func (s *Server) Close() error {
 	return s.meta.Close()
 }
 
-// Run listens and serves until ctx is cancelled, then stops accepting connections and
-// lets in-flight requests (uploads included) finish within the shutdown timeout.
+// Listen opens the server's listening socket. berth serve calls it before New, so a
+// busy port stops the start before anything is created on disk.
+func Listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	return ln, nil
+}
+
+// Run listens on the configured address and serves (see Serve).
 func (s *Server) Run(ctx context.Context) error {
+	ln, err := Listen(s.cfg.Addr)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves on ln until ctx is cancelled, then stops accepting connections and lets
+// in-flight requests (uploads included) finish within the shutdown timeout.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Addr:              s.cfg.Addr,
 		Handler:           s.handler,
@@ -267,16 +286,11 @@ func (s *Server) Run(ctx context.Context) error {
 		MaxHeaderBytes:    int(s.cfg.Limits.HeaderBytes),
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	ln, err := net.Listen("tcp", s.cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
 	tlsOn := s.cfg.TLS.Cert != ""
 	if tlsOn {
 		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
-	s.log.Info("berth listening", "addr", ln.Addr().String(), "tls", tlsOn,
-		"database", s.cfg.Database.Driver, "storage", s.cfg.Storage.Driver)
+	s.announce(ln.Addr(), tlsOn)
 
 	go s.maintain(ctx)
 	if s.mirror != nil {
