@@ -360,8 +360,14 @@ func TestCricLogin(t *testing.T) {
 	cmd := exec.Command(cricPath, "login", reg, "-u", cricUser, "--password-stdin")
 	cmd.Env = append(os.Environ(), w.env...)
 	cmd.Stdin = strings.NewReader(cricPass + "\n")
-	if out, err := cmd.CombinedOutput(); err != nil {
+	out, err := cmd.CombinedOutput()
+	if err != nil {
 		t.Fatalf("login: %v\n%s", err, out)
+	}
+	// One line of cric's own, not docker's three-line banner.
+	if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); len(lines) != 1 || !strings.Contains(lines[0], "unencrypted") ||
+		strings.Contains(string(out), "WARNING!") {
+		t.Errorf("login output: %q, want one line saying the credentials are unencrypted", out)
 	}
 	var cfg struct {
 		Auths map[string]struct{ Auth string } `json:"auths"`
@@ -587,7 +593,13 @@ func TestCricSaveLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	bundle := filepath.Join(w.dir, "bundle.tar")
-	cric(t, w.env, "save", refs[0], "--from-file", list, "-o", bundle)
+	saved := cric(t, w.env, "save", refs[0], "--from-file", list, "-o", bundle)
+	// One line per image: which image went into the bundle, at which digest.
+	for i, n := range names {
+		if want := refs[i] + " → " + bundle + "@" + digests[n]; !strings.Contains(saved, want+"\n") {
+			t.Errorf("cric save output lacks %q:\n%s", want, saved)
+		}
+	}
 
 	// Each blob once; the shared base layer once; smaller than the three saved apart.
 	f, err := os.Open(bundle)

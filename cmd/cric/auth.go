@@ -60,7 +60,11 @@ registry (credsStore). docker, crane, skopeo, helm, oras and cosign read them fr
 			if !res.Verified {
 				fmt.Fprintf(cmd.ErrOrStderr(), "cric: warning: %s asks for no credentials, so they could not be checked\n", res.Registry)
 			}
-			c.Out().Linef("Login succeeded: %s (credentials in %s)", res.Registry, res.StoredIn)
+			where := res.StoredIn
+			if res.Unencrypted {
+				where += ", unencrypted: set credsStore or credHelpers there to use a credential helper"
+			}
+			c.Out().Linef("Login succeeded: %s (credentials in %s)", res.Registry, where)
 			return nil
 		},
 	}

@@ -31,6 +31,9 @@ type LoginResult struct {
 	// Verified is false when the registry answered without asking for credentials, so
 	// they could not be checked.
 	Verified bool `json:"verified"`
+	// Unencrypted is set when the credentials went into config.json itself (base64, not
+	// encrypted) because no credential helper is configured.
+	Unencrypted bool `json:"unencrypted"`
 }
 
 // configKey is the key docker uses for a registry in config.json: the host, except for
@@ -79,12 +82,24 @@ func (c *Client) Login(ctx context.Context, registry, username, password string)
 		return nil, err
 	}
 	key := configKey(reg)
-	if err := cf.GetCredentialsStore(key).Store(types.AuthConfig{
-		Username: username, Password: password, ServerAddress: key,
-	}); err != nil {
-		return nil, fmt.Errorf("storing credentials for %s in %s: %w", key, storeName(cf, key), err)
+	ac := types.AuthConfig{Username: username, Password: password, ServerAddress: key}
+	where := storeName(cf, key)
+	plain := where == cf.Filename
+	if plain {
+		// Written here rather than through docker's file store, which prints its own
+		// three-line banner to stderr; the caller says it in one line.
+		if cf.AuthConfigs == nil {
+			cf.AuthConfigs = map[string]types.AuthConfig{}
+		}
+		cf.AuthConfigs[key] = ac
+		err = cf.Save()
+	} else {
+		err = cf.GetCredentialsStore(key).Store(ac)
 	}
-	return &LoginResult{Registry: reg.RegistryStr(), StoredIn: storeName(cf, key), Verified: verified}, nil
+	if err != nil {
+		return nil, fmt.Errorf("storing credentials for %s in %s: %w", key, where, err)
+	}
+	return &LoginResult{Registry: reg.RegistryStr(), StoredIn: where, Verified: verified, Unencrypted: plain}, nil
 }
 
 // Logout removes a registry's credentials from the config file and its helper.

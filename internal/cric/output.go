@@ -60,7 +60,8 @@ type Result struct {
 	Referrers   int      `json:"referrers,omitempty"`
 }
 
-// PrintResults writes transfer results: "destination@digest" lines, or JSON.
+// PrintResults writes transfer results, one "source → destination@digest" line per
+// image (for save, the destination is the bundle), or JSON.
 func (p *Printer) PrintResults(rs []*Result) error {
 	if p.json {
 		if rs == nil {
@@ -72,6 +73,9 @@ func (p *Printer) PrintResults(rs []*Result) error {
 		line := r.Destination
 		if !strings.Contains(line, "@") {
 			line += "@" + r.Digest
+		}
+		if r.Source != "" {
+			line = r.Source + " → " + line
 		}
 		if r.Referrers > 0 {
 			line += fmt.Sprintf(" (+%d referrers)", r.Referrers)
