@@ -28,6 +28,7 @@ JOBS="${BERTH_TOOLS_JOBS:-2}"
 # Go tools, longest build first so that two parallel slots pack well.
 # name | version | module | package
 GO_TOOLS=(
+  "cosign|v3.1.3|github.com/sigstore/cosign/v3|github.com/sigstore/cosign/v3/cmd/cosign"
   "registry|v3.1.2|github.com/distribution/distribution/v3|github.com/distribution/distribution/v3/cmd/registry"
   "helm|v3.22.0|helm.sh/helm/v3|helm.sh/helm/v3/cmd/helm"
   "versitygw|v1.8.0|github.com/versity/versitygw|github.com/versity/versitygw/cmd/versitygw"
@@ -35,7 +36,13 @@ GO_TOOLS=(
   "crane|v0.22.1|github.com/google/go-containerregistry|github.com/google/go-containerregistry/cmd/crane"
   "regctl|v0.11.7|github.com/regclient/regclient|github.com/regclient/regclient/cmd/regctl"
   "oras|v1.3.6|oras.land/oras|oras.land/oras/cmd/oras"
+  "notation|v1.3.2|github.com/notaryproject/notation|./cmd/notation"
 )
+
+# Tools built inside their module directory in the module cache instead of with
+# `go install MOD@VER`: the proxy here refuses notation's /@v/list, which
+# go install reads (see ecosystem.md section 10). Their package is relative.
+MODDIR_TOOLS=" notation "
 
 # Debian 12 packages. Debian revisions change with security updates, so only the
 # upstream version is checked (a mismatch is a warning, not an error).
@@ -141,6 +148,10 @@ CONF_MODULE=github.com/opencontainers/distribution-spec/conformance
 # go_ok BIN MODULE VERSION: the binary exists and was built from MODULE@VERSION.
 go_ok() {
   [[ -x "$1" ]] || return 1
+  # A module-directory build records its main module as "(devel)"; the
+  # version it was built from is kept in a stamp written after the build.
+  local stamp="$BERTH_TOOLS/.moddir/${1##*/}"
+  if [[ -f $stamp ]]; then [[ "$(<"$stamp")" == "$2 $3" ]]; return; fi
   go version -m "$1" 2>/dev/null |
     awk -v m="$2" -v v="$3" '($1 == "mod" || $1 == "dep") && $2 == m && $3 == v { ok = 1 } END { exit !ok }'
 }
@@ -157,13 +168,27 @@ conformance_readme() { # version
   printf '%s' "$dir/README.md"
 }
 
+# go_build_moddir NAME VERSION MODULE PKG STAGE: download MODULE@VERSION and
+# build PKG (relative to the module root) there, so the module's own go.mod and
+# go.sum pin every dependency, as `go install MOD@VER` would.
+go_build_moddir() {
+  local dir
+  dir=$(cd / && go mod download -json "$3@$2" | awk -F'"' '$2 == "Dir" { print $4 }')
+  [[ -n "$dir" && -d "$dir" ]] || { echo "go mod download $3@$2 gave no directory"; return 1; }
+  (cd "$dir" && go build -trimpath -o "$5/$1" "$4")
+  mkdir -p "$BERTH_TOOLS/.moddir"
+  rm -f "$BERTH_TOOLS/.moddir/$1"
+}
+
 # Runs in the background with output to the tool's log file. Builds into a
 # staging dir and then renames into $BIN, so $BIN never holds a partial binary.
 go_install() { # name version module package
   set -euo pipefail
   local name=$1 version=$2 pkg=$4 stage="$STAGING/$1"
   rm -rf "$stage"; mkdir -p "$stage"
-  if [[ $name == oci-conformance ]]; then
+  if [[ $MODDIR_TOOLS == *" $name "* ]]; then
+    go_build_moddir "$name" "$version" "$3" "$pkg" "$stage"
+  elif [[ $name == oci-conformance ]]; then
     # The suite is a main package (README: "go build"); "go test -c" still works
     # but prints a deprecation warning. Build it from a scratch module.
     cd "$stage"
@@ -175,6 +200,7 @@ go_install() { # name version module package
     GOBIN="$stage" go install "$pkg@$version"
   fi
   mv -f "$stage/$name" "$BIN/$name"
+  if [[ $MODDIR_TOOLS == *" $name "* ]]; then printf '%s %s\n' "$3" "$version" >"$BERTH_TOOLS/.moddir/$name"; fi
   rm -rf "$stage"
 }
 
