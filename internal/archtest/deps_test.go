@@ -24,6 +24,7 @@ var allowed = map[string][]string{
 	"internal/auth": {"internal/meta", "internal/oci", "github.com/golang-jwt/jwt/v5", "golang.org/x/crypto/bcrypt",
 		"golang.org/x/sync/singleflight"},
 	"internal/registry": {"internal/blobstore", "internal/errcode", "internal/meta", "internal/oci"},
+	"internal/jobs":     {"internal/meta", "github.com/prometheus/client_golang/prometheus"},
 	"internal/ldapauth": {"github.com/go-ldap/ldap/v3"},
 	"internal/distribution": {"internal/auth", "internal/blobstore", "internal/errcode", "internal/meta", "internal/oci", "internal/proxy", "internal/registry",
 		"github.com/prometheus/client_golang/prometheus"},

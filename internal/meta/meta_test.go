@@ -2,13 +2,9 @@ package meta_test
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -56,46 +52,8 @@ func TestPostgres(t *testing.T) {
 		t.Fatalf("connect to %s: %v", postgresDSNEnv, err)
 	}
 	metatest.Run(t, func(t *testing.T) *meta.Store {
-		return openPostgres(t, admin, dsn)
+		return metatest.OpenPostgres(t, admin, dsn)
 	})
-}
-
-// openPostgres creates a fresh database on admin's server, opens a store on it and drops
-// the database when t ends.
-func openPostgres(t *testing.T, admin *sql.DB, dsn string) *meta.Store {
-	t.Helper()
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	name := "berth_t_" + hex.EncodeToString(b[:])
-	ctx := context.Background()
-	if _, err := admin.ExecContext(ctx, `CREATE DATABASE `+name); err != nil {
-		t.Fatalf("create database %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		if _, err := admin.ExecContext(ctx, `DROP DATABASE IF EXISTS `+name+` WITH (FORCE)`); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
-	})
-	s, err := meta.Open(ctx, meta.Options{Dialect: meta.Postgres, DSN: withDatabase(t, dsn, name)})
-	if err != nil {
-		t.Fatalf("open postgres database %s: %v", name, err)
-	}
-	t.Cleanup(func() { s.Close() }) // runs before the drop
-	return s
-}
-
-// withDatabase returns dsn (a URL or key=value connection string) naming database db.
-func withDatabase(t *testing.T, dsn, db string) string {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		u, err := url.Parse(dsn)
-		if err != nil {
-			t.Fatalf("parse %s: %v", postgresDSNEnv, err)
-		}
-		u.Path = "/" + db
-		u.RawPath = ""
-		return u.String()
-	}
-	return dsn + " dbname=" + db // a later keyword overrides an earlier one
 }
 
 // TestSQLiteReopen proves the embedded database is durable across a restart and that

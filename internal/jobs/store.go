@@ -1,0 +1,314 @@
+// Package jobs is the one durable home for Berth's background work (garbage collection
+// now; webhooks, replication and scans later). Tasks are rows in the metadata database:
+// any replica enqueues, any replica runs. A worker claims due tasks with FOR UPDATE SKIP
+// LOCKED on PostgreSQL (inside SQLite's single write transaction on SQLite), holds a
+// lease while it runs them and renews it; a worker that dies leaves the lease to expire
+// and the task is taken again. Failures retry with exponential backoff up to a maximum
+// number of attempts, then the task stays visible as failed with its last error.
+//
+// Tasks are deduplicated by (kind, key): enqueueing a task that is already queued moves
+// its due time, one that is running is queued again once the run ends (so an event that
+// happens during a run is never lost), and a done or failed one starts afresh.
+package jobs
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/berth-registry/berth/internal/meta"
+)
+
+// States a task is in.
+const (
+	Queued  = "queued"
+	Running = "running"
+	Failed  = "failed"
+	Done    = "done"
+)
+
+// DefaultMaxAttempts bounds the runs of a task enqueued without MaxAttempts.
+const DefaultMaxAttempts = 10
+
+// Task is one unit of background work.
+type Task struct {
+	ID      int64
+	Kind    string
+	Key     string // deduplication key within Kind
+	Payload []byte
+	// Due is when the task may run first (zero: now).
+	Due         time.Time
+	MaxAttempts int
+	// Filled in when read back.
+	State     string
+	Attempts  int // runs started, this one included while running
+	LastError string
+	Created   time.Time
+}
+
+// Store holds the task rows. It is safe for concurrent use.
+type Store struct{ db *meta.DB }
+
+// NewStore returns the task store over the shared SQL layer.
+func NewStore(db *meta.DB) *Store { return &Store{db: db} }
+
+// Execer is what EnqueueTx needs of a transaction (a *sql.Tx).
+type Execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// enqueueSQL inserts a task or re-queues the existing one of the same kind and key (see
+// the package comment). A later enqueue of a queued task wins the due time: reviews are
+// counted from the latest event.
+const enqueueSQL = `INSERT INTO jobs (kind, dedupe_key, payload, state, due_at, max_attempts, created_at, updated_at)
+	VALUES ($1, $2, $3, 'queued', $4, $5, $6, $6)
+	ON CONFLICT (kind, dedupe_key) DO UPDATE SET
+		payload = excluded.payload,
+		max_attempts = excluded.max_attempts,
+		rerun_at = CASE WHEN jobs.state = 'running' THEN excluded.due_at ELSE NULL END,
+		due_at = CASE WHEN jobs.state = 'running' THEN jobs.due_at ELSE excluded.due_at END,
+		attempts = CASE WHEN jobs.state = 'running' THEN jobs.attempts ELSE 0 END,
+		state = CASE WHEN jobs.state = 'running' THEN 'running' ELSE 'queued' END,
+		updated_at = excluded.updated_at`
+
+// Enqueue adds t (or re-queues the task of the same kind and key).
+func (s *Store) Enqueue(ctx context.Context, t Task) error {
+	return s.db.InTx(ctx, func(tx *sql.Tx) error { return EnqueueTx(ctx, tx, t) })
+}
+
+// EnqueueTx is Enqueue inside the caller's transaction, so a change and the work it
+// causes commit together or not at all.
+func EnqueueTx(ctx context.Context, tx Execer, t Task) error {
+	if t.Kind == "" || t.Key == "" {
+		return fmt.Errorf("jobs: enqueue needs a kind and a key (got %q, %q)", t.Kind, t.Key)
+	}
+	now := time.Now()
+	if t.Due.IsZero() {
+		t.Due = now
+	}
+	if t.MaxAttempts <= 0 {
+		t.MaxAttempts = DefaultMaxAttempts
+	}
+	if _, err := tx.ExecContext(ctx, enqueueSQL, t.Kind, t.Key, t.Payload, t.Due.UnixMilli(), t.MaxAttempts, now.UnixMilli()); err != nil {
+		return fmt.Errorf("jobs: enqueue %s %s: %w", t.Kind, t.Key, err)
+	}
+	return nil
+}
+
+// Claim marks up to n due tasks of the given kinds as running for worker until the
+// lease ends and returns them. A running task whose lease expired is due again. Runner
+// is the usual caller; a claim left unfinished is taken again once its lease expires.
+func (s *Store) Claim(ctx context.Context, worker string, kinds []string, n int, lease time.Duration) ([]Task, error) {
+	if len(kinds) == 0 || n <= 0 {
+		return nil, nil
+	}
+	now := time.Now().UnixMilli()
+	args := []any{now + lease.Milliseconds(), worker, now, n}
+	marks := make([]string, len(kinds))
+	for i, k := range kinds {
+		args = append(args, k)
+		marks[i] = fmt.Sprintf("$%d", len(args))
+	}
+	q := `UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $1, worker = $2, updated_at = $3
+		WHERE id IN (SELECT id FROM jobs WHERE kind IN (` + strings.Join(marks, ", ") + `)
+			AND ((state = 'queued' AND due_at <= $3) OR (state = 'running' AND lease_until < $3))
+			AND attempts < max_attempts
+			ORDER BY due_at, id LIMIT $4` + s.db.SkipLocked() + `)
+		RETURNING id, kind, dedupe_key, payload, attempts, max_attempts, created_at`
+	var out []Task
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		// A task whose last allowed run died with its worker cannot be claimed again:
+		// it fails here, visibly, instead of sitting in running forever.
+		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = 'failed', updated_at = $1,
+			last_error = 'lease expired: the worker running the last allowed attempt stopped'
+			WHERE state = 'running' AND lease_until < $1 AND attempts >= max_attempts`, now); err != nil {
+			return fmt.Errorf("jobs: fail expired: %w", err)
+		}
+		rows, err := tx.QueryContext(ctx, q, args...)
+		if err != nil {
+			return fmt.Errorf("jobs: claim: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			t := Task{State: Running}
+			var created int64
+			if err := rows.Scan(&t.ID, &t.Kind, &t.Key, &t.Payload, &t.Attempts, &t.MaxAttempts, &created); err != nil {
+				return fmt.Errorf("jobs: claim: %w", err)
+			}
+			t.Created = time.UnixMilli(created)
+			out = append(out, t)
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+// errLeaseLost reports that a worker's claim on a task ended: its lease expired and
+// another worker took the task (the claim is fenced by worker and attempt number).
+var errLeaseLost = errors.New("jobs: lease lost")
+
+// claimWhere fences a statement to one claim: the worker that made it, at that attempt.
+const claimWhere = ` WHERE id = $1 AND worker = $2 AND attempts = $3 AND state = 'running'`
+
+func (s *Store) exec(ctx context.Context, query string, args ...any) error {
+	res, err := s.db.Exec(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return errLeaseLost
+	}
+	return nil
+}
+
+// renew extends the lease of a task the worker runs.
+func (s *Store) renew(ctx context.Context, t Task, worker string, lease time.Duration) error {
+	return s.exec(ctx, `UPDATE jobs SET lease_until = $4`+claimWhere,
+		t.ID, worker, t.Attempts, time.Now().Add(lease).UnixMilli())
+}
+
+// finish ends a run successfully: done, or queued again when it was enqueued meanwhile.
+func (s *Store) finish(ctx context.Context, t Task, worker string) error {
+	return s.exec(ctx, `UPDATE jobs SET
+		state = CASE WHEN rerun_at IS NULL THEN 'done' ELSE 'queued' END,
+		due_at = COALESCE(rerun_at, due_at), attempts = CASE WHEN rerun_at IS NULL THEN attempts ELSE 0 END,
+		rerun_at = NULL, last_error = '', lease_until = 0, updated_at = $4`+claimWhere,
+		t.ID, worker, t.Attempts, time.Now().UnixMilli())
+}
+
+// retry ends a failed run: queued again at due, or failed for good when final.
+func (s *Store) retry(ctx context.Context, t Task, worker string, due time.Time, final bool, msg string) error {
+	state := Queued
+	if final {
+		state = Failed
+	}
+	return s.exec(ctx, `UPDATE jobs SET state = CASE WHEN rerun_at IS NULL THEN $4 ELSE 'queued' END,
+		due_at = CASE WHEN rerun_at IS NULL THEN $5 ELSE rerun_at END,
+		attempts = CASE WHEN rerun_at IS NULL THEN attempts ELSE 0 END,
+		rerun_at = NULL, last_error = $6, lease_until = 0, updated_at = $7`+claimWhere,
+		t.ID, worker, t.Attempts, state, due.UnixMilli(), truncate(msg, 2000), time.Now().UnixMilli())
+}
+
+// postpone queues the task again for at without counting the run as an attempt.
+func (s *Store) postpone(ctx context.Context, t Task, worker string, at time.Time) error {
+	return s.exec(ctx, `UPDATE jobs SET state = 'queued', due_at = CASE WHEN rerun_at IS NULL OR rerun_at < $4 THEN $4 ELSE rerun_at END,
+		attempts = attempts - 1, rerun_at = NULL, lease_until = 0, updated_at = $5`+claimWhere,
+		t.ID, worker, t.Attempts, at.UnixMilli(), time.Now().UnixMilli())
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// Get returns the task of kind and key.
+func (s *Store) Get(ctx context.Context, kind, key string) (Task, error) {
+	t := Task{Kind: kind, Key: key}
+	var due, created int64
+	err := s.db.QueryRow(ctx, `SELECT id, payload, state, due_at, attempts, max_attempts, last_error, created_at
+		FROM jobs WHERE kind = $1 AND dedupe_key = $2`, kind, key).
+		Scan(&t.ID, &t.Payload, &t.State, &due, &t.Attempts, &t.MaxAttempts, &t.LastError, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Task{}, meta.ErrNotFound
+	}
+	if err != nil {
+		return Task{}, fmt.Errorf("jobs: get %s %s: %w", kind, key, err)
+	}
+	t.Due, t.Created = time.UnixMilli(due), time.UnixMilli(created)
+	return t, nil
+}
+
+// KindStats summarises one kind's tasks.
+type KindStats struct {
+	Kind   string
+	States map[string]int64 // tasks per state
+	// OldestDue is the due time of the longest-waiting queued task that is due (zero:
+	// none due): now minus it is how far the workers lag behind.
+	OldestDue time.Time
+}
+
+// Stats summarises the queue per kind.
+func (s *Store) Stats(ctx context.Context) ([]KindStats, error) {
+	rows, err := s.db.Query(ctx, `SELECT kind, state, COUNT(*), MIN(CASE WHEN state = 'queued' AND due_at <= $1 THEN due_at END)
+		FROM jobs GROUP BY kind, state ORDER BY kind, state`, time.Now().UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("jobs: stats: %w", err)
+	}
+	defer rows.Close()
+	var out []KindStats
+	for rows.Next() {
+		var kind, state string
+		var n int64
+		var oldest sql.NullInt64
+		if err := rows.Scan(&kind, &state, &n, &oldest); err != nil {
+			return nil, fmt.Errorf("jobs: stats: %w", err)
+		}
+		if len(out) == 0 || out[len(out)-1].Kind != kind {
+			out = append(out, KindStats{Kind: kind, States: map[string]int64{}})
+		}
+		k := &out[len(out)-1]
+		k.States[state] = n
+		if oldest.Valid {
+			k.OldestDue = time.UnixMilli(oldest.Int64)
+		}
+	}
+	return out, rows.Err()
+}
+
+// Failures lists up to n failed tasks, most recent first, with their last errors.
+func (s *Store) Failures(ctx context.Context, n int) ([]Task, error) {
+	rows, err := s.db.Query(ctx, `SELECT id, kind, dedupe_key, attempts, last_error, created_at FROM jobs
+		WHERE state = 'failed' ORDER BY updated_at DESC, id DESC LIMIT $1`, n)
+	if err != nil {
+		return nil, fmt.Errorf("jobs: failures: %w", err)
+	}
+	defer rows.Close()
+	var out []Task
+	for rows.Next() {
+		t := Task{State: Failed}
+		var created int64
+		if err := rows.Scan(&t.ID, &t.Kind, &t.Key, &t.Attempts, &t.LastError, &created); err != nil {
+			return nil, fmt.Errorf("jobs: failures: %w", err)
+		}
+		t.Created = time.UnixMilli(created)
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// Prune deletes done tasks finished before doneBefore and failed ones before
+// failedBefore, returning how many went.
+func (s *Store) Prune(ctx context.Context, doneBefore, failedBefore time.Time) (int64, error) {
+	res, err := s.db.Exec(ctx, `DELETE FROM jobs WHERE (state = 'done' AND updated_at < $1) OR (state = 'failed' AND updated_at < $2)`,
+		doneBefore.UnixMilli(), failedBefore.UnixMilli())
+	if err != nil {
+		return 0, fmt.Errorf("jobs: prune: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
+}
+
+// Pending counts tasks of the given kinds that are queued or running (due or not).
+func (s *Store) Pending(ctx context.Context, kinds []string, dueBy time.Time) (int64, error) {
+	if len(kinds) == 0 {
+		return 0, nil
+	}
+	args := []any{dueBy.UnixMilli()}
+	marks := make([]string, len(kinds))
+	for i, k := range kinds {
+		args = append(args, k)
+		marks[i] = fmt.Sprintf("$%d", len(args))
+	}
+	var n int64
+	err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM jobs WHERE kind IN (`+strings.Join(marks, ", ")+`)
+		AND ((state = 'queued' AND due_at <= $1) OR state = 'running')`, args...).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("jobs: pending: %w", err)
+	}
+	return n, nil
+}
