@@ -6,6 +6,7 @@ package auth
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -112,10 +113,16 @@ type Options struct {
 	// BasicCacheTTL is how long a verified username/password pair is trusted without
 	// re-running bcrypt.
 	BasicCacheTTL time.Duration
-	// MaxFailures failed logins per user and per client address within FailureWindow
-	// lock further attempts out for FailureWindow.
-	MaxFailures   int
-	FailureWindow time.Duration
+	// Failed-login throttling (lockout.go): MaxFailures failures of one account from one
+	// source within FailureWindow lock that account out from that source for
+	// FailureWindow; MaxFailuresPerAccount failures of a user from anywhere lock it out
+	// from the sources it never logged in from; MaxFailuresPerAddress failures from one
+	// source, whatever the accounts, lock the source out (except for the accounts that
+	// logged in from it). Zero means 10, 10×MaxFailures and 10×MaxFailures.
+	MaxFailures           int
+	MaxFailuresPerAccount int
+	MaxFailuresPerAddress int
+	FailureWindow         time.Duration
 	// GroupRoles maps directory groups to project roles: group → project → role.
 	GroupRoles map[string]map[string]Role
 }
@@ -132,8 +139,11 @@ type Service struct {
 	logins   singleflight.Group
 	mu       sync.Mutex
 	verified map[[32]byte]cachedLogin // sha256(user, password) → principal
-	failures map[string][]time.Time   // "user:x" / "addr:y" → recent failures
+	limit    *limiter
 	audit    *auditor
+	// actorKey keys the marker that stands in the audit trail for a failed login's
+	// username that looks like a secret.
+	actorKey [32]byte
 }
 
 type cachedLogin struct {
@@ -152,11 +162,20 @@ func New(m *meta.Store, dir Directory, tokens *Tokens, opts Options, log *slog.L
 	if opts.FailureWindow <= 0 {
 		opts.FailureWindow = 5 * time.Minute
 	}
+	if opts.MaxFailuresPerAccount <= 0 {
+		opts.MaxFailuresPerAccount = 10 * opts.MaxFailures
+	}
+	if opts.MaxFailuresPerAddress <= 0 {
+		opts.MaxFailuresPerAddress = 10 * opts.MaxFailures
+	}
 	if opts.ProjectCreation == "" {
 		opts.ProjectCreation = "everyone"
 	}
 	s := &Service{meta: m, dir: dir, opts: opts, log: log, Tokens: tokens,
-		verified: map[[32]byte]cachedLogin{}, failures: map[string][]time.Time{}}
+		verified: map[[32]byte]cachedLogin{},
+		limit: newLimiter(limits{perPair: opts.MaxFailures, perAccount: opts.MaxFailuresPerAccount,
+			perSource: opts.MaxFailuresPerAddress, window: opts.FailureWindow}, nil)}
+	_, _ = rand.Read(s.actorKey[:])
 	s.audit = newAuditor(m, log)
 	return s
 }
@@ -180,7 +199,7 @@ func HashPassword(pw string) (string, error) {
 var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("berth-timing-equalizer"), bcrypt.DefaultCost)
 
 // Login verifies a username/password pair (a user's password or a robot's secret),
-// rate-limited per user and per client address, and records the attempt.
+// throttled per account and source (lockout.go), and records the attempt.
 func (s *Service) Login(ctx context.Context, username, password, remote string) (*Principal, error) {
 	key := sha256.Sum256([]byte(username + "\x00" + password))
 	s.mu.Lock()
@@ -189,8 +208,9 @@ func (s *Service) Login(ctx context.Context, username, password, remote string) 
 	if ok && time.Now().Before(c.expires) {
 		return c.p, nil
 	}
-	if s.lockedOut("user:"+username) || s.lockedOut("addr:"+remote) {
-		s.audit.record(meta.AuditEntry{Actor: username, ActorType: "user", Action: "login", Result: "denied", Remote: remote, Detail: "rate limited"})
+	robot := kindOf(username) == "robot"
+	if s.limit.locked(username, robot, remote) {
+		s.audit.record(meta.AuditEntry{Actor: s.loginActor(ctx, username, password), ActorType: kindOf(username), Action: "login", Result: "denied", Remote: remote, Detail: "rate limited"})
 		return nil, ErrTooManyFailures
 	}
 	// Identical logins arriving together (every client of a CI job when the cache
@@ -201,12 +221,12 @@ func (s *Service) Login(ctx context.Context, username, password, remote string) 
 	p, _ := v.(*Principal)
 	if err != nil {
 		if errors.Is(err, ErrInvalidCredentials) {
-			s.fail("user:" + username)
-			s.fail("addr:" + remote)
+			s.limit.failed(username, robot, remote)
 		}
-		s.audit.record(meta.AuditEntry{Actor: username, ActorType: kindOf(username), Action: "login", Result: "failed", Remote: remote, Detail: err.Error()})
+		s.audit.record(meta.AuditEntry{Actor: s.loginActor(ctx, username, password), ActorType: kindOf(username), Action: "login", Result: "failed", Remote: remote, Detail: err.Error()})
 		return nil, err
 	}
+	s.limit.succeeded(username, remote)
 	s.audit.record(meta.AuditEntry{Actor: p.Name, ActorType: p.Kind, Action: "login", Result: "ok", Remote: remote})
 	exp := time.Now().Add(s.opts.BasicCacheTTL)
 	if !p.expires.IsZero() && p.expires.Before(exp) {
@@ -332,39 +352,6 @@ func (s *Service) Forget(name string) {
 			delete(s.verified, k)
 		}
 	}
-}
-
-// lockedOut tells whether key (a user or a client address) failed too often lately.
-func (s *Service) lockedOut(key string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	recent := s.prune(key)
-	return len(recent) >= s.opts.MaxFailures
-}
-
-func (s *Service) fail(key string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.failures) > 100000 {
-		s.failures = map[string][]time.Time{}
-	}
-	s.failures[key] = append(s.prune(key), time.Now())
-}
-
-func (s *Service) prune(key string) []time.Time {
-	cut := time.Now().Add(-s.opts.FailureWindow)
-	list := s.failures[key]
-	i := 0
-	for i < len(list) && list[i].Before(cut) {
-		i++
-	}
-	list = list[i:]
-	if len(list) == 0 {
-		delete(s.failures, key)
-		return nil
-	}
-	s.failures[key] = list
-	return list
 }
 
 // Allowed returns which of want the principal may do on repo ("" with Catalog for the
@@ -546,6 +533,9 @@ func (s *Service) EnsureProject(ctx context.Context, p *Principal, repo string) 
 
 // Record adds an entry to the audit trail (asynchronously, batched).
 func (s *Service) Record(e meta.AuditEntry) { s.audit.record(e) }
+
+// AuditStats counts the audit trail's written, collapsed and dropped entries.
+func (s *Service) AuditStats() AuditStats { return s.audit.stats() }
 
 // Principal rebuilds the principal a token names, from the database: a refresh token
 // must not outlive a deleted or disabled account, and listings need current rights.

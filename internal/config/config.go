@@ -42,6 +42,15 @@ type Config struct {
 	HTTP      HTTP      `yaml:"http"`
 	Mirror    Mirror    `yaml:"mirror"`
 	Auth      Auth      `yaml:"auth"`
+	Metrics   Metrics   `yaml:"metrics"`
+}
+
+// Metrics configures the Prometheus endpoint, /metrics.
+type Metrics struct {
+	// Public serves /metrics to anyone even with auth on. Off, it needs a system
+	// administrator or a system robot with the metrics permission (Basic or Bearer):
+	// metrics name repositories, upstreams and traffic.
+	Public bool `yaml:"public"`
 }
 
 // Auth configures authentication and authorization. Off, the registry is open to
@@ -70,9 +79,16 @@ type Auth struct {
 	ProjectCreation string `yaml:"projectCreation"`
 	// BasicCacheTTL: how long a verified password is trusted before bcrypt runs again.
 	BasicCacheTTL Duration `yaml:"basicCacheTTL"`
-	FailedLogins  struct {
-		Max    int      `yaml:"max"`
-		Window Duration `yaml:"window"`
+	// FailedLogins throttles password guessing: max failures of one account from one
+	// client address, maxPerAccount of a user from anywhere (sources it logged in from
+	// before are spared), maxPerAddress from one address over all accounts (its
+	// accounts' own sources spared); each within window locks for window. The two
+	// wide limits default to 10 × max.
+	FailedLogins struct {
+		Max           int      `yaml:"max"`
+		MaxPerAccount int      `yaml:"maxPerAccount"`
+		MaxPerAddress int      `yaml:"maxPerAddress"`
+		Window        Duration `yaml:"window"`
 	} `yaml:"failedLogins"`
 	// AuditRetention: audit entries older than this are deleted.
 	AuditRetention Duration `yaml:"auditRetention"`
@@ -345,6 +361,12 @@ func (c *Config) fillDerived() {
 			u.CacheMinAge = Duration(time.Hour)
 		}
 	}
+	if f := &c.Auth.FailedLogins; f.MaxPerAccount == 0 {
+		f.MaxPerAccount = 10 * f.Max
+	}
+	if f := &c.Auth.FailedLogins; f.MaxPerAddress == 0 {
+		f.MaxPerAddress = 10 * f.Max
+	}
 	if c.Database.Driver == "sqlite" && c.Database.DSN == "" {
 		c.Database.DSN = filepath.Join(c.Data, "berth.db")
 	}
@@ -423,6 +445,10 @@ func (c Config) Validate() error {
 		}
 		if a.FailedLogins.Max < 1 {
 			bad("auth.failedLogins.max must be at least 1")
+		}
+		if a.FailedLogins.MaxPerAccount < a.FailedLogins.Max || a.FailedLogins.MaxPerAddress < a.FailedLogins.Max {
+			// Below max, one address could lock an account out everywhere again.
+			bad("auth.failedLogins.maxPerAccount and maxPerAddress must be at least auth.failedLogins.max")
 		}
 		for i, g := range a.LDAP.GroupRoles {
 			switch g.Role {

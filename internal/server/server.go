@@ -201,6 +201,7 @@ func newAuth(ctx context.Context, cfg config.Config, m *meta.Store, log *slog.Lo
 	svc := auth.New(m, dir, tokens, auth.Options{
 		ProjectCreation: a.ProjectCreation, PublicPrefixes: public, ExplicitProjects: cfg.Mirror.DefaultUpstream != "",
 		BasicCacheTTL: time.Duration(a.BasicCacheTTL), MaxFailures: a.FailedLogins.Max, FailureWindow: time.Duration(a.FailedLogins.Window), GroupRoles: groupRoles,
+		MaxFailuresPerAccount: a.FailedLogins.MaxPerAccount, MaxFailuresPerAddress: a.FailedLogins.MaxPerAddress,
 	}, log)
 	if a.Admin.Username != "" {
 		pw, err := secretFrom(a.Admin.Password, a.Admin.PasswordFile, a.Admin.PasswordEnv)
