@@ -38,6 +38,7 @@ type Config struct {
 	Limits    Limits    `yaml:"limits"`
 	Manifests Manifests `yaml:"manifests"`
 	Uploads   Uploads   `yaml:"uploads"`
+	GC        GC        `yaml:"gc"`
 	TLS       TLS       `yaml:"tls"`
 	HTTP      HTTP      `yaml:"http"`
 	Mirror    Mirror    `yaml:"mirror"`
@@ -182,6 +183,9 @@ type Upstream struct {
 	CacheSize ByteSize `yaml:"cacheSize"`
 	// CacheMinAge protects content pulled within this period from eviction.
 	CacheMinAge Duration `yaml:"cacheMinAge"`
+	// Trust is the signature policy for everything mirrored from this upstream,
+	// checked on cached and uncached content alike.
+	Trust *TrustPolicy `yaml:"trust"`
 }
 
 // Log configures logging.
@@ -261,6 +265,22 @@ type Uploads struct {
 	TTL Duration `yaml:"ttl"` // idle sessions older than this are purged
 }
 
+// GC tunes online garbage collection (package gc).
+type GC struct {
+	// Enabled runs GC workers in this process; the reviews are queued either way.
+	Enabled bool `yaml:"enabled"`
+	// ReviewAfter is how long after the change that may have orphaned it (tag deleted or
+	// moved, manifest deleted, blob uploaded, …) an item is reviewed; 0 reviews at once.
+	ReviewAfter Duration `yaml:"reviewAfter"`
+	// Workers is how many GC tasks this process runs at once.
+	Workers int `yaml:"workers"`
+	// OrphanGrace spares stored bytes younger than this that no row names: a blob being
+	// written has no row yet (longer than the longest single-request blob upload).
+	OrphanGrace Duration `yaml:"orphanGrace"`
+	// SweepInterval is how often the orphan sweep lists the blob store (0: never).
+	SweepInterval Duration `yaml:"sweepInterval"`
+}
+
 // TLS enables HTTPS when both files are set.
 type TLS struct {
 	Cert string `yaml:"cert"`
@@ -284,6 +304,7 @@ func Default() Config {
 		Storage:  Storage{Driver: "filesystem", S3: S3{PartSize: 8 << 20}},
 		Limits:   Limits{ManifestSize: 4 << 20, HeaderBytes: 64 << 10},
 		Uploads:  Uploads{TTL: Duration(24 * time.Hour)},
+		GC:       GC{Enabled: true, ReviewAfter: Duration(24 * time.Hour), Workers: 2, OrphanGrace: Duration(6 * time.Hour), SweepInterval: Duration(24 * time.Hour)},
 		Auth:     defaultAuth(),
 		HTTP: HTTP{
 			ReadHeaderTimeout: Duration(10 * time.Second),
@@ -428,6 +449,9 @@ func (c Config) Validate() error {
 	}
 	if c.Uploads.TTL < Duration(time.Minute) {
 		bad("uploads.ttl must be at least 1m")
+	}
+	if g := c.GC; g.ReviewAfter < 0 || g.Workers < 1 || g.OrphanGrace < Duration(time.Minute) || g.SweepInterval < 0 {
+		bad("gc: reviewAfter and sweepInterval must be ≥ 0, workers ≥ 1, orphanGrace ≥ 1m")
 	}
 	c.validateMirror(bad)
 	if a := c.Auth; a.Enabled {
