@@ -74,7 +74,9 @@ func (a *API) visible(ctx context.Context, c *caller, name string) (bool, error)
 	}
 	if c.p.Kind == "robot" {
 		for _, perm := range c.p.RobotPerms {
-			if perm.Project == name || perm.Project == "*" {
+			// The metrics permission is about the registry, not its projects.
+			opens := slices.ContainsFunc(perm.Actions, func(a auth.Action) bool { return a != auth.Metrics })
+			if (perm.Project == name || perm.Project == "*") && opens {
 				return true, nil
 			}
 		}

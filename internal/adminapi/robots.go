@@ -97,7 +97,7 @@ func (a *API) pathRobot(r *http.Request, c *caller) (meta.Robot, error) {
 	return rb, storeErr(err, "robot "+name)
 }
 
-var robotActions = []auth.Action{auth.Pull, auth.Push, auth.Delete}
+var robotActions = []auth.Action{auth.Pull, auth.Push, auth.Delete, auth.Metrics}
 
 // validPermissions checks and normalizes permissions: a project robot's always name
 // its project; a system robot's name a project or "*" (every project).
@@ -124,7 +124,12 @@ func validPermissions(project string, perms []auth.RobotPermission) ([]auth.Robo
 		var actions []auth.Action
 		for _, act := range p.Actions {
 			if !slices.Contains(robotActions, act) {
-				return nil, invalid("action %q: want pull, push or delete", act)
+				return nil, invalid("action %q: want pull, push, delete or metrics", act)
+			}
+			if act == auth.Metrics && p.Project != "*" {
+				// Metrics are registry-wide: a project robot reading them would see
+				// other projects' names and traffic.
+				return nil, invalid(`action metrics: only for system robots, on project "*"`)
 			}
 			if !slices.Contains(actions, act) {
 				actions = append(actions, act)

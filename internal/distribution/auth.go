@@ -13,6 +13,7 @@ import (
 	"github.com/berth-registry/berth/internal/auth"
 	"github.com/berth-registry/berth/internal/errcode"
 	"github.com/berth-registry/berth/internal/meta"
+	"github.com/berth-registry/berth/internal/oci"
 )
 
 // Guard authenticates /v2/ requests (Bearer tokens from /token, or Basic credentials
@@ -174,20 +175,28 @@ func requiredActions(rt route, method string) []auth.Action {
 	return []auth.Action{auth.Pull} // tags, referrers
 }
 
-// audited records pushes, pulls and deletes of manifests and blob deletes.
+// audited records pulls (manifest GET and HEAD, blob GET), pushes and deletes of
+// manifests and blob deletes. Blob HEADs, uploads and listings are not: a push asks
+// about every layer first, and the manifest PUT that follows names the image.
 func (g *Guard) audited(r *http.Request, rt route, status int) {
 	c := callerOf(r)
-	if c == nil || rt.kind != routeManifest && !(rt.kind == routeBlob && r.Method == http.MethodDelete) {
+	if c == nil {
 		return
 	}
-	action := ""
-	switch r.Method {
-	case http.MethodGet:
+	var action, detail string
+	switch {
+	case rt.kind == routeManifest && r.Method == http.MethodGet:
 		action = "pull"
-	case http.MethodPut:
+	case rt.kind == routeManifest && r.Method == http.MethodHead:
+		action, detail = "pull", "HEAD"
+	case rt.kind == routeManifest && r.Method == http.MethodPut:
 		action = "push"
-	case http.MethodDelete:
+	case rt.kind == routeManifest && r.Method == http.MethodDelete:
 		action = "delete"
+	case rt.kind == routeBlob && r.Method == http.MethodGet:
+		action, detail = "pull", "blob"
+	case rt.kind == routeBlob && r.Method == http.MethodDelete:
+		action, detail = "delete", "blob"
 	default:
 		return
 	}
@@ -199,7 +208,83 @@ func (g *Guard) audited(r *http.Request, rt route, status int) {
 		}
 	}
 	g.svc.Record(meta.AuditEntry{Actor: c.p.Name, ActorType: c.p.Kind, Action: action,
-		Resource: rt.name + ":" + rt.ref, Result: result, Remote: remoteAddr(r)})
+		Resource: auditResource(rt), Result: result, Remote: remoteAddr(r), Detail: detail})
+}
+
+// invalidReference stands in the audit trail for a reference that is neither a tag nor
+// a digest: recording what a caller sent verbatim let anonymous requests with 60 KB
+// references fill the database, and one fixed value lets repeats collapse.
+const invalidReference = "<invalid reference>"
+
+// auditResource names what a request was about: "repo:tag" or "repo:digest". The name
+// was validated by the router; the reference is checked here.
+func auditResource(rt route) string {
+	if _, err := oci.ParseDigest(rt.ref); err == nil {
+		return rt.name + ":" + rt.ref
+	}
+	if rt.kind == routeManifest && oci.ValidateTag(rt.ref) == nil {
+		return rt.name + ":" + rt.ref
+	}
+	return rt.name + ":" + invalidReference
+}
+
+// Metrics guards /metrics with auth on: metrics name upstreams and describe the whole
+// registry's traffic, so they are for system administrators and robots with the
+// metrics permission (auth.MayReadMetrics), by Basic credentials (what Prometheus'
+// basic_auth sends) or a Bearer token.
+func (g *Guard) Metrics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var p *auth.Principal
+		c, err := g.authenticate(r)
+		if err == nil {
+			p = c.p
+		}
+		if err == nil && p.Kind == "anonymous" {
+			err = errcode.Unauthorized.New("authentication required: an administrator or a robot with the metrics permission")
+		}
+		if err == nil && c.claims != nil {
+			// A token names its subject; its rights are read from the database.
+			if p, err = g.svc.Principal(r.Context(), c.p.Kind, c.p.Name, c.p.Groups); err != nil {
+				err = errcode.Unauthorized.New("account no longer valid")
+			}
+		}
+		if err == nil && !auth.MayReadMetrics(p) {
+			err = errcode.Denied.New("metrics are for administrators and robots with the metrics permission")
+		}
+		if err != nil {
+			if errors.Is(err, errcode.Unauthorized) {
+				w.Header().Set("WWW-Authenticate", `Basic realm="berth"`)
+			}
+			errcode.Write(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// BodyDeadline bounds how long reading a request's body may take. The token endpoint
+// and the admin API read small bodies (a form, a JSON object) before they know who is
+// asking; without a deadline, one byte every few seconds held a connection and a
+// goroutine for as long as the client liked.
+func BodyDeadline(d time.Duration, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Not every ResponseWriter supports deadlines (test recorders); the server's
+		// own do, over HTTP/1 and HTTP/2.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(d))
+		next.ServeHTTP(w, r)
+	})
+}
+
+// repositoryActions keeps the actions a repository grant may hold: a token names only
+// what the registry checks, whatever a client asked for ("*", "metrics", typos).
+func repositoryActions(want []auth.Action) []auth.Action {
+	var out []auth.Action
+	for _, a := range want {
+		if a == auth.Pull || a == auth.Push || a == auth.Delete {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // TokenHandler serves the Docker token endpoint: GET with Basic credentials (or none,
@@ -277,8 +362,8 @@ func TokenHandler(svc *auth.Service) http.Handler {
 			}
 			var granted []auth.Action
 			switch {
-			case sc.Type == "repository":
-				granted, err = svc.Allowed(ctx, p, sc.Name, sc.Actions)
+			case sc.Type == "repository" && oci.ValidateName(sc.Name) == nil:
+				granted, err = svc.Allowed(ctx, p, sc.Name, repositoryActions(sc.Actions))
 			case sc.Type == "registry" && sc.Name == "catalog":
 				granted, err = svc.Allowed(ctx, p, "", sc.Actions)
 			}

@@ -82,20 +82,17 @@ func (a *API) catalog(w http.ResponseWriter, r *http.Request) {
 	}
 	var repos []string
 	if n > 0 {
-		if repos, err = a.reg.Repositories(r.Context(), last, n+1); err != nil {
+		if a.guard == nil {
+			repos, err = a.reg.Repositories(r.Context(), last, n+1)
+		} else {
+			repos, err = a.visibleRepositories(r, last, n+1)
+		}
+		if err != nil {
 			a.fail(w, r, err)
 			return
 		}
 	}
 	repos = writePageLink(w, "/v2/_catalog", repos, n)
-	if a.guard != nil {
-		// Filtered after paging: a page may come out short, its Link still leads on.
-		if repos, err = a.visible(r, repos); err != nil {
-			w.Header().Del("Link")
-			a.fail(w, r, err)
-			return
-		}
-	}
 	writeJSON(w, r, struct {
 		Repositories []string `json:"repositories"`
 	}{repos})
@@ -129,25 +126,62 @@ func writeJSON(w http.ResponseWriter, r *http.Request, v any) {
 	}
 }
 
-// visible keeps the repositories the caller may pull from.
-func (a *API) visible(r *http.Request, repos []string) ([]string, error) {
+// catalogScan is how many names are read per query while filling a catalog page.
+const catalogScan = 500
+
+// visibleRepositories lists up to n repositories after last that the caller may pull
+// from. The filter runs before paging: the next-page cursor is the last name on the
+// page, so it never names a repository the caller may not see (filtering a page after
+// fetching it leaked one hidden name per request through the Link header).
+func (a *API) visibleRepositories(r *http.Request, last string, n int) ([]string, error) {
 	c := callerOf(r)
 	if c == nil {
 		return nil, nil
 	}
-	p, err := a.guard.svc.Principal(r.Context(), c.p.Kind, c.p.Name, c.p.Groups)
+	ctx := r.Context()
+	p, err := a.guard.svc.Principal(ctx, c.p.Kind, c.p.Name, c.p.Groups)
 	if err != nil {
 		return nil, errcode.Unauthorized.New("account no longer valid")
 	}
-	out := repos[:0:0]
-	for _, name := range repos {
-		got, err := a.guard.svc.Allowed(r.Context(), p, name, []auth.Action{auth.Pull})
+	// Pull rights are per project (the permission matrix), so each project is asked
+	// about once, and a hidden project's repositories are skipped in one step: every
+	// name in project "p" but "p" itself starts with "p/", and "p/~" sorts after all of
+	// them ('~' is above every character a name may hold; names compare bytewise).
+	visible := map[string]bool{}
+	out := make([]string, 0, n)
+	cursor, limit := last, max(catalogScan, n)
+	for {
+		names, err := a.reg.Repositories(ctx, cursor, limit)
 		if err != nil {
 			return nil, err
 		}
-		if len(got) == 1 {
-			out = append(out, name)
+		skipped := false
+		for _, name := range names {
+			cursor = name
+			project := oci.Project(name)
+			ok, seen := visible[project]
+			if !seen {
+				got, err := a.guard.svc.Allowed(ctx, p, name, []auth.Action{auth.Pull})
+				if err != nil {
+					return nil, err
+				}
+				ok = len(got) == 1
+				visible[project] = ok
+			}
+			switch {
+			case ok:
+				if out = append(out, name); len(out) == n {
+					return out, nil
+				}
+			case name != project:
+				cursor, skipped = project+"/~", true
+			}
+			if skipped {
+				break
+			}
+		}
+		if !skipped && len(names) < limit {
+			return out, nil // the end of the catalog
 		}
 	}
-	return out, nil
 }

@@ -128,11 +128,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	api := distribution.New(reg, distribution.Options{MaxManifestSize: int64(cfg.Limits.ManifestSize), Mirror: mirror, Guard: guard}, log)
 
 	mux := http.NewServeMux()
+	metrics := promhttp.HandlerFor(promReg, promhttp.HandlerOpts{})
 	if authSvc != nil {
-		mux.Handle("/token", distribution.TokenHandler(authSvc))
-		mux.Handle(adminapi.Prefix+"/", adminapi.New(authSvc, m, log))
+		mux.Handle("/token", distribution.BodyDeadline(tokenBodyTimeout, distribution.TokenHandler(authSvc)))
+		mux.Handle(adminapi.Prefix+"/", distribution.BodyDeadline(adminBodyTimeout, adminapi.New(authSvc, m, log)))
+		registerAuditMetrics(promReg, authSvc)
+		if !cfg.Metrics.Public {
+			metrics = guard.Metrics(metrics)
+		}
 	}
-	mux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", metrics)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok\n"))
@@ -160,6 +165,29 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		mux.ServeHTTP(w, r)
 	})
 	return &Server{cfg: cfg, log: log, meta: m, Registry: reg, mirror: mirror, auth: authSvc, handler: handler}, nil
+}
+
+// Body deadlines: a token request is a small form, an admin request a JSON object or
+// an htpasswd file of at most 1 MiB.
+const (
+	tokenBodyTimeout = 10 * time.Second
+	adminBodyTimeout = 60 * time.Second
+)
+
+// registerAuditMetrics exports what became of audit entries; a dropped entry is a hole
+// in the trail and must be alertable.
+func registerAuditMetrics(reg prometheus.Registerer, svc *auth.Service) {
+	for _, c := range []struct {
+		name, help string
+		value      func(auth.AuditStats) uint64
+	}{
+		{"berth_audit_entries_written_total", "Audit rows written.", func(s auth.AuditStats) uint64 { return s.Written }},
+		{"berth_audit_entries_collapsed_total", "Audit entries folded into the count of an identical earlier one.", func(s auth.AuditStats) uint64 { return s.Collapsed }},
+		{"berth_audit_entries_dropped_total", "Audit entries lost (queue full past the back-pressure wait, or refused by the database).", func(s auth.AuditStats) uint64 { return s.Dropped }},
+	} {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help},
+			func() float64 { return float64(c.value(svc.AuditStats())) }))
+	}
 }
 
 // newAuth builds the authentication service and makes sure a first administrator
