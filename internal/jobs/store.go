@@ -64,7 +64,11 @@ type Execer interface {
 // the package comment). A later enqueue of a queued task wins the due time: reviews are
 // counted from the latest event.
 const enqueueSQL = `INSERT INTO jobs (kind, dedupe_key, payload, state, due_at, max_attempts, created_at, updated_at)
-	VALUES ($1, $2, $3, 'queued', $4, $5, $6, $6)
+	VALUES ($1, $2, $3, 'queued', $4, $5, $6, $6)` + upsertSQL
+
+// upsertSQL is the dedupe rule shared by every enqueue (migration 00008's triggers
+// repeat it in SQL).
+const upsertSQL = `
 	ON CONFLICT (kind, dedupe_key) DO UPDATE SET
 		payload = excluded.payload,
 		max_attempts = excluded.max_attempts,
@@ -98,6 +102,41 @@ func EnqueueTx(ctx context.Context, tx Execer, t Task) error {
 	return nil
 }
 
+// EnqueueQuery queues, in one statement, a task of kind for every key keysQuery returns
+// (a SELECT naming its one text column k), due at due. It returns how many were queued.
+func (s *Store) EnqueueQuery(ctx context.Context, kind, keysQuery string, due time.Time) (int64, error) {
+	now := time.Now().UnixMilli()
+	res, err := s.db.Exec(ctx, `INSERT INTO jobs (kind, dedupe_key, payload, state, due_at, max_attempts, created_at, updated_at)
+		SELECT $1, src.k, NULL, 'queued', $2, $3, $4, $4 FROM (`+keysQuery+`) src WHERE true`+upsertSQL,
+		kind, due.UnixMilli(), DefaultMaxAttempts, now)
+	if err != nil {
+		return 0, fmt.Errorf("jobs: enqueue %s for every row: %w", kind, err)
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
+}
+
+// Schedule queues t unless a task of its kind and key is already queued or running: a
+// periodic task that reschedules itself (with Postpone) is set up once, and a restart
+// does not move it.
+func (s *Store) Schedule(ctx context.Context, t Task) error {
+	if t.Due.IsZero() {
+		t.Due = time.Now()
+	}
+	if t.MaxAttempts <= 0 {
+		t.MaxAttempts = DefaultMaxAttempts
+	}
+	now := time.Now().UnixMilli()
+	_, err := s.db.Exec(ctx, `INSERT INTO jobs (kind, dedupe_key, payload, state, due_at, max_attempts, created_at, updated_at)
+		VALUES ($1, $2, $3, 'queued', $4, $5, $6, $6)
+		ON CONFLICT (kind, dedupe_key) DO UPDATE SET state = 'queued', due_at = excluded.due_at, attempts = 0, updated_at = excluded.updated_at
+		WHERE jobs.state IN ('done', 'failed')`, t.Kind, t.Key, t.Payload, t.Due.UnixMilli(), t.MaxAttempts, now)
+	if err != nil {
+		return fmt.Errorf("jobs: schedule %s %s: %w", t.Kind, t.Key, err)
+	}
+	return nil
+}
+
 // Claim marks up to n due tasks of the given kinds as running for worker until the
 // lease ends and returns them. A running task whose lease expired is due again. Runner
 // is the usual caller; a claim left unfinished is taken again once its lease expires.
@@ -117,7 +156,7 @@ func (s *Store) Claim(ctx context.Context, worker string, kinds []string, n int,
 			AND ((state = 'queued' AND due_at <= $3) OR (state = 'running' AND lease_until < $3))
 			AND attempts < max_attempts
 			ORDER BY due_at, id LIMIT $4` + s.db.SkipLocked() + `)
-		RETURNING id, kind, dedupe_key, payload, attempts, max_attempts, created_at`
+		RETURNING id, kind, dedupe_key, payload, attempts, max_attempts, due_at, created_at`
 	var out []Task
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		// A task whose last allowed run died with its worker cannot be claimed again:
@@ -134,11 +173,11 @@ func (s *Store) Claim(ctx context.Context, worker string, kinds []string, n int,
 		defer rows.Close()
 		for rows.Next() {
 			t := Task{State: Running}
-			var created int64
-			if err := rows.Scan(&t.ID, &t.Kind, &t.Key, &t.Payload, &t.Attempts, &t.MaxAttempts, &created); err != nil {
+			var due, created int64
+			if err := rows.Scan(&t.ID, &t.Kind, &t.Key, &t.Payload, &t.Attempts, &t.MaxAttempts, &due, &created); err != nil {
 				return fmt.Errorf("jobs: claim: %w", err)
 			}
-			t.Created = time.UnixMilli(created)
+			t.Due, t.Created = time.UnixMilli(due), time.UnixMilli(created)
 			out = append(out, t)
 		}
 		return rows.Err()

@@ -29,6 +29,63 @@ type Manifest struct {
 	LastPulledAt time.Time
 	Blobs        []string // config and layers (on put)
 	Children     []string // index entries (on put)
+	// RequireBlobs (on put) must be visible in the repository and RequireChildren makes
+	// every child required to be stored there. They are checked and locked inside the
+	// put's transaction, so garbage collection cannot delete them between the check and
+	// the commit: the put either keeps them or fails with a *MissingError.
+	RequireBlobs    []string
+	RequireChildren bool
+}
+
+// MissingError reports references a manifest put required that are not (or no longer)
+// in the repository.
+type MissingError struct{ Digests []string }
+
+func (e *MissingError) Error() string {
+	return fmt.Sprintf("meta: %d referenced blob(s) or manifest(s) not in the repository, first %s", len(e.Digests), e.Digests[0])
+}
+
+// lockReferences checks that m's required references exist in the repository and locks
+// them (and its subject, if stored) against deletion until the transaction ends. On
+// SQLite the single writer already excludes a concurrent deletion.
+func (s *Store) lockReferences(ctx context.Context, tx *sql.Tx, repoID int64, m Manifest) error {
+	share := s.DB().ForShare()
+	var missing []string
+	check := func(query, d string) error {
+		var one int
+		err := tx.QueryRowContext(ctx, query+share, repoID, d).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			missing = append(missing, d)
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("meta: lock reference %s: %w", d, err)
+		}
+		return nil
+	}
+	for _, d := range m.RequireBlobs {
+		if err := check(`SELECT 1 FROM repository_blobs WHERE repository_id = $1 AND digest = $2`, d); err != nil {
+			return err
+		}
+	}
+	if m.RequireChildren {
+		for _, d := range m.Children {
+			if err := check(`SELECT 1 FROM manifests WHERE repository_id = $1 AND digest = $2`, d); err != nil {
+				return err
+			}
+		}
+	}
+	if len(missing) > 0 {
+		return &MissingError{Digests: missing}
+	}
+	if m.Subject != "" { // a tagged referrer keeps its subject: hold the subject meanwhile
+		var one int
+		err := tx.QueryRowContext(ctx, `SELECT 1 FROM manifests WHERE repository_id = $1 AND digest = $2`+share, repoID, m.Subject).Scan(&one)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("meta: lock subject: %w", err)
+		}
+	}
+	return nil
 }
 
 // PutManifest stores the manifest (idempotently: the same digest is the same bytes) and
@@ -51,16 +108,16 @@ func (s *Store) PutManifest(ctx context.Context, m Manifest, tags []string) erro
 		if err != nil {
 			return err
 		}
+		if err := s.lockReferences(ctx, tx, repoID, m); err != nil {
+			return err
+		}
 		t := now()
-		var id int64
-		err = tx.QueryRowContext(ctx, `INSERT INTO manifests (repository_id, digest, media_type, artifact_type, subject_digest, annotations, size, payload, created_at, last_pulled_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) ON CONFLICT (repository_id, digest) DO NOTHING RETURNING id`,
-			repoID, m.Digest, m.MediaType, m.ArtifactType, subject, annotations, int64(len(m.Payload)), m.Payload, t).Scan(&id)
+		id, inserted, err := s.insertOrLockManifest(ctx, tx, repoID, m, subject, annotations, t)
 		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			// Already stored: its references are recorded too.
 		case err != nil:
-			return fmt.Errorf("meta: insert manifest: %w", err)
+			return err
+		case !inserted:
+			// Already stored: its references are recorded too.
 		default:
 			for kind, list := range map[int][]string{refBlob: m.Blobs, refManifest: m.Children} {
 				for _, d := range list {
@@ -80,6 +137,32 @@ func (s *Store) PutManifest(ctx context.Context, m Manifest, tags []string) erro
 		}
 		return nil
 	})
+}
+
+// insertOrLockManifest inserts the manifest row, or, when it is already stored, locks it
+// against garbage collection until the transaction ends (a collector that deleted it
+// first makes the lock find nothing, and the row is inserted afresh).
+func (s *Store) insertOrLockManifest(ctx context.Context, tx *sql.Tx, repoID int64, m Manifest, subject, annotations any, t int64) (int64, bool, error) {
+	for attempt := 0; ; attempt++ {
+		var id int64
+		err := tx.QueryRowContext(ctx, `SELECT id FROM manifests WHERE repository_id = $1 AND digest = $2`+s.DB().ForShare(), repoID, m.Digest).Scan(&id)
+		if err == nil {
+			return id, false, nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return 0, false, fmt.Errorf("meta: lock manifest: %w", err)
+		}
+		err = tx.QueryRowContext(ctx, `INSERT INTO manifests (repository_id, digest, media_type, artifact_type, subject_digest, annotations, size, payload, created_at, last_pulled_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) ON CONFLICT (repository_id, digest) DO NOTHING RETURNING id`,
+			repoID, m.Digest, m.MediaType, m.ArtifactType, subject, annotations, int64(len(m.Payload)), m.Payload, t).Scan(&id)
+		if err == nil {
+			return id, true, nil
+		}
+		// No row: a concurrent put inserted it after our look; lock that one.
+		if !errors.Is(err, sql.ErrNoRows) || attempt == 2 {
+			return 0, false, fmt.Errorf("meta: insert manifest: %w", err)
+		}
+	}
 }
 
 // GetManifest returns the manifest a tag or digest names in the repository; with

@@ -108,12 +108,21 @@ func (r *Registry) putManifest(ctx context.Context, repo string, ref Reference, 
 		Blobs:        blobs,
 		Children:     children,
 	}
+	if checkRefs {
+		// Checked again, and locked, in the put's transaction: a collector running
+		// meanwhile cannot take them away from an acknowledged manifest.
+		rec.RequireBlobs, rec.RequireChildren = mustExist, true
+	}
 	res := PutResult{Digest: dgst, Tags: tags}
 	if m.Subject != nil {
 		rec.Subject = string(m.Subject.Digest)
 		res.Subject = m.Subject.Digest
 	}
 	if err := r.meta.PutManifest(ctx, rec, tags); err != nil {
+		var missing *meta.MissingError
+		if errors.As(err, &missing) {
+			return PutResult{}, missingReferences(repo, missing.Digests)
+		}
 		return PutResult{}, r.internal(err, "")
 	}
 	return res, nil
@@ -129,11 +138,15 @@ func (r *Registry) checkReferences(ctx context.Context, repo string, blobs, mani
 		return r.internal(err, "")
 	}
 	if missing := append(missingBlobs, missingManifests...); len(missing) > 0 {
-		e := errcode.ManifestBlobUnknown.WithDetail(map[string]any{"missing": missing})
-		e.Message = fmt.Sprintf("manifest references %d blob(s) or manifest(s) not in repository %s, first %s", len(missing), repo, missing[0])
-		return e
+		return missingReferences(repo, missing)
 	}
 	return nil
+}
+
+func missingReferences(repo string, missing []string) error {
+	e := errcode.ManifestBlobUnknown.WithDetail(map[string]any{"missing": missing})
+	e.Message = fmt.Sprintf("manifest references %d blob(s) or manifest(s) not in repository %s, first %s", len(missing), repo, missing[0])
+	return e
 }
 
 // GetManifest returns the manifest ref names in repo; withPayload false skips the bytes.
