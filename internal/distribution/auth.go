@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -275,6 +276,19 @@ func BodyDeadline(d time.Duration, next http.Handler) http.Handler {
 	})
 }
 
+// formError says why a token request's form could not be read.
+func formError(err error) error {
+	var tooLarge *http.MaxBytesError
+	var netErr net.Error
+	switch {
+	case errors.As(err, &tooLarge):
+		return errcode.RequestTooLarge.Wrap(err, "the token request exceeds 64 KiB")
+	case errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &netErr) && netErr.Timeout():
+		return errcode.RequestTimeout.Wrap(err, "the token request's body was not received in time")
+	}
+	return errcode.Unsupported.Wrap(err, "malformed request")
+}
+
 // repositoryActions keeps the actions a repository grant may hold: a token names only
 // what the registry checks, whatever a client asked for ("*", "metrics", typos).
 func repositoryActions(want []auth.Action) []auth.Action {
@@ -300,7 +314,7 @@ func TokenHandler(svc *auth.Service) http.Handler {
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 		if err := r.ParseForm(); err != nil {
-			errcode.Write(w, r, errcode.Unsupported.Wrap(err, "malformed request"))
+			errcode.Write(w, r, formError(err))
 			return
 		}
 		ctx := r.Context()

@@ -46,6 +46,9 @@ var (
 	PaginationInvalid = register("UNSUPPORTED", "invalid pagination parameter", http.StatusBadRequest)
 	// RequestTooLarge bounds request bodies that are not blob content.
 	RequestTooLarge = register("SIZE_INVALID", "request body too large", http.StatusRequestEntityTooLarge)
+	// RequestTimeout is a small request body (a token form) not received within its
+	// deadline.
+	RequestTimeout = register("UNSUPPORTED", "request body not received in time", http.StatusRequestTimeout)
 	// Unavailable reports that the service cannot serve right now (e.g. shutting down, database down).
 	Unavailable = register("UNAVAILABLE", "service unavailable", http.StatusServiceUnavailable)
 	// UpstreamUnavailable reports that a mirrored registry could not be reached or failed,
