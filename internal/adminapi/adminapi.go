@@ -28,6 +28,7 @@ import (
 	"github.com/berth-registry/berth/internal/auth"
 	"github.com/berth-registry/berth/internal/errcode"
 	"github.com/berth-registry/berth/internal/meta"
+	"github.com/berth-registry/berth/internal/trust"
 )
 
 // Prefix is where the API is mounted.
@@ -42,6 +43,8 @@ type API struct {
 	meta *meta.Store
 	log  *slog.Logger
 	mux  *http.ServeMux
+	// trust serves the signature policy routes; nil answers them UNSUPPORTED.
+	trust *trust.Evaluator
 }
 
 // caller is an authenticated request's principal and client address.
@@ -99,6 +102,12 @@ var routes = []route{
 	{method: "DELETE", path: "/users/{user}", action: "user.delete", h: (*API).deleteUser},
 
 	{method: "GET", path: "/audit", h: (*API).listAudit},
+
+	{method: "GET", path: "/policies", h: (*API).listPolicies},
+	{method: "GET", path: "/policies/{policy}", h: (*API).getPolicy},
+	{method: "PUT", path: "/policies/{policy}", action: "policy.put", h: (*API).putPolicy},
+	{method: "DELETE", path: "/policies/{policy}", action: "policy.delete", h: (*API).deletePolicy},
+	{method: "GET", path: "/verify", h: (*API).verifyImage},
 }
 
 // New returns the API; mount it at Prefix+"/".

@@ -36,13 +36,13 @@ var allowed = map[string][]string{
 		"github.com/google/go-containerregistry/pkg/authn", "github.com/google/go-containerregistry/pkg/name",
 		"github.com/google/go-containerregistry/pkg/v1/remote/transport", "github.com/prometheus/client_golang/prometheus",
 		"golang.org/x/sync/singleflight"},
-	"internal/adminapi": {"internal/auth", "internal/errcode", "internal/meta", "internal/oci", "golang.org/x/crypto/bcrypt"},
-	"internal/server": {"internal/adminapi", "internal/auth", "internal/blobstore", "internal/ldapauth", "internal/config", "internal/distribution", "internal/meta", "internal/proxy", "internal/registry",
-		"github.com/prometheus/client_golang/prometheus"},
+	"internal/adminapi": {"internal/auth", "internal/config", "internal/errcode", "internal/meta", "internal/oci", "internal/registry", "internal/trust", "golang.org/x/crypto/bcrypt"},
+	"internal/server": {"internal/adminapi", "internal/auth", "internal/blobstore", "internal/ldapauth", "internal/config", "internal/distribution", "internal/gc", "internal/jobs", "internal/meta", "internal/oci", "internal/proxy", "internal/registry",
+		"internal/trust", "github.com/prometheus/client_golang/prometheus"},
 	"internal/cric": {"github.com/docker/cli/cli/config", "github.com/google/go-containerregistry/pkg",
 		"github.com/vbauerster/mpb/v8", "golang.org/x/sync/errgroup", "golang.org/x/term"},
 	"cmd/cric":  {"internal/cric", "github.com/spf13/cobra"},
-	"cmd/berth": {"internal/config", "internal/oci", "internal/proxy", "internal/registry", "internal/server", "github.com/spf13/cobra"},
+	"cmd/berth": {"internal/config", "internal/gc", "internal/jobs", "internal/meta", "internal/oci", "internal/proxy", "internal/registry", "internal/server", "github.com/spf13/cobra"},
 }
 
 type pkg struct {

@@ -24,6 +24,9 @@ func (a *API) manifest(w http.ResponseWriter, r *http.Request, name, refStr stri
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		m, err := a.reg.GetManifest(ctx, name, ref, r.Method == http.MethodGet)
+		if err == nil {
+			err = a.checkPull(ctx, name, "", m)
+		}
 		if err != nil {
 			a.fail(w, r, err)
 			return
@@ -66,6 +69,9 @@ func (a *API) putManifest(w http.ResponseWriter, r *http.Request, name string, r
 	if err != nil {
 		a.fail(w, r, err)
 		return
+	}
+	if a.opts.Trust != nil {
+		a.opts.Trust.Stored(r.Context(), name, res)
 	}
 	h := w.Header()
 	h.Set("Location", "/v2/"+name+"/manifests/"+string(res.Digest))

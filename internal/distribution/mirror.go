@@ -24,6 +24,9 @@ func (a *API) serveMirror(w http.ResponseWriter, r *http.Request, rt route, t *p
 			return
 		}
 		m, err := a.mirror.Manifest(ctx, t, ref, r.Method == http.MethodGet)
+		if err == nil {
+			err = a.checkPull(ctx, t.LocalRepo, t.Upstream.Name(), m)
+		}
 		if err != nil {
 			a.fail(w, r, err)
 			return

@@ -28,6 +28,8 @@ type Options struct {
 	// CanRead reports whether the request's caller may read a repository (for mounts
 	// without "from"). Nil allows everything.
 	CanRead func(r *http.Request, repo string) bool
+	// Trust checks signature policies before a manifest is served; nil checks none.
+	Trust PullPolicy
 }
 
 // API serves /v2/.

@@ -24,21 +24,26 @@ import (
 	"github.com/berth-registry/berth/internal/blobstore"
 	"github.com/berth-registry/berth/internal/config"
 	"github.com/berth-registry/berth/internal/distribution"
+	"github.com/berth-registry/berth/internal/jobs"
 	"github.com/berth-registry/berth/internal/ldapauth"
 	"github.com/berth-registry/berth/internal/meta"
 	"github.com/berth-registry/berth/internal/proxy"
 	"github.com/berth-registry/berth/internal/registry"
+	"github.com/berth-registry/berth/internal/trust"
 )
 
 // Server is an assembled, not yet listening Berth.
 type Server struct {
 	mirror   *proxy.Mirror
+	trust    *trust.Evaluator
 	auth     *auth.Service
 	cfg      config.Config
 	log      *slog.Logger
 	meta     *meta.Store
 	Registry *registry.Registry
 	handler  http.Handler
+	// jobs runs background tasks (GC) on this replica while serving.
+	jobs *jobs.Runner
 }
 
 // OpenStores opens the metadata and blob stores the configuration names.
@@ -116,6 +121,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		m.Close()
 		return nil, err
 	}
+	runner, err := NewJobs(ctx, cfg, m, b, mirror, promReg, log)
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
 	var authSvc *auth.Service
 	var guard *distribution.Guard
 	if cfg.Auth.Enabled {
@@ -125,13 +135,18 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		}
 		guard = distribution.NewGuard(authSvc, cfg.Auth.Realm)
 	}
-	api := distribution.New(reg, distribution.Options{MaxManifestSize: int64(cfg.Limits.ManifestSize), Mirror: mirror, Guard: guard}, log)
+	ev, err := newTrust(ctx, cfg, m, reg, mirror, authSvc, promReg, log)
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	api := distribution.New(reg, distribution.Options{MaxManifestSize: int64(cfg.Limits.ManifestSize), Mirror: mirror, Guard: guard, Trust: ev}, log)
 
 	mux := http.NewServeMux()
 	metrics := promhttp.HandlerFor(promReg, promhttp.HandlerOpts{})
 	if authSvc != nil {
 		mux.Handle("/token", distribution.BodyDeadline(tokenBodyTimeout, distribution.TokenHandler(authSvc)))
-		mux.Handle(adminapi.Prefix+"/", distribution.BodyDeadline(adminBodyTimeout, adminapi.New(authSvc, m, log)))
+		mux.Handle(adminapi.Prefix+"/", distribution.BodyDeadline(adminBodyTimeout, adminapi.New(authSvc, m, log).WithTrust(ev)))
 		registerAuditMetrics(promReg, authSvc)
 		if !cfg.Metrics.Public {
 			metrics = guard.Metrics(metrics)
@@ -164,7 +179,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		}
 		mux.ServeHTTP(w, r)
 	})
-	return &Server{cfg: cfg, log: log, meta: m, Registry: reg, mirror: mirror, auth: authSvc, handler: handler}, nil
+	return &Server{cfg: cfg, log: log, meta: m, Registry: reg, mirror: mirror, trust: ev, auth: authSvc, handler: handler, jobs: runner}, nil
 }
 
 // Body deadlines: a token request is a small form, an admin request a JSON object or
@@ -322,6 +337,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.announce(ln.Addr(), tlsOn)
 
 	go s.maintain(ctx)
+	go s.trust.Run(ctx, time.Second) // policy edits and signatures pushed to other replicas
+	jobsDone := make(chan struct{})
+	go func() { defer close(jobsDone); s.jobs.Run(ctx) }()
+	// Returning waits for the tasks in flight: their outcome is recorded before exit.
+	defer func() { <-jobsDone }()
 	if s.mirror != nil {
 		go s.mirror.Run(ctx)
 	}

@@ -24,6 +24,7 @@ type Evaluator struct {
 	log     *slog.Logger
 	audit   func(meta.AuditEntry)
 	metrics *metrics
+	fetch   SignatureSource
 
 	// fromConfig are upstream policies from the configuration file, by upstream name.
 	fromConfig map[string]*compiled
@@ -40,8 +41,19 @@ type verdictKey struct{ repo, digest string }
 
 type cachedVerdict struct {
 	gen int64
+	at  time.Time
 	v   Verdict
 }
+
+// SignatureSource copies a mirrored manifest's signatures from its upstream into the
+// cache (package proxy), so that they are checked along with the image.
+type SignatureSource interface {
+	FetchSignatures(ctx context.Context, upstream, repo, digest string) error
+}
+
+// upstreamRecheck is how long a failed verdict on mirrored content stands before the
+// upstream is asked again for signatures: one added there later is picked up.
+const upstreamRecheck = 10 * time.Second
 
 // maxCachedVerdicts bounds the in-memory cache; past it the cache starts over (the
 // database keeps every verdict, so a restart costs a read, not a verification).
@@ -55,12 +67,15 @@ type Options struct {
 	Audit func(meta.AuditEntry)
 	// Registerer receives the metrics; nil keeps them unregistered.
 	Registerer prometheus.Registerer
+	// Signatures fetches mirrored content's signatures from its upstream; nil checks
+	// only what the cache holds.
+	Signatures SignatureSource
 }
 
 // NewEvaluator loads the stored policies and compiles the configured ones.
 func NewEvaluator(ctx context.Context, store *Store, content Content, o Options, log *slog.Logger) (*Evaluator, error) {
 	e := &Evaluator{store: store, content: content, log: log, audit: o.Audit, fromConfig: map[string]*compiled{},
-		verdicts: map[verdictKey]cachedVerdict{}, metrics: newMetrics(o.Registerer)}
+		verdicts: map[verdictKey]cachedVerdict{}, metrics: newMetrics(o.Registerer), fetch: o.Signatures}
 	if e.audit == nil {
 		e.audit = func(meta.AuditEntry) {}
 	}
@@ -155,7 +170,7 @@ func (e *Evaluator) Policies() []Policy {
 	out := append([]Policy(nil), e.stored...)
 	e.mu.RUnlock()
 	for up, c := range e.fromConfig {
-		out = append(out, Policy{Name: c.name, ScopeKind: ScopeUpstream, Scope: up, FromConfig: true, Spec: config.TrustPolicy{Mode: c.mode}})
+		out = append(out, Policy{Name: c.name, ScopeKind: ScopeUpstream, Scope: up, FromConfig: true, Spec: c.spec})
 	}
 	return out
 }
@@ -182,7 +197,7 @@ func (e *Evaluator) Check(ctx context.Context, repo, upstream string, m meta.Man
 	if p == nil || p.mode == ModeOff {
 		return nil
 	}
-	v, err := e.verdict(ctx, p, gen, repo, m, 0)
+	v, err := e.verdict(ctx, p, gen, scope{repo, upstream}, m, 0)
 	if err != nil {
 		return errcode.Unavailable.Wrap(err, "signature policy "+p.name+" could not be evaluated")
 	}
@@ -203,28 +218,37 @@ func (e *Evaluator) Check(ctx context.Context, repo, upstream string, m meta.Man
 	return errcode.Denied.New(v.Message())
 }
 
+// scope is where a manifest is read: a repository, cached from upstream when set.
+type scope struct{ repo, upstream string }
+
 // verdict returns the cached verdict or reaches a new one. depth bounds the walk up
 // through indexes that list the manifest.
-func (e *Evaluator) verdict(ctx context.Context, p *compiled, gen int64, repo string, m meta.Manifest, depth int) (Verdict, error) {
-	k := verdictKey{repo, m.Digest}
+func (e *Evaluator) verdict(ctx context.Context, p *compiled, gen int64, sc scope, m meta.Manifest, depth int) (Verdict, error) {
+	k := verdictKey{sc.repo, m.Digest}
 	e.mu.RLock()
 	c, ok := e.verdicts[k]
 	e.mu.RUnlock()
-	if ok && c.gen == gen && c.v.Policy == p.name && c.v.Revision == p.revision {
+	if ok && c.gen == gen && c.v.Policy == p.name && c.v.Revision == p.revision && e.fresh(sc, c) {
 		e.metrics.outcome(p.name, "cached")
 		return c.v, nil
 	}
-	sv, ok, err := e.store.Verdict(ctx, repo, m.Digest)
-	if err != nil {
-		return Verdict{}, err
+	var sv storedVerdict
+	if sc.upstream == "" || (ok && c.v.Passed) {
+		var err error
+		if sv, ok, err = e.store.Verdict(ctx, sc.repo, m.Digest); err != nil {
+			return Verdict{}, err
+		}
+	} else {
+		ok = false // mirrored and not known to pass: ask the upstream for signatures
 	}
 	if !ok || sv.Generation != gen || sv.Verdict.Policy != p.name || sv.Verdict.Revision != p.revision {
 		start := time.Now()
-		if sv.Verdict, err = e.reach(ctx, p, gen, repo, m, depth); err != nil {
+		var err error
+		if sv.Verdict, err = e.reach(ctx, p, gen, sc, m, depth); err != nil {
 			return Verdict{}, err
 		}
 		e.metrics.verified(p.name, time.Since(start))
-		if err := e.store.SaveVerdict(ctx, repo, m.Digest, gen, sv.Verdict); err != nil {
+		if err := e.store.SaveVerdict(ctx, sc.repo, m.Digest, gen, sv.Verdict); err != nil {
 			e.log.WarnContext(ctx, "saving verdict", "err", err)
 		}
 	}
@@ -232,12 +256,19 @@ func (e *Evaluator) verdict(ctx context.Context, p *compiled, gen int64, repo st
 	if len(e.verdicts) >= maxCachedVerdicts {
 		e.verdicts = map[verdictKey]cachedVerdict{}
 	}
-	e.verdicts[k] = cachedVerdict{gen: gen, v: sv.Verdict}
+	e.verdicts[k] = cachedVerdict{gen: gen, at: time.Now(), v: sv.Verdict}
 	e.mu.Unlock()
 	return sv.Verdict, nil
 }
 
-func (e *Evaluator) reach(ctx context.Context, p *compiled, gen int64, repo string, m meta.Manifest, depth int) (Verdict, error) {
+// fresh tells whether a cached verdict still stands: always, except a failure on
+// mirrored content, which is rechecked against the upstream after upstreamRecheck.
+func (e *Evaluator) fresh(sc scope, c cachedVerdict) bool {
+	return c.v.Passed || sc.upstream == "" || time.Since(c.at) < upstreamRecheck
+}
+
+func (e *Evaluator) reach(ctx context.Context, p *compiled, gen int64, sc scope, m meta.Manifest, depth int) (Verdict, error) {
+	repo := sc.repo
 	if len(m.Payload) == 0 {
 		full, err := e.content.GetManifest(ctx, repo, registry.Reference{Digest: oci.Digest(m.Digest)}, true)
 		if err != nil {
@@ -247,6 +278,13 @@ func (e *Evaluator) reach(ctx context.Context, p *compiled, gen int64, repo stri
 	}
 	if why := exempt(m); why != "" {
 		return Verdict{Passed: true, Policy: p.name, Mode: p.mode, Revision: p.revision, Digest: m.Digest, Exempt: why, Signatures: []SignatureResult{}}, nil
+	}
+	if sc.upstream != "" && e.fetch != nil {
+		if err := e.fetch.FetchSignatures(ctx, sc.upstream, repo, m.Digest); err != nil {
+			// Checked on what the cache holds: an unreachable upstream must not
+			// turn a verified image into a denial, nor an unsigned one into a pass.
+			e.log.WarnContext(ctx, "fetching signatures from upstream", "upstream", sc.upstream, "repository", repo, "digest", m.Digest, "err", err)
+		}
 	}
 	v, err := p.evaluate(ctx, e.content, Target{Repo: repo, Digest: m.Digest, MediaType: m.MediaType, Size: m.Size})
 	if err != nil || v.Passed || depth >= 2 {
@@ -266,7 +304,7 @@ func (e *Evaluator) reach(ctx context.Context, p *compiled, gen int64, repo stri
 		if err != nil {
 			return v, err
 		}
-		pv, err := e.verdict(ctx, p, gen, repo, pm, depth+1)
+		pv, err := e.verdict(ctx, p, gen, sc, pm, depth+1)
 		if err != nil {
 			return v, err
 		}
@@ -289,5 +327,20 @@ func (e *Evaluator) Verify(ctx context.Context, repo, upstream string, ref regis
 	if p == nil {
 		return Verdict{Passed: true, Mode: ModeOff, Digest: m.Digest, Signatures: []SignatureResult{}}, nil
 	}
-	return e.reach(ctx, p, gen, repo, m, 0)
+	return e.reach(ctx, p, gen, scope{repo, upstream}, m, 0)
+}
+
+// Stored is told about each manifest push: a signature, attestation or referrers
+// index arriving makes every cached verdict stale, here and on the other replicas.
+func (e *Evaluator) Stored(ctx context.Context, repo string, res registry.PutResult) {
+	arrived := res.Subject != ""
+	for _, t := range res.Tags {
+		arrived = arrived || ExemptTag(t)
+	}
+	if !arrived {
+		return
+	}
+	if err := e.Changed(context.WithoutCancel(ctx)); err != nil {
+		e.log.WarnContext(ctx, "trust: recording a new signature", "repository", repo, "err", err)
+	}
 }

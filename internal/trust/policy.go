@@ -38,6 +38,7 @@ type compiled struct {
 	mode     string
 	revision int64
 	reqs     []*requirement
+	spec     config.TrustPolicy
 }
 
 type requirement struct {
@@ -71,7 +72,7 @@ func compile(name string, revision int64, spec config.TrustPolicy) (*compiled, e
 	if !policyName.MatchString(name) {
 		return nil, fmt.Errorf("policy name %q: want lower-case letters, digits, '.', '_' or '-'", name)
 	}
-	c := &compiled{name: name, mode: spec.Mode, revision: revision}
+	c := &compiled{name: name, mode: spec.Mode, revision: revision, spec: spec}
 	switch spec.Mode {
 	case ModeOff, ModeWarn, ModeEnforce:
 	case "":
