@@ -67,7 +67,12 @@ func New(store *Store, queue *jobs.Store, blobs blobstore.Driver, audit Auditor,
 }
 
 func (c *Collector) rules() Rules {
-	return Rules{ReviewAfter: c.opts.ReviewAfter, Mirrored: c.opts.Mirrored}
+	return Rules{ReviewAfter: c.opts.ReviewAfter, Mirrored: c.Mirrored}
+}
+
+// Mirrored tells whether a mirror manages the repository (GC leaves it alone).
+func (c *Collector) Mirrored(repo string) bool {
+	return c.opts.Mirrored != nil && c.opts.Mirrored(repo)
 }
 
 // Setup records review_after for the triggers and schedules the periodic orphan sweep.
