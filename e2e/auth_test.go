@@ -1018,10 +1018,12 @@ func auWaitAudit(t *testing.T, w *auWorld, wants []auAuditWant) {
 
 // ---------------------------------------------------------------- rate limit
 
-// TestAuthRateLimit: failed logins lock out the user and the client address, over Basic
-// and over the token endpoint, with 429 TOOMANYREQUESTS; the lockouts are audited.
+// TestAuthRateLimit: failed logins lock the user out of the client address, and enough
+// of them over several accounts lock the address out, over Basic and over the token
+// endpoint, with 429 TOOMANYREQUESTS; the lockouts are audited. (Other addresses:
+// TestSecurityAuthLockoutOtherAddress.)
 func TestAuthRateLimit(t *testing.T) {
-	w := startAuthBerth(t, "  failedLogins:\n    max: 3\n    window: 1h\n")
+	w := startAuthBerth(t, "  failedLogins:\n    max: 3\n    maxPerAddress: 4\n    window: 1h\n")
 	w.setup(t)
 	basic := func(user, pass string) auResp {
 		return auDo(t, http.MethodGet, w.b.URL("/v2/"), map[string]string{"Authorization": auBasic(user, pass)}, nil)
@@ -1043,7 +1045,11 @@ func TestAuthRateLimit(t *testing.T) {
 	if tr.status != http.StatusTooManyRequests || auErrCode(tr.body) != "TOOMANYREQUESTS" {
 		t.Errorf("token endpoint after 3 failures: %d %s, want 429 TOOMANYREQUESTS", tr.status, tr.body)
 	}
-	// The address is locked too: another user's first login from it is refused...
+	// A fourth failure, for another account, reaches maxPerAddress: the address is
+	// locked for accounts that never logged in from it...
+	if r := basic("olga", "wrong-password-olga"); r.status != http.StatusUnauthorized {
+		t.Fatalf("olga's failure: %d %s", r.status, r.body)
+	}
 	if r := basic("mia", auPass); r.status != http.StatusTooManyRequests {
 		t.Errorf("another user from the locked address: %d %s, want 429", r.status, r.body)
 	}
