@@ -631,9 +631,10 @@ func (c *adminClient) robotCmd() *cobra.Command {
 printed once; only a hash is kept.
 
 Permissions: --actions pull,push for a project robot; --permission PROJECT:ACTIONS (repeatable;
-PROJECT may be * for every project) for a system robot.`,
+PROJECT may be * for every project) for a system robot; '*:metrics' lets a system robot read /metrics.`,
 		Example: `  berth admin robot create ci --project team --actions pull,push --expires-in 90d
-  berth admin robot create scanner --permission '*:pull'`,
+  berth admin robot create scanner --permission '*:pull'
+  berth admin robot create prometheus --permission '*:metrics'`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
@@ -655,7 +656,7 @@ PROJECT may be * for every project) for a system robot.`,
 			for _, p := range perms {
 				proj, acts, ok := strings.Cut(p, ":")
 				if !ok || acts == "" {
-					return fmt.Errorf("--permission %q: want PROJECT:ACTION[,ACTION] (actions pull, push, delete)", p)
+					return fmt.Errorf("--permission %q: want PROJECT:ACTION[,ACTION] (actions pull, push, delete; metrics on *)", p)
 				}
 				permissions = append(permissions, map[string]any{"project": proj, "actions": strings.Split(acts, ",")})
 			}
