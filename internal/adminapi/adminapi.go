@@ -20,6 +20,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -303,6 +304,8 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 		return nil
 	case errors.As(err, &tooLarge):
 		return errcode.RequestTooLarge.New("request body exceeds 1 MiB")
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return errcode.RequestTimeout.New("request body not received in time")
 	case errors.Is(err, io.EOF):
 		return invalid("empty body: a JSON object is required")
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"strings"
 
 	"golang.org/x/crypto/bcrypt"
@@ -99,6 +100,8 @@ func (a *API) importHtpasswd(w http.ResponseWriter, r *http.Request, c *caller) 
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
 		return errcode.RequestTooLarge.New("request body exceeds 1 MiB")
+	} else if errors.Is(err, os.ErrDeadlineExceeded) {
+		return errcode.RequestTimeout.New("request body not received in time")
 	} else if err != nil {
 		return invalid("reading the body: %v", err)
 	}
