@@ -243,10 +243,13 @@ func (a *API) admit(w http.ResponseWriter, r *http.Request, rt route, mirrorWrit
 	}
 	creates := (rt.kind == routeManifest && r.Method == http.MethodPut) || (rt.kind == routeUpload && r.Method == http.MethodPost)
 	if creates {
-		err := a.guard.svc.EnsureProject(r.Context(), c.p, rt.name)
+		err := a.ensureProject(r.Context(), c, rt.name)
 		switch {
 		case errors.Is(err, auth.ErrProjectTaken):
 			a.fail(w, r, errcode.Denied.New("project "+oci.Project(rt.name)+" was just created by someone else; ask its administrator for access"))
+			return r, false
+		case errors.Is(err, auth.ErrInvalidCredentials):
+			a.fail(w, r, errcode.Unauthorized.New("the account this token names is gone or disabled"))
 			return r, false
 		case err != nil:
 			a.fail(w, r, errcode.Internal.Wrap(err, ""))
@@ -254,6 +257,21 @@ func (a *API) admit(w http.ResponseWriter, r *http.Request, rt route, mirrorWrit
 		}
 	}
 	return r, true
+}
+
+// ensureProject creates the project a push names, or re-checks the push right when
+// it exists. A token caller's principal carries only what the token says (no admin
+// flag, no robot permissions), so it is rebuilt from the database first.
+func (a *API) ensureProject(ctx context.Context, c *caller, repo string) error {
+	p := c.p
+	if c.claims != nil {
+		live, err := a.guard.svc.Principal(ctx, p.Kind, p.Name, p.Groups)
+		if err != nil {
+			return err
+		}
+		p = live
+	}
+	return a.guard.svc.EnsureProject(ctx, p, repo)
 }
 
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
