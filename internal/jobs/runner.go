@@ -25,7 +25,7 @@ type Options struct {
 	// Poll is how often the queue is checked for due tasks when idle (default 1s).
 	Poll time.Duration
 	// Lease is how long a claimed task is reserved for this worker before another may
-	// take it; it is renewed every third of it while the handler runs (default 1m).
+	// take it; it is renewed every third of it while the handler runs (default 30s).
 	Lease time.Duration
 	// Backoff is the delay after a first failure, doubled per attempt up to MaxBackoff
 	// (defaults 5s and 1h).
@@ -41,7 +41,7 @@ func (o *Options) defaults() {
 		}
 	}
 	def(&o.Poll, time.Second)
-	def(&o.Lease, time.Minute)
+	def(&o.Lease, 30*time.Second)
 	def(&o.Backoff, 5*time.Second)
 	def(&o.MaxBackoff, time.Hour)
 	def(&o.KeepDone, 24*time.Hour)
