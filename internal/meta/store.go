@@ -66,7 +66,13 @@ type Store struct {
 	// stmts caches prepared read statements: on SQLite, parsing and planning a query
 	// costs more than running it (a third of a manifest GET's CPU).
 	stmts sync.Map // query string → *sql.Stmt on r
+	// tightened names SQLite files found readable by others and set to 0600 at open.
+	tightened []string
 }
+
+// Tightened lists the database files that were readable by group or others when the
+// store opened and were set to 0600; callers warn about them (the key may have leaked).
+func (s *Store) Tightened() []string { return s.tightened }
 
 // Open connects, applies pending migrations and returns a ready store.
 func Open(ctx context.Context, o Options) (*Store, error) {
@@ -79,6 +85,11 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		if err := os.MkdirAll(filepath.Dir(o.DSN), 0o750); err != nil {
 			return nil, fmt.Errorf("meta: create database dir: %w", err)
 		}
+		tightened, terr := securePrivateFiles(o.DSN)
+		if terr != nil {
+			return nil, terr
+		}
+		s.tightened = tightened
 		sync := strings.ToUpper(o.SQLiteSynchronous)
 		if sync == "" {
 			sync = "FULL"

@@ -101,6 +101,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	if err != nil {
 		return nil, err
 	}
+	for _, f := range m.Tightened() {
+		log.Warn("database file was readable by other users and is now 0600; it holds the token-signing key and password hashes: if others could read it, treat the key as exposed (stop Berth, DELETE FROM signing_keys, start again for a new key; issued tokens become invalid)", "file", f)
+	}
 	reg := registry.New(m, b, registry.Options{
 		AllowSparseManifests: cfg.Manifests.AllowSparse,
 		MaxBlobSize:          int64(cfg.Limits.BlobSize),
