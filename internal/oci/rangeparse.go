@@ -2,6 +2,7 @@ package oci
 
 import (
 	"errors"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -25,7 +26,9 @@ func ParseContentRange(s string) (start, end int64, err error) {
 	}
 	start, err1 := parseNonNegative(a)
 	end, err2 := parseNonNegative(b)
-	if err1 != nil || err2 != nil || end < start {
+	// end = MaxInt64 would make the length end-start+1 overflow (to a negative
+	// length callers read as "unknown"); no real range reaches it.
+	if err1 != nil || err2 != nil || end < start || end == math.MaxInt64 {
 		return 0, 0, ErrInvalidRange
 	}
 	return start, end, nil

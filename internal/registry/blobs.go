@@ -293,9 +293,21 @@ func (r *Registry) appendChunk(ctx context.Context, s *session, c Chunk) error {
 	if c.Body == nil {
 		return r.checkLength(c, 0)
 	}
+	if r.opts.MaxBlobSize > 0 && c.Length > r.opts.MaxBlobSize-s.row.Size {
+		return errcode.SizeInvalid.New(fmt.Sprintf("blob exceeds the limit of %d bytes", r.opts.MaxBlobSize))
+	}
+	// Read at most one byte past what the chunk declares (or past the size limit): a
+	// longer body is refused without reading it all, and nothing it carried is kept.
+	limit := int64(-1)
+	if c.Length >= 0 {
+		limit = c.Length + 1
+	}
+	if room := r.opts.MaxBlobSize - s.row.Size + 1; r.opts.MaxBlobSize > 0 && (limit < 0 || room < limit) {
+		limit = room
+	}
 	body := c.Body
-	if r.opts.MaxBlobSize > 0 {
-		body = io.LimitReader(body, r.opts.MaxBlobSize-s.row.Size+1)
+	if limit >= 0 {
+		body = io.LimitReader(body, limit)
 	}
 	n, copyErr := copyHashed(s.up, s.h, body, c.Length)
 	// A client that disconnects cancels ctx; what did arrive is still recorded.
@@ -303,9 +315,17 @@ func (r *Registry) appendChunk(ctx context.Context, s *session, c Chunk) error {
 	if n == 0 && copyErr == nil {
 		return r.checkLength(c, n)
 	}
+	// Refusals below are not recorded: the session's size and hash state stay where
+	// they were and the next writer rewinds these bytes away.
 	if r.opts.MaxBlobSize > 0 && s.row.Size+n > r.opts.MaxBlobSize {
-		// Not recorded: the next writer rewinds these bytes away.
 		return errcode.SizeInvalid.New(fmt.Sprintf("blob exceeds the limit of %d bytes", r.opts.MaxBlobSize))
+	}
+	if copyErr == nil {
+		// A body that ended cleanly but not at its declared length is a wrong chunk,
+		// not an interrupted one: keeping part of it would corrupt the blob.
+		if err := r.checkLength(c, n); err != nil {
+			return err
+		}
 	}
 	if err := s.up.Sync(); err != nil {
 		return r.internal(err, "")
