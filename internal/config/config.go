@@ -166,6 +166,11 @@ type Upstream struct {
 	// CA is a PEM file of extra roots; Insecure skips verification (testing only).
 	CA       string `yaml:"ca"`
 	Insecure bool   `yaml:"insecure"`
+	// AllowPrivateRedirects lets the upstream redirect Berth to loopback, link-local
+	// and private addresses on other hosts (an on-premises object store); by default
+	// such redirects are refused, since they would let the upstream reach internal
+	// services and cloud metadata.
+	AllowPrivateRedirects bool `yaml:"allowPrivateRedirects"`
 	// TagTTL is how long a cached tag is served without asking the upstream.
 	TagTTL Duration `yaml:"tagTTL"`
 	// NegativeTTL is how long an upstream "not found" is remembered.

@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -89,7 +88,7 @@ func newUpstream(cfg config.Upstream, m *Metrics) (*Upstream, error) {
 	timeout := time.Duration(cfg.Timeout)
 	base := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           guardedDial(timeout),
 		TLSClientConfig:       tlsCfg,
 		TLSHandshakeTimeout:   timeout,
 		ResponseHeaderTimeout: timeout,
@@ -180,12 +179,13 @@ func (u *Upstream) do(ctx context.Context, method, repo, suffix string, header h
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	// http.Client follows redirects (CDNs, object storage) and drops Authorization when
-	// the host changes.
-	client := &http.Client{Transport: rt}
-	resp, err := client.Do(req)
+	resp, err := u.send(rt, req)
 	if err != nil {
-		u.metrics.upstreamErrors.WithLabelValues(u.cfg.Name, "network").Inc()
+		reason := "network"
+		if errors.Is(err, errPrivateRedirect) {
+			reason = "redirect"
+		}
+		u.metrics.upstreamErrors.WithLabelValues(u.cfg.Name, reason).Inc()
 		return nil, &upstreamError{upstream: u.cfg.Name, err: err}
 	}
 	u.observeRateLimit(resp.Header)
