@@ -62,6 +62,7 @@ API's JSON.`,
 	pf.BoolVar(&c.passwordStdin, "password-stdin", false, "read the password from the first line of stdin (default $BERTH_ADMIN_PASSWORD)")
 	pf.BoolVar(&c.json, "json", false, "print JSON instead of a table")
 	cmd.AddCommand(c.userCmd(), c.projectCmd(), c.memberCmd(), c.robotCmd(), c.auditCmd())
+	cmd.AddCommand(c.policyCmd(), c.verifyCmd()) // policy.go
 	return cmd
 }
 

@@ -37,12 +37,13 @@ var allowed = map[string][]string{
 		"github.com/google/go-containerregistry/pkg/v1/remote/transport", "github.com/prometheus/client_golang/prometheus",
 		"golang.org/x/sync/singleflight"},
 	"internal/adminapi": {"internal/auth", "internal/config", "internal/errcode", "internal/meta", "internal/oci", "internal/registry", "internal/trust", "golang.org/x/crypto/bcrypt"},
-	"internal/server": {"internal/adminapi", "internal/auth", "internal/blobstore", "internal/ldapauth", "internal/config", "internal/distribution", "internal/gc", "internal/jobs", "internal/meta", "internal/oci", "internal/proxy", "internal/registry",
+	"internal/server": {"internal/adminapi", "internal/auth", "internal/blobstore", "internal/certs", "internal/ldapauth", "internal/config", "internal/distribution", "internal/gc", "internal/jobs", "internal/meta", "internal/oci", "internal/proxy", "internal/registry",
 		"internal/trust", "github.com/prometheus/client_golang/prometheus"},
+	"internal/certs": {"internal/config", "internal/meta", "golang.org/x/crypto/acme"},
 	"internal/cric": {"github.com/docker/cli/cli/config", "github.com/google/go-containerregistry/pkg",
 		"github.com/vbauerster/mpb/v8", "golang.org/x/sync/errgroup", "golang.org/x/term"},
 	"cmd/cric":  {"internal/cric", "github.com/spf13/cobra"},
-	"cmd/berth": {"internal/config", "internal/gc", "internal/jobs", "internal/meta", "internal/oci", "internal/proxy", "internal/registry", "internal/server", "github.com/spf13/cobra", "go.yaml.in/yaml/v3"},
+	"cmd/berth": {"internal/config", "internal/gc", "internal/jobs", "internal/meta", "internal/oci", "internal/proxy", "internal/registry", "internal/server", "internal/trust", "github.com/spf13/cobra", "go.yaml.in/yaml/v3"},
 }
 
 type pkg struct {
