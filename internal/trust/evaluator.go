@@ -192,7 +192,13 @@ func (e *Evaluator) policyFor(repo, upstream string) (*compiled, int64) {
 // Check decides whether m, read from repo (a mirror's cache repository when upstream
 // is set), may be served. Under enforce a failure is errcode.Denied naming the policy
 // and what was missing; under warn it is logged, counted and audited, and served.
-func (e *Evaluator) Check(ctx context.Context, repo, upstream string, m meta.Manifest) error {
+//
+// signer, when not nil, tells whether the caller may push to repo and asked by digest.
+// Such a caller is served a failing manifest (audited as "signer"): signing tools must
+// read the manifest they sign (cosign GETs it, notation HEADs it), so without this
+// nothing could ever be signed inside an enforced project, and whoever may push could
+// replace the content anyway. Pull-only callers never are.
+func (e *Evaluator) Check(ctx context.Context, repo, upstream string, m meta.Manifest, signer func() bool) error {
 	p, gen := e.policyFor(repo, upstream)
 	if p == nil || p.mode == ModeOff {
 		return nil
@@ -209,6 +215,12 @@ func (e *Evaluator) Check(ctx context.Context, repo, upstream string, m meta.Man
 		e.metrics.outcome(p.name, "warned")
 		e.log.WarnContext(ctx, "signature policy failed (warn mode: served)", "policy", p.name, "repository", repo, "digest", m.Digest, "missing", v.Missing)
 		entry.Result = "warned"
+		e.audit(entry)
+		return nil
+	}
+	if signer != nil && signer() {
+		e.metrics.outcome(p.name, "signer")
+		entry.Result = "signer"
 		e.audit(entry)
 		return nil
 	}

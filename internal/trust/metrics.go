@@ -15,7 +15,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		verdicts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "berth_trust_checks_total",
-			Help: "Manifest reads checked against a signature policy, by policy and outcome (cached, denied, warned).",
+			Help: "Manifest reads checked against a signature policy, by policy and outcome (cached, denied, warned, signer: a failing manifest read by digest by a caller who may push).",
 		}, []string{"policy", "outcome"}),
 		verification: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "berth_trust_verification_seconds",

@@ -204,6 +204,7 @@ func TestTrustEvaluator(t *testing.T) {
 		setup   func(e *env, img meta.Manifest) meta.Manifest // returns the manifest pulled
 		denied  string                                        // substring of the denial; "" means served
 		audited string
+		signer  func() bool // what Check is told about the caller
 	}{
 		{name: "signed by the key", policy: keys(keyA), setup: func(e *env, img meta.Manifest) meta.Manifest {
 			e.legacySig("p/app", img.Digest, keyA, simpleSigning(img.Digest), simpleSigning(img.Digest))
@@ -276,6 +277,10 @@ func TestTrustEvaluator(t *testing.T) {
 			return img
 		}, denied: "missing release"},
 		{name: "mode off", policy: config.TrustPolicy{Mode: ModeOff}, setup: func(e *env, img meta.Manifest) meta.Manifest { return img }},
+		{name: "a signer reads an unsigned manifest", policy: keys(keyA), setup: func(e *env, img meta.Manifest) meta.Manifest { return img },
+			signer: func() bool { return true }, audited: "signer"},
+		{name: "a caller who may not push is denied", policy: keys(keyA), setup: func(e *env, img meta.Manifest) meta.Manifest { return img },
+			signer: func() bool { return false }, denied: "missing release", audited: "denied"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -292,7 +297,7 @@ func TestTrustEvaluator(t *testing.T) {
 			}
 			pulled := tc.setup(e, e.image("p/app", "v1", "app"))
 			for round := range 2 { // the second answer comes from the cache and must agree
-				err = ev.Check(ctx, "p/app", "", meta.Manifest{Digest: pulled.Digest, MediaType: pulled.MediaType, Size: pulled.Size})
+				err = ev.Check(ctx, "p/app", "", meta.Manifest{Digest: pulled.Digest, MediaType: pulled.MediaType, Size: pulled.Size}, tc.signer)
 				switch {
 				case tc.denied == "" && err != nil:
 					t.Fatalf("round %d: denied: %v", round, err)
@@ -305,7 +310,7 @@ func TestTrustEvaluator(t *testing.T) {
 			}
 			// Another project has no policy.
 			other := e.image("q/app", "v1", "app")
-			if err := ev.Check(ctx, "q/app", "", other); err != nil {
+			if err := ev.Check(ctx, "q/app", "", other, nil); err != nil {
 				t.Fatalf("project without a policy: %v", err)
 			}
 		})
@@ -339,7 +344,7 @@ func TestTrustInvalidation(t *testing.T) {
 			img := e.image("p/app", "v1", "app")
 			want := func(ev *Evaluator, denied bool, when string) {
 				t.Helper()
-				err := ev.Check(ctx, "p/app", "", img)
+				err := ev.Check(ctx, "p/app", "", img, nil)
 				if denied != (err != nil) {
 					t.Fatalf("%s: err = %v, want denied=%v", when, err, denied)
 				}
