@@ -31,9 +31,19 @@ func (a *API) checkPull(r *http.Request, repo, upstream string, ref registry.Ref
 	}
 	var signer func() bool
 	if c := callerOf(r); a.guard != nil && c != nil && c.p.Kind != "anonymous" && upstream == "" && ref.Digest != "" {
+		// Who may push, not what this token grants: signing tools read with a
+		// pull-only token and ask for push only when they write the signature.
 		signer = func() bool {
-			ok, err := a.guard.allows(r.Context(), c, repo, []auth.Action{auth.Push})
-			return err == nil && ok
+			p := c.p
+			if c.claims != nil {
+				live, err := a.guard.svc.Principal(r.Context(), p.Kind, p.Name, p.Groups)
+				if err != nil {
+					return false
+				}
+				p = live
+			}
+			got, err := a.guard.svc.Allowed(r.Context(), p, repo, []auth.Action{auth.Push})
+			return err == nil && len(got) == 1
 		}
 	}
 	return a.opts.Trust.Check(r.Context(), repo, upstream, m, signer)

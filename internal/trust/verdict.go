@@ -127,6 +127,8 @@ func (req *requirement) check(ctx context.Context, s *found, t Target) (string, 
 			return pt, fmt.Errorf("verified, but attests %s, not %s", orSignature(pt), req.predicateType)
 		case !wantAttestation && !isSignature:
 			return pt, fmt.Errorf("verified, but is an attestation of %s, not a signature", pt)
+		case isSignature:
+			return "", nil // a plain signature attests nothing
 		}
 		return pt, nil
 	}
