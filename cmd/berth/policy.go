@@ -126,7 +126,7 @@ sent inline; --trusted-root is a path on the server.`,
 	fl.StringVar(&f.file, "file", "", "policy document (YAML or JSON): mode and requirements")
 	fl.StringVar(&f.mode, "mode", "", "off, warn or enforce (default enforce)")
 	fl.StringVar(&f.name, "requirement", "", `name of the requirement the flags add (default "signed")`)
-	fl.StringSliceVar(&f.keys, "cosign-key", nil, "cosign public key file (PEM); repeatable")
+	fl.StringArrayVar(&f.keys, "cosign-key", nil, "cosign public key file (PEM); repeatable")
 	fl.StringVar(&f.trustedRoot, "trusted-root", "", "sigstore trusted_root.json path on the server (keyless identities)")
 	fl.StringVar(&f.issuer, "issuer", "", "keyless: OIDC issuer of the signing certificate")
 	fl.StringVar(&f.subject, "subject", "", "keyless: certificate subject (SAN), exact")
@@ -134,8 +134,8 @@ sent inline; --trusted-root is a path on the server.`,
 	fl.BoolVar(&f.requireTlog, "require-tlog", false, "require a verified transparency-log entry")
 	fl.BoolVar(&f.requireTimestamp, "require-timestamp", false, "keyless: require a verified timestamp (else the certificate is checked at the current time)")
 	fl.BoolVar(&f.requireSCT, "require-sct", false, "keyless: require the certificate's embedded certificate-transparency proof")
-	fl.StringSliceVar(&f.notationCerts, "notation-cert", nil, "notation trust-store CA certificate file (PEM); repeatable")
-	fl.StringSliceVar(&f.notationIDs, "notation-identity", nil, `notation trusted identity ("x509.subject: CN=…"); repeatable`)
+	fl.StringArrayVar(&f.notationCerts, "notation-cert", nil, "notation trust-store CA certificate file (PEM); repeatable")
+	fl.StringArrayVar(&f.notationIDs, "notation-identity", nil, `notation trusted identity ("x509.subject: C=US, O=Acme, CN=release", commas kept); repeatable`)
 	fl.StringVar(&f.predicateType, "predicate-type", "", "require a signed attestation of this in-toto predicate type instead of a signature")
 
 	list := &cobra.Command{
