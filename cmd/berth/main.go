@@ -133,6 +133,6 @@ func rootCmd() *cobra.Command {
 			return nil
 		},
 	})
-	root.AddCommand(serve, configCmd, repoCmd, mirrorCmd(g), adminCmd(), gcCmd(g))
+	root.AddCommand(serve, configCmd, repoCmd, mirrorCmd(g), adminCmd(), gcCmd(g), tlsCmd(g))
 	return root
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -73,10 +74,18 @@ func mirrorCmd(g *globalFlags) *cobra.Command {
 	warm.Flags().StringVar(&fromFile, "from-file", "", "read image references from a file, one per line (- for stdin)")
 	warm.Flags().StringSliceVar(&platforms, "platform", nil, "only these platforms of multi-platform images (os/arch[/variant]; repeatable); default all")
 
-	var berthURL string
+	var berthURL, dir, caFile string
 	nodeCfg := &cobra.Command{
-		Use:       "config containerd|docker|crio",
-		Short:     "Print the node configuration that points a container runtime at this Berth",
+		Use:   "config containerd|docker|crio",
+		Short: "Print or write the node configuration that points a container runtime at this Berth",
+		Long: `Print the configuration that points a node's container runtime at this Berth for every
+configured upstream, or write it as files with --dir. containerd gets one hosts.toml per
+upstream in its certs.d tree (--dir is that tree's root, e.g. /etc/containerd/certs.d);
+docker and crio get their files under --dir as on the node (DIR/etc/...). Over https
+with tls.mode self-signed, Berth's CA is installed beside them (or the CA given by --ca),
+so no runtime skips verification; over plain http no TLS setting is written.`,
+		Example: `  berth mirror config containerd --url https://berth.internal:5000 --dir /etc/containerd/certs.d
+  berth mirror config crio --url https://berth.internal:5000 --ca ./corp-ca.pem`,
 		Args:      cobra.ExactArgs(1),
 		ValidArgs: []string{"containerd", "docker", "crio"},
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -87,17 +96,58 @@ func mirrorCmd(g *globalFlags) *cobra.Command {
 			if len(cfg.Mirror.Upstreams) == 0 {
 				return fmt.Errorf("no upstreams configured (mirror.upstreams)")
 			}
-			out, err := proxy.NodeConfig(args[0], berthURL, cfg.Mirror)
+			var ca []byte
+			if strings.HasPrefix(berthURL, "https:") {
+				if ca, err = caForNodes(cmd.Context(), cfg, caFile); err != nil {
+					return err
+				}
+			}
+			if dir == "" {
+				out, err := proxy.NodeConfig(args[0], berthURL, cfg.Mirror, ca)
+				if err != nil {
+					return err
+				}
+				fmt.Fprint(cmd.OutOrStdout(), out)
+				return nil
+			}
+			files, err := proxy.NodeFiles(args[0], berthURL, cfg.Mirror, ca)
 			if err != nil {
 				return err
 			}
-			fmt.Fprint(cmd.OutOrStdout(), out)
-			return nil
+			return writeNodeFiles(cmd, args[0], dir, files)
 		},
 	}
 	nodeCfg.Flags().StringVar(&berthURL, "url", "http://127.0.0.1:5000", "the URL nodes reach this Berth at")
+	nodeCfg.Flags().StringVar(&dir, "dir", "", "write the files under this directory instead of printing them")
+	nodeCfg.Flags().StringVar(&caFile, "ca", "", "CA certificate (PEM) nodes must trust for --url (default: Berth's own in tls.mode self-signed)")
 	cmd.AddCommand(warm, nodeCfg)
 	return cmd
+}
+
+// writeNodeFiles writes the node files under dir: containerd's relative to its certs.d
+// root, the others at their node path below dir.
+func writeNodeFiles(cmd *cobra.Command, kind, dir string, files []proxy.NodeFile) error {
+	for _, f := range files {
+		rel := f.Path
+		if kind == "containerd" {
+			rel = strings.TrimPrefix(rel, proxy.ContainerdCertsDir)
+		}
+		p := filepath.Join(dir, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		// Temp file + rename: containerd rereads hosts.toml per pull and must never see
+		// half a file.
+		tmp := p + ".tmp"
+		if err := os.WriteFile(tmp, []byte(f.Content), 0o644); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, p); err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "wrote %s\n", p)
+	}
+	return nil
 }
 
 func readImageList(path string) ([]string, error) {

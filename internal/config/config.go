@@ -286,12 +286,6 @@ type GC struct {
 	SweepInterval Duration `yaml:"sweepInterval"`
 }
 
-// TLS enables HTTPS when both files are set.
-type TLS struct {
-	Cert string `yaml:"cert"`
-	Key  string `yaml:"key"`
-}
-
 // HTTP tunes the server.
 type HTTP struct {
 	ReadHeaderTimeout Duration `yaml:"readHeaderTimeout"`
@@ -449,9 +443,7 @@ func (c Config) Validate() error {
 	if c.Limits.HeaderBytes < 4096 {
 		bad("limits.headerBytes must be at least 4KiB")
 	}
-	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
-		bad("tls.cert and tls.key must be set together")
-	}
+	errs = append(errs, c.TLS.validate()...)
 	if c.Uploads.TTL < Duration(time.Minute) {
 		bad("uploads.ttl must be at least 1m")
 	}

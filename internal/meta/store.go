@@ -147,7 +147,10 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var opts []goose.ProviderOption
+	// Capabilities own their migrations and numbers are handed out as work starts, so
+	// a database may have applied a later number before an earlier one lands; each
+	// capability's tables are its own, so applying the late one afterwards is safe.
+	opts := []goose.ProviderOption{goose.WithAllowOutofOrder(true)}
 	dialect := goose.DialectSQLite3
 	if s.dialect == Postgres {
 		dialect = goose.DialectPostgres

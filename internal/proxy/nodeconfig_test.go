@@ -19,7 +19,7 @@ func TestNodeConfig(t *testing.T) {
 		{"crio", []string{`prefix = "registry.k8s.io"`, `location = "berth:5000/registry.k8s.io"`, "insecure = true"}},
 	}
 	for _, tt := range tests {
-		out, err := NodeConfig(tt.kind, "http://berth:5000", cfg)
+		out, err := NodeConfig(tt.kind, "http://berth:5000", cfg, nil)
 		if err != nil {
 			t.Fatalf("%s: %v", tt.kind, err)
 		}
@@ -29,11 +29,62 @@ func TestNodeConfig(t *testing.T) {
 			}
 		}
 	}
-	if _, err := NodeConfig("docker", "http://berth:5000", config.Mirror{Upstreams: cfg.Upstreams}); err == nil {
+	if _, err := NodeConfig("docker", "http://berth:5000", config.Mirror{Upstreams: cfg.Upstreams}, nil); err == nil {
 		t.Error("docker config without a docker.io default upstream")
 	}
-	if _, err := NodeConfig("rkt", "http://berth:5000", cfg); err == nil {
+	if _, err := NodeConfig("rkt", "http://berth:5000", cfg, nil); err == nil {
 		t.Error("unknown runtime accepted")
+	}
+}
+
+// TestNodeFilesTLS: with Berth's own CA, each runtime gets the CA where it looks for
+// registry CAs and no setting that skips verification; over http no TLS setting at all.
+func TestNodeFilesTLS(t *testing.T) {
+	cfg := config.Mirror{DefaultUpstream: "docker.io", Upstreams: []config.Upstream{{Name: "registry.k8s.io"}, {Name: "docker.io"}}}
+	ca := []byte("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+	for _, tt := range []struct {
+		kind, url string
+		ca        []byte
+		want      map[string]string // path → a line it must hold
+	}{
+		{"containerd", "https://berth:5000", ca, map[string]string{
+			"/etc/containerd/certs.d/registry.k8s.io/hosts.toml":   `  ca = "berth-ca.crt"`,
+			"/etc/containerd/certs.d/registry.k8s.io/berth-ca.crt": "BEGIN CERTIFICATE",
+			"/etc/containerd/certs.d/docker.io/hosts.toml":         `[host."https://berth:5000"]`,
+		}},
+		{"containerd", "http://berth:5000", ca, map[string]string{
+			"/etc/containerd/certs.d/docker.io/hosts.toml": `[host."http://berth:5000"]`,
+		}},
+		{"docker", "https://berth:5000", ca, map[string]string{
+			"/etc/docker/daemon.json":               "registry-mirrors",
+			"/etc/docker/certs.d/berth:5000/ca.crt": "BEGIN CERTIFICATE",
+		}},
+		{"crio", "https://berth:5000", ca, map[string]string{
+			"/etc/containers/registries.conf.d/berth.conf": `location = "berth:5000/docker.io"`,
+			"/etc/containers/certs.d/berth:5000/ca.crt":    "BEGIN CERTIFICATE",
+		}},
+	} {
+		files, err := NodeFiles(tt.kind, tt.url, cfg, tt.ca)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, f := range files {
+			got[f.Path] = f.Content
+			for _, bad := range []string{"skip_verify", "insecure"} {
+				if strings.Contains(f.Content, bad) {
+					t.Errorf("%s %s: %s holds %q", tt.kind, tt.url, f.Path, bad)
+				}
+			}
+			if strings.HasPrefix(tt.url, "http:") && strings.Contains(f.Content, "ca") && strings.Contains(f.Path, "ca.crt") {
+				t.Errorf("%s over http writes a CA file %s", tt.kind, f.Path)
+			}
+		}
+		for p, line := range tt.want {
+			if !strings.Contains(got[p], line) {
+				t.Errorf("%s %s: %s lacks %q; files: %v", tt.kind, tt.url, p, line, files)
+			}
+		}
 	}
 }
 

@@ -22,7 +22,11 @@ func (s *Server) announce(addr net.Addr, tlsOn bool) {
 	default:
 		storage += " " + c.Storage.Filesystem.Root
 	}
-	s.log.Info("berth listening", "addr", addr.String(), "tls", tlsOn, "auth", c.Auth.Enabled,
+	tlsDesc := "off"
+	if tlsOn && s.certs != nil {
+		tlsDesc = s.certs.Describe()
+	}
+	s.log.Info("berth listening", "addr", addr.String(), "tls", tlsDesc, "auth", c.Auth.Enabled,
 		"database", c.Database.Driver+" "+databaseWhere(c.Database), "storage", storage, "data", c.Data,
 		"upstreams", strings.Join(ups, ","), "default_upstream", c.Mirror.DefaultUpstream)
 	if !c.Auth.Enabled && !loopback(addr) {

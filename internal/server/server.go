@@ -5,7 +5,6 @@ package server
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,6 +21,7 @@ import (
 	"github.com/berth-registry/berth/internal/adminapi"
 	"github.com/berth-registry/berth/internal/auth"
 	"github.com/berth-registry/berth/internal/blobstore"
+	"github.com/berth-registry/berth/internal/certs"
 	"github.com/berth-registry/berth/internal/config"
 	"github.com/berth-registry/berth/internal/distribution"
 	"github.com/berth-registry/berth/internal/jobs"
@@ -44,6 +44,8 @@ type Server struct {
 	handler  http.Handler
 	// jobs runs background tasks (GC) on this replica while serving.
 	jobs *jobs.Runner
+	// certs serves the TLS certificate (nil with TLS off) and reloads it on SIGHUP.
+	certs *certs.Manager
 }
 
 // OpenStores opens the metadata and blob stores the configuration names.
@@ -182,7 +184,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		}
 		mux.ServeHTTP(w, r)
 	})
-	return &Server{cfg: cfg, log: log, meta: m, Registry: reg, mirror: mirror, trust: ev, auth: authSvc, handler: handler, jobs: runner}, nil
+	cm, err := certs.New(ctx, cfg.TLS, m.DB(), log)
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	return &Server{cfg: cfg, log: log, meta: m, Registry: reg, mirror: mirror, trust: ev, auth: authSvc, handler: handler, jobs: runner, certs: cm}, nil
 }
 
 // Body deadlines: a token request is a small form, an admin request a JSON object or
@@ -333,9 +340,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    int(s.cfg.Limits.HeaderBytes),
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	tlsOn := s.cfg.TLS.Cert != ""
+	tlsOn := s.certs != nil
 	if tlsOn {
-		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		srv.TLSConfig = s.certs.TLSConfig()
+		go s.certs.Run(ctx)
+		go s.reloadOnHangup(ctx)
+		if h := s.certs.HTTPHandler(); h != nil {
+			go s.serveACMEChallenges(ctx, h)
+		}
 	}
 	s.announce(ln.Addr(), tlsOn)
 
@@ -354,7 +366,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	errc := make(chan error, 1)
 	go func() {
 		if tlsOn {
-			errc <- srv.ServeTLS(ln, s.cfg.TLS.Cert, s.cfg.TLS.Key)
+			errc <- srv.ServeTLS(ln, "", "") // certificates come from TLSConfig
 		} else {
 			errc <- srv.Serve(ln)
 		}
