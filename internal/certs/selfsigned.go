@@ -46,27 +46,21 @@ func keyPEM(k *ecdsa.PrivateKey) ([]byte, error) {
 	return pemBlock("PRIVATE KEY", der), nil
 }
 
-// newAuthority creates a CA; its stored form is certificate PEM then key PEM.
-func newAuthority(now time.Time) ([]byte, error) {
+// sign creates a key and a certificate from tmpl signed by parent (nil: self-signed),
+// stored as certificate PEM, then chain (PEM, may be empty), then key PEM.
+func sign(tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, chain []byte) ([]byte, error) {
 	key, err := newKey()
 	if err != nil {
 		return nil, err
 	}
-	sn, err := serial()
-	if err != nil {
+	if tmpl.SerialNumber, err = serial(); err != nil {
 		return nil, err
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          sn,
-		Subject:               pkix.Name{CommonName: "Berth local CA " + sn.Text(16)[:8], Organization: []string{"Berth"}},
-		NotBefore:             now.Add(-5 * time.Minute),
-		NotAfter:              now.Add(caValidity),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLenZero:        true,
+	if parent == nil {
+		parent, parentKey = tmpl, key
+		tmpl.Subject.CommonName += " " + tmpl.SerialNumber.Text(16)[:8]
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
 	if err != nil {
 		return nil, err
 	}
@@ -74,7 +68,21 @@ func newAuthority(now time.Time) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append(pemBlock("CERTIFICATE", der), kp...), nil
+	out := append(pemBlock("CERTIFICATE", der), chain...)
+	return append(out, kp...), nil
+}
+
+// newAuthority creates a CA; its stored form is certificate PEM then key PEM.
+func newAuthority(now time.Time) ([]byte, error) {
+	return sign(&x509.Certificate{
+		Subject:               pkix.Name{CommonName: "Berth local CA", Organization: []string{"Berth"}},
+		NotBefore:             now.Add(-5 * time.Minute),
+		NotAfter:              now.Add(caValidity),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        true,
+	}, nil, nil, nil)
 }
 
 func parseAuthority(data []byte) (*authority, error) {
@@ -96,21 +104,12 @@ func parseAuthority(data []byte) (*authority, error) {
 // issue signs a server certificate for names; its stored form is leaf PEM, CA PEM (the
 // chain served) and the leaf key PEM.
 func (a *authority) issue(names []string, validity time.Duration, now time.Time) ([]byte, error) {
-	key, err := newKey()
-	if err != nil {
-		return nil, err
-	}
-	sn, err := serial()
-	if err != nil {
-		return nil, err
-	}
 	tmpl := &x509.Certificate{
-		SerialNumber: sn,
-		Subject:      pkix.Name{CommonName: names[0], Organization: []string{"Berth"}},
-		NotBefore:    now.Add(-5 * time.Minute),
-		NotAfter:     now.Add(validity),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		Subject:     pkix.Name{CommonName: names[0], Organization: []string{"Berth"}},
+		NotBefore:   now.Add(-5 * time.Minute),
+		NotAfter:    now.Add(validity),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
 	for _, n := range names {
 		if ip := net.ParseIP(n); ip != nil {
@@ -119,16 +118,7 @@ func (a *authority) issue(names []string, validity time.Duration, now time.Time)
 			tmpl.DNSNames = append(tmpl.DNSNames, n)
 		}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.cert, &key.PublicKey, a.key)
-	if err != nil {
-		return nil, err
-	}
-	kp, err := keyPEM(key)
-	if err != nil {
-		return nil, err
-	}
-	out := append(pemBlock("CERTIFICATE", der), a.pem...)
-	return append(out, kp...), nil
+	return sign(tmpl, a.cert, a.key, a.pem)
 }
 
 // leafDue reports why a stored server certificate must be replaced ("" when it need
