@@ -37,6 +37,8 @@ GO_TOOLS=(
   "regctl|v0.11.7|github.com/regclient/regclient|github.com/regclient/regclient/cmd/regctl"
   "oras|v1.3.6|oras.land/oras|oras.land/oras/cmd/oras"
   "notation|v1.3.2|github.com/notaryproject/notation|./cmd/notation"
+  "pebble|v2.10.3|github.com/letsencrypt/pebble/v2|github.com/letsencrypt/pebble/v2/cmd/pebble"
+  "pebble-challtestsrv|v2.10.3|github.com/letsencrypt/pebble/v2|github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv"
 )
 
 # Tools built inside their module directory in the module cache instead of with

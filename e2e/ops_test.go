@@ -186,10 +186,17 @@ func TestTLS(t *testing.T) {
 // A nil pool (Berth makes its own CA) probes readiness without verifying.
 func startBerthTLS(t *testing.T, cfg string, pool *x509.CertPool) *Berth {
 	t.Helper()
+	return startBerthTLSAt(t, freeAddr(t), cfg, pool, "localhost")
+}
+
+// startBerthTLSAt is startBerthTLS on a given address (one an ACME server validates),
+// probing with SNI serverName when pool is nil.
+func startBerthTLSAt(t *testing.T, addr, cfg string, pool *x509.CertPool, serverName string) *Berth {
+	t.Helper()
 	b := &Berth{t: t, Data: t.TempDir()}
 	b.Config = filepath.Join(b.Data, "berth.yaml")
 	os.WriteFile(b.Config, []byte("log:\n  format: text\n"+cfg), 0o600)
-	b.Addr = freeAddr(t)
+	b.Addr = addr
 	b.logPath = filepath.Join(b.Data, "berth.log")
 	logf, _ := os.Create(b.logPath)
 	b.cmd = newBerthCmd(b)
@@ -199,8 +206,12 @@ func startBerthTLS(t *testing.T, cfg string, pool *x509.CertPool) *Berth {
 	}
 	logf.Close()
 	t.Cleanup(b.Stop)
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, InsecureSkipVerify: pool == nil}}} //nolint:gosec // readiness probe only
-	for i := 0; i < 200; i++ {
+	probe := &tls.Config{RootCAs: pool}
+	if pool == nil { // ACME serves named hosts only
+		probe = &tls.Config{InsecureSkipVerify: true, ServerName: serverName} //nolint:gosec // readiness probe only
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: probe}}
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
 		if resp, err := client.Get("https://" + b.Addr + "/v2/"); err == nil {
 			resp.Body.Close()
 			return b
