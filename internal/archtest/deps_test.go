@@ -26,6 +26,7 @@ var allowed = map[string][]string{
 	"internal/registry": {"internal/blobstore", "internal/errcode", "internal/meta", "internal/oci"},
 	"internal/jobs":     {"internal/meta", "github.com/prometheus/client_golang/prometheus"},
 	"internal/gc":       {"internal/blobstore", "internal/jobs", "internal/meta", "github.com/prometheus/client_golang/prometheus"},
+	"internal/quota":    {"internal/errcode", "internal/meta", "internal/oci", "github.com/prometheus/client_golang/prometheus"},
 	"internal/ldapauth": {"github.com/go-ldap/ldap/v3"},
 	"internal/trust": {"internal/blobstore", "internal/config", "internal/errcode", "internal/meta", "internal/oci", "internal/registry",
 		"github.com/notaryproject/notation-go", "github.com/opencontainers/go-digest", "github.com/opencontainers/image-spec/specs-go/v1",

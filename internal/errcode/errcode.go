@@ -49,6 +49,9 @@ var (
 	// RequestTimeout is a small request body (a token form) not received within its
 	// deadline.
 	RequestTimeout = register("UNSUPPORTED", "request body not received in time", http.StatusRequestTimeout)
+	// QuotaExceeded is DENIED for a push that would take its project past its byte quota
+	// (package quota); the message names the quota and the usage.
+	QuotaExceeded = register("DENIED", "project quota exceeded", http.StatusForbidden)
 	// Unavailable reports that the service cannot serve right now (e.g. shutting down, database down).
 	Unavailable = register("UNAVAILABLE", "service unavailable", http.StatusServiceUnavailable)
 	// UpstreamUnavailable reports that a mirrored registry could not be reached or failed,

@@ -364,6 +364,9 @@ func (r *Registry) AppendUpload(ctx context.Context, repo, id string, c Chunk) (
 		return UploadStatus{}, err
 	}
 	defer s.up.Close()
+	if err := r.admitChunk(ctx, repo, "", s, c); err != nil {
+		return UploadStatus{}, err
+	}
 	if err := r.appendChunk(ctx, s, c); err != nil {
 		return UploadStatus{}, err
 	}
@@ -376,6 +379,10 @@ func (r *Registry) AppendUpload(ctx context.Context, repo, id string, c Chunk) (
 func (r *Registry) FinishUpload(ctx context.Context, repo, id string, dgst oci.Digest, c Chunk) (BlobInfo, error) {
 	s, err := r.openSession(ctx, repo, id)
 	if err != nil {
+		return BlobInfo{}, err
+	}
+	if err := r.admitChunk(ctx, repo, string(dgst), s, c); err != nil {
+		s.up.Close()
 		return BlobInfo{}, err
 	}
 	if err := r.appendChunk(ctx, s, c); err != nil {
@@ -454,6 +461,10 @@ func (r *Registry) discardUpload(ctx context.Context, u meta.Upload) {
 // (for digests the running hash could not cover); an error deletes them.
 func (r *Registry) commit(ctx context.Context, repo string, up blobstore.Upload, dgst oci.Digest, uploadID string, verify func(location string) error) (BlobInfo, error) {
 	size := up.Size()
+	if err := r.admit(ctx, repo, string(dgst), size); err != nil {
+		r.discardRefused(ctx, up, uploadID)
+		return BlobInfo{}, err
+	}
 	if existing, err := r.meta.Blob(ctx, string(dgst)); err == nil && existing.Size == size {
 		// Already stored: keep one copy, just make it visible here — unless it is being
 		// deleted right now, in which case these bytes become the copy.
@@ -462,6 +473,9 @@ func (r *Registry) commit(ctx context.Context, repo string, up blobstore.Upload,
 				r.log.Warn("discard duplicate upload", "digest", dgst, "err", err)
 			}
 			return BlobInfo{Digest: dgst, Size: size}, nil
+		} else if q := r.quotaRefusal(err); q != nil {
+			r.discardRefused(ctx, up, uploadID)
+			return BlobInfo{}, q
 		} else if !errors.Is(err, meta.ErrNotFound) {
 			return BlobInfo{}, r.internal(err, "")
 		}
@@ -490,6 +504,10 @@ func (r *Registry) commit(ctx context.Context, repo string, up blobstore.Upload,
 		}
 	}
 	stored, err := r.meta.CommitBlob(ctx, repo, meta.Blob{Digest: string(dgst), Size: size, Location: location}, uploadID)
+	if q := r.quotaRefusal(err); q != nil {
+		r.refusedCommit(ctx, location, uploadID)
+		return BlobInfo{}, q
+	}
 	if err != nil {
 		return BlobInfo{}, r.internal(err, "")
 	}
@@ -504,6 +522,9 @@ func (r *Registry) commit(ctx context.Context, repo string, up blobstore.Upload,
 
 // PutBlob stores a whole blob in one request (POST ?digest= or a mount fallback).
 func (r *Registry) PutBlob(ctx context.Context, repo string, dgst oci.Digest, c Chunk) (BlobInfo, error) {
+	if err := r.admit(ctx, repo, string(dgst), c.Length); err != nil {
+		return BlobInfo{}, err
+	}
 	up, err := r.blobs.NewUpload(ctx)
 	if err != nil {
 		return BlobInfo{}, r.internal(err, "")

@@ -32,6 +32,8 @@ type Options struct {
 	// RedirectBlobs answers blob GETs with a redirect to a short-lived presigned URL
 	// when the blob driver can presign (S3), so bytes flow from object storage directly.
 	RedirectBlobs bool
+	// Quota, when set, refuses blobs past their project's byte quota (quota.go).
+	Quota QuotaChecker
 }
 
 // Registry implements the distribution operations.
@@ -87,6 +89,9 @@ func (r *Registry) notFound(ctx context.Context, repo string, what *errcode.Desc
 func (r *Registry) internal(err error, msg string) error {
 	if errcode.From(err) != nil {
 		return err
+	}
+	if q := r.quotaRefusal(err); q != nil {
+		return q
 	}
 	if unavailable(err) {
 		return errcode.Unavailable.Wrap(err, "a storage backend is unreachable; retry shortly")
