@@ -25,7 +25,7 @@ func (a *API) manifest(w http.ResponseWriter, r *http.Request, name, refStr stri
 	case http.MethodGet, http.MethodHead:
 		m, err := a.reg.GetManifest(ctx, name, ref, r.Method == http.MethodGet)
 		if err == nil {
-			err = a.checkPull(r, name, "", ref, m)
+			err = a.checkPull(w, r, name, "", ref, m)
 		}
 		if err != nil {
 			a.fail(w, r, err)

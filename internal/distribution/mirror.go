@@ -25,7 +25,7 @@ func (a *API) serveMirror(w http.ResponseWriter, r *http.Request, rt route, t *p
 		}
 		m, err := a.mirror.Manifest(ctx, t, ref, r.Method == http.MethodGet)
 		if err == nil {
-			err = a.checkPull(r, t.LocalRepo, t.Upstream.Name(), ref, m)
+			err = a.checkPull(w, r, t.LocalRepo, t.Upstream.Name(), ref, m)
 		}
 		if err != nil {
 			a.fail(w, r, err)

@@ -2,9 +2,11 @@ package distribution
 
 import (
 	"context"
+	"errors"
 	"net/http"
 
 	"github.com/berth-registry/berth/internal/auth"
+	"github.com/berth-registry/berth/internal/errcode"
 	"github.com/berth-registry/berth/internal/meta"
 	"github.com/berth-registry/berth/internal/registry"
 )
@@ -25,12 +27,19 @@ type PullPolicy interface {
 
 // checkPull applies the pull policy to a manifest about to be served. Only with auth
 // on, only for a local repository read by digest, can a caller count as a signer.
-func (a *API) checkPull(r *http.Request, repo, upstream string, ref registry.Reference, m meta.Manifest) error {
+//
+// An anonymous HEAD by digest that fails is answered 401 with a challenge instead of
+// 403: notation sign HEADs the manifest it signs without credentials first and sends
+// them only when challenged (a public project challenges no reader). A HEAD carries no
+// message anyway, and a node gets a failure either way.
+func (a *API) checkPull(w http.ResponseWriter, r *http.Request, repo, upstream string, ref registry.Reference, m meta.Manifest) error {
 	if a.opts.Trust == nil {
 		return nil
 	}
+	c := callerOf(r)
+	signable := a.guard != nil && c != nil && upstream == "" && ref.Digest != ""
 	var signer func() bool
-	if c := callerOf(r); a.guard != nil && c != nil && c.p.Kind != "anonymous" && upstream == "" && ref.Digest != "" {
+	if signable && c.p.Kind != "anonymous" {
 		// Who may push, not what this token grants: signing tools read with a
 		// pull-only token and ask for push only when they write the signature.
 		signer = func() bool {
@@ -46,5 +55,10 @@ func (a *API) checkPull(r *http.Request, repo, upstream string, ref registry.Ref
 			return err == nil && len(got) == 1
 		}
 	}
-	return a.opts.Trust.Check(r.Context(), repo, upstream, m, signer)
+	err := a.opts.Trust.Check(r.Context(), repo, upstream, m, signer)
+	if signable && c.p.Kind == "anonymous" && r.Method == http.MethodHead && errors.Is(err, errcode.Denied) {
+		a.guard.challenge(w, r, repo, []auth.Action{auth.Pull}, false)
+		return errcode.Unauthorized.New("authentication required: " + err.Error())
+	}
+	return err
 }
