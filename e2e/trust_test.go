@@ -1,0 +1,333 @@
+package e2e
+
+// Signature policies proven with the real signing tools: cosign v3.1.3 (sigstore bundle
+// and legacy .sig formats, in-toto attestations, keys made by cosign generate-key-pair,
+// fully offline) and notation v1.3.2 (JWS and COSE, certificates made by notation cert
+// generate-test) sign images inside a running berth, and pulls under enforce, warn and
+// no policy behave as the README's Trust section states, for projects and for mirror
+// upstreams (from the configuration file and from the admin API); berth admin policy
+// and berth admin verify end to end. Keyless (certificate identity) verification is
+// covered in internal/trust: cosign cannot sign keyless offline.
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// trWorld is berth with auth on (signers push as its administrator, nodes pull
+// anonymously from public projects), an upstream registry it mirrors, and two cosign
+// key pairs.
+type trWorld struct {
+	b, up      *Berth
+	admin      []string // tool environment logged in to berth as the administrator
+	anon       []string // tool environment without credentials: a node
+	dir        string
+	keyA, keyB string // cosign private keys
+	pubA, pubB string // and their public keys
+}
+
+const (
+	trNotationSubject = "x509.subject: C=US, ST=WA, L=Seattle, O=Notary, CN=berth-test"
+	trSLSA            = "https://slsa.dev/provenance/v1"
+)
+
+var trDigestRef = regexp.MustCompile(`@(sha256:[0-9a-f]{64})`)
+
+func newTrustWorld(t *testing.T) *trWorld {
+	for _, tool := range []string{"cosign", "notation", "crane", "skopeo"} {
+		requireTool(t, tool)
+	}
+	w := &trWorld{dir: t.TempDir(), admin: append(toolEnv(t), "COSIGN_PASSWORD=e2e-key-pass"), anon: append(toolEnv(t), "COSIGN_PASSWORD=e2e-key-pass")}
+	for _, name := range []string{"a", "b"} {
+		if out, err := runErrIn(w.dir, w.admin, "cosign", "generate-key-pair", "--output-key-prefix", name); err != nil {
+			t.Fatalf("cosign generate-key-pair: %v\n%s", err, out)
+		}
+	}
+	w.keyA, w.keyB = filepath.Join(w.dir, "a.key"), filepath.Join(w.dir, "b.key")
+	w.pubA, w.pubB = filepath.Join(w.dir, "a.pub"), filepath.Join(w.dir, "b.pub")
+
+	w.up = startBerth(t, BerthOptions{})
+	seedPause(t, w.up, "pause", "3.10")
+	w.push(t, w.up, w.anon, "pause:unsigned", "upstream-unsigned")
+	w.b = startBerth(t, BerthOptions{Config: `auth:
+  enabled: true
+  admin:
+    username: admin
+    password: ` + admPassword + `
+mirror:
+  upstreams:
+    - name: registry.k8s.io
+      url: ` + w.up.URL("") + `
+      tagTTL: 1s
+      trust:
+        mode: enforce
+        requirements:
+          - name: k8s-release
+            cosignKeys: [` + w.pubA + `]
+    - name: quay.io
+      url: ` + w.up.URL("") + `
+      tagTTL: 1s
+`})
+	run(t, w.admin, "crane", "auth", "login", w.b.Addr, "-u", "admin", "-p", admPassword)
+	for _, p := range []string{"prod", "attest", "notary", "warnp", "team"} {
+		admOK(t, w.b, "", "project", "create", p)
+		admOK(t, w.b, "", "project", "set-public", p, "true")
+	}
+	return w
+}
+
+// push makes a one-layer image at repo:tag on reg and returns its digest.
+func (w *trWorld) push(t *testing.T, reg *Berth, env []string, ref, content string) string {
+	t.Helper()
+	out := run(t, env, "crane", "append", "--oci-empty-base", "-f", admLayer(t, w.dir, content), "-t", reg.Addr+"/"+ref)
+	m := trDigestRef.FindAllStringSubmatch(out, -1)
+	if m == nil {
+		t.Fatalf("crane append %s printed no digest:\n%s", ref, out)
+	}
+	return m[len(m)-1][1]
+}
+
+// cosign runs cosign sub (sign or attest) offline against image (repo@digest on reg).
+func (w *trWorld) cosign(t *testing.T, env []string, sub, key, image string, extra ...string) {
+	t.Helper()
+	args := append([]string{sub, "--key", key, "--tlog-upload=false", "--use-signing-config=false", "--allow-http-registry", "-y"}, extra...)
+	run(t, env, "cosign", append(args, image)...)
+}
+
+// get reads a manifest over raw HTTP, anonymously unless authz is set.
+func (w *trWorld) get(t *testing.T, method, repo, ref, authz string) (int, []byte) {
+	t.Helper()
+	hdr := map[string]string{"Accept": clManifestAccept}
+	if authz != "" {
+		hdr["Authorization"] = authz
+	}
+	resp, body := clHTTP(t, method, w.b.URL("/v2/"+repo+"/manifests/"+ref), hdr, nil)
+	return resp.StatusCode, body
+}
+
+func (w *trWorld) served(t *testing.T, repo, ref string) {
+	t.Helper()
+	for _, m := range []string{http.MethodHead, http.MethodGet} {
+		if st, body := w.get(t, m, repo, ref, ""); st != http.StatusOK {
+			t.Errorf("%s %s:%s: %d %s, want 200", m, repo, ref, st, body)
+		}
+	}
+}
+
+// denied checks GET is 403 DENIED naming the policy and what is missing, and HEAD by
+// tag 403 (an anonymous HEAD by digest is challenged instead).
+func (w *trWorld) denied(t *testing.T, repo, ref, policy, missing string) {
+	t.Helper()
+	if st, _ := w.get(t, http.MethodHead, repo, ref, ""); st != http.StatusForbidden && !strings.HasPrefix(ref, "sha256:") {
+		t.Errorf("HEAD %s:%s: %d, want 403", repo, ref, st)
+	}
+	st, body := w.get(t, http.MethodGet, repo, ref, "")
+	if st != http.StatusForbidden || auErrCode(body) != "DENIED" || !strings.Contains(string(body), `signature policy \"`+policy+`\"`) ||
+		!strings.Contains(string(body), "missing "+missing) {
+		t.Errorf("GET %s:%s: %d %s, want 403 DENIED naming policy %q and missing %q", repo, ref, st, body, policy, missing)
+	}
+}
+
+// audited waits for a verify entry in the audit trail.
+func (w *trWorld) audited(t *testing.T, policy, resource, result string) {
+	t.Helper()
+	var audit admAudit
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		admJSON(t, w.b, &audit, "audit", "--action", "verify", "--actor", policy)
+		if slices.ContainsFunc(audit.Entries, func(e admAuditRow) bool {
+			return e.ActorType == "policy" && e.Resource == resource && e.Result == result
+		}) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no audit entry verify %s %s by %s: %+v", result, resource, policy, audit.Entries)
+		}
+	}
+}
+
+func TestTrust(t *testing.T) {
+	w := newTrustWorld(t)
+	b := w.b
+	img := map[string]string{}
+	for _, ref := range []string{"prod/app:signed", "prod/app:legacy", "prod/app:wrongkey", "prod/app:unsigned", "prod/app:later",
+		"attest/app:full", "attest/app:sigonly", "notary/app:jws", "notary/app:cose", "notary/app:other", "warnp/app:v1", "team/app:v1"} {
+		img[ref] = w.push(t, b, w.admin, ref, strings.NewReplacer("/", "-", ":", "-").Replace(ref))
+	}
+	run(t, w.admin, "crane", "copy", w.up.Addr+"/pause:3.10", b.Addr+"/prod/pause:3.10")
+	at := func(ref string) string { return b.Addr + "/" + ref[:strings.LastIndexByte(ref, ':')] + "@" + img[ref] }
+
+	// Policies through the CLI, before anything is signed: signing must work under enforce.
+	admOK(t, b, "", "policy", "set", "prod", "--project", "prod", "--cosign-key", w.pubA)
+	doc := filepath.Join(w.dir, "attest.yaml")
+	os.WriteFile(doc, []byte("mode: enforce\nrequirements:\n  - name: signed\n    cosignKeys: ["+w.pubA+"]\n  - name: provenance\n    cosignKeys: ["+w.pubA+"]\n    predicateType: "+trSLSA+"\n"), 0o600)
+	admOK(t, b, "", "policy", "set", "attest", "--project", "attest", "--file", doc)
+	admOK(t, b, "", "policy", "set", "warnp", "--project", "warnp", "--mode", "warn", "--cosign-key", w.pubA)
+	if errOut := admFails(t, b, nil, "policy", "set", "empty", "--project", "team"); !strings.Contains(errOut, "no requirements") {
+		t.Errorf("a policy without requirements: %s", errOut)
+	}
+
+	t.Run("cosign", func(t *testing.T) {
+		w.denied(t, "prod/app", "unsigned", "prod", "signed")
+		w.denied(t, "prod/app", "later", "prod", "signed") // the verdict is cached now
+		w.cosign(t, w.admin, "sign", w.keyA, at("prod/app:signed"))
+		w.cosign(t, w.admin, "sign", w.keyA, at("prod/app:legacy"), "--new-bundle-format=false")
+		w.cosign(t, w.admin, "sign", w.keyB, at("prod/app:wrongkey"))
+		w.served(t, "prod/app", "signed")
+		w.served(t, "prod/app", "legacy")
+		w.denied(t, "prod/app", "wrongkey", "prod", "signed")
+		w.denied(t, "prod/app", "unsigned", "prod", "signed")
+		w.audited(t, "prod", "prod/app@"+img["prod/app:unsigned"], "denied")
+		w.audited(t, "prod", "prod/app@"+img["prod/app:signed"], "signer") // cosign read it to sign it
+		// A signature arriving makes the cached denial stale at once.
+		w.cosign(t, w.admin, "sign", w.keyA, at("prod/app:later"))
+		w.served(t, "prod/app", "later")
+		// Real clients, as a node: crane and skopeo pull the signed image, not the other.
+		run(t, w.anon, "crane", "pull", b.Addr+"/prod/app:signed", filepath.Join(w.dir, "signed.tar"))
+		if out, err := runErr(w.anon, "crane", "pull", b.Addr+"/prod/app:wrongkey", filepath.Join(w.dir, "w.tar")); err == nil || !strings.Contains(out, "DENIED") {
+			t.Errorf("crane pull of an image signed by another key: %v\n%s", err, out)
+		}
+		run(t, w.anon, "skopeo", "copy", "--src-tls-verify=false", "docker://"+b.Addr+"/prod/app:legacy", "oci:"+filepath.Join(w.dir, "skopeo")+":legacy")
+		if out, err := runErr(w.anon, "skopeo", "inspect", "--tls-verify=false", "docker://"+b.Addr+"/prod/app:unsigned"); err == nil || !strings.Contains(out, "denied") {
+			t.Errorf("skopeo inspect of an unsigned image: %v\n%s", err, out)
+		}
+		// The administrator may push here: served by digest (signing), never by tag.
+		admin := auBasic("admin", admPassword)
+		if st, body := w.get(t, http.MethodGet, "prod/app", img["prod/app:unsigned"], admin); st != http.StatusOK {
+			t.Errorf("admin GET of the unsigned image by digest: %d %s, want 200 (signers read what they sign)", st, body)
+		}
+		if st, _ := w.get(t, http.MethodGet, "prod/app", "unsigned", admin); st != http.StatusForbidden {
+			t.Errorf("admin GET of the unsigned image by tag: %d, want 403", st)
+		}
+		// Anonymously by digest: GET is refused, HEAD challenged (notation sign HEADs
+		// without credentials until challenged).
+		w.denied(t, "prod/app", img["prod/app:unsigned"], "prod", "signed")
+		resp, _ := clHTTP(t, http.MethodHead, b.URL("/v2/prod/app/manifests/"+img["prod/app:unsigned"]), map[string]string{"Accept": clManifestAccept}, nil)
+		if resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer ") {
+			t.Errorf("anonymous HEAD of the unsigned image by digest: %s %q, want 401 with a Bearer challenge", resp.Status, resp.Header.Get("WWW-Authenticate"))
+		}
+	})
+
+	t.Run("multi-arch", func(t *testing.T) {
+		w.denied(t, "prod/pause", "3.10", "prod", "signed")
+		w.cosign(t, w.admin, "sign", w.keyA, b.Addr+"/prod/pause@"+pauseFixture(t).IndexDigest)
+		// The index only is signed: crane resolves it by tag, then the platform's child by digest.
+		for _, plat := range []string{"linux/amd64", "linux/arm64"} {
+			run(t, w.anon, "crane", "pull", "--platform", plat, b.Addr+"/prod/pause:3.10", filepath.Join(w.dir, strings.ReplaceAll(plat, "/", "-")+".tar"))
+		}
+	})
+
+	t.Run("attestation", func(t *testing.T) {
+		pred := filepath.Join(w.dir, "provenance.json")
+		os.WriteFile(pred, []byte(`{"buildDefinition":{"buildType":"https://example.com/ci"},"runDetails":{"builder":{"id":"https://example.com/ci"}}}`), 0o600)
+		for _, ref := range []string{"attest/app:full", "attest/app:sigonly"} {
+			w.cosign(t, w.admin, "sign", w.keyA, at(ref))
+		}
+		w.cosign(t, w.admin, "attest", w.keyA, at("attest/app:full"), "--type", "slsaprovenance1", "--predicate", pred)
+		w.served(t, "attest/app", "full")
+		w.denied(t, "attest/app", "sigonly", "attest", "provenance")
+	})
+
+	t.Run("notation", func(t *testing.T) {
+		env := w.admin // a temp HOME and XDG_CONFIG_HOME: keys and trust stores stay in the test
+		run(t, env, "notation", "cert", "generate-test", "--default", "berth-test")
+		run(t, env, "notation", "cert", "generate-test", "other")
+		cert := filepath.Join(auEnv(env, "XDG_CONFIG_HOME"), "notation", "localkeys", "berth-test.crt")
+		admOK(t, b, "", "policy", "set", "notary", "--project", "notary", "--notation-cert", cert, "--notation-identity", trNotationSubject)
+		run(t, env, "notation", "sign", "--insecure-registry", at("notary/app:jws"))
+		run(t, env, "notation", "sign", "--insecure-registry", "--signature-format", "cose", at("notary/app:cose"))
+		run(t, env, "notation", "sign", "--insecure-registry", "--key", "other", at("notary/app:other"))
+		w.served(t, "notary/app", "jws")
+		w.served(t, "notary/app", "cose")
+		w.denied(t, "notary/app", "other", "notary", "signed")
+		// Another trusted identity: the cached verdicts go with the policy change.
+		admOK(t, b, "", "policy", "set", "notary", "--project", "notary", "--notation-cert", cert,
+			"--notation-identity", strings.Replace(trNotationSubject, "CN=berth-test", "CN=release", 1))
+		w.denied(t, "notary/app", "jws", "notary", "signed")
+	})
+
+	t.Run("warn and no policy", func(t *testing.T) {
+		w.served(t, "warnp/app", "v1")
+		w.audited(t, "warnp", "warnp/app@"+img["warnp/app:v1"], "warned")
+		w.served(t, "team/app", "v1")
+	})
+
+	t.Run("mirror", func(t *testing.T) {
+		idx := pauseFixture(t).IndexDigest
+		w.denied(t, "registry.k8s.io/pause", "3.10", "upstream-registry.k8s.io", "k8s-release")
+		w.cosign(t, w.anon, "sign", w.keyA, w.up.Addr+"/pause@"+idx) // upstream: no auth, no policy
+		w.trustEventually(t, "registry.k8s.io/pause", "3.10")
+		run(t, w.anon, "crane", "pull", "--platform", "linux/arm64", b.Addr+"/registry.k8s.io/pause:3.10", filepath.Join(w.dir, "m.tar"))
+		w.denied(t, "registry.k8s.io/pause", "unsigned", "upstream-registry.k8s.io", "k8s-release")
+		// A stored upstream policy; the signature it needs is added upstream later.
+		admOK(t, b, "", "policy", "set", "quay", "--upstream", "quay.io", "--cosign-key", w.pubB)
+		w.denied(t, "quay.io/pause", "3.10", "quay", "signed")
+		w.cosign(t, w.anon, "sign", w.keyB, w.up.Addr+"/pause@"+idx)
+		w.trustEventually(t, "quay.io/pause", "3.10")
+	})
+
+	t.Run("cli", func(t *testing.T) {
+		out := admOK(t, b, "", "verify", "prod/app:signed")
+		if !strings.Contains(out, "PASSED (policy prod, mode enforce)") || !strings.Contains(out, "cosign-bundle") || !strings.Contains(out, "verified") {
+			t.Errorf("verify prod/app:signed:\n%s", out)
+		}
+		if out := admOK(t, b, "", "verify", "prod/app:legacy"); !strings.Contains(out, "cosign-legacy-signature") {
+			t.Errorf("verify prod/app:legacy:\n%s", out)
+		}
+		out, _, err := admCLI(b, nil, "", "verify", "prod/app:wrongkey")
+		if err == nil || !strings.Contains(out, "FAILED") || !strings.Contains(out, "missing: signed") {
+			t.Errorf("verify prod/app:wrongkey: %v\n%s", err, out)
+		}
+		var v struct {
+			Passed     bool
+			Signatures []struct{ Kind, PredicateType string }
+		}
+		admJSON(t, b, &v, "verify", "attest/app:full")
+		if !v.Passed || !slices.ContainsFunc(v.Signatures, func(s struct{ Kind, PredicateType string }) bool { return s.PredicateType == trSLSA }) {
+			t.Errorf("verify attest/app:full --json: %+v", v)
+		}
+		if out := admOK(t, b, "", "verify", "registry.k8s.io/pause:3.10"); !strings.Contains(out, "PASSED (policy upstream-registry.k8s.io") {
+			t.Errorf("verify of a mirrored image:\n%s", out)
+		}
+		list := admOK(t, b, "", "policy", "list")
+		for _, want := range []string{"project prod", "project attest", "project notary", "warn", "upstream quay.io", "upstream registry.k8s.io", "config"} {
+			if !strings.Contains(list, want) {
+				t.Errorf("policy list lacks %q:\n%s", want, list)
+			}
+		}
+		if errOut := admFails(t, b, nil, "policy", "delete", "upstream-registry.k8s.io"); !strings.Contains(errOut, "configuration file") {
+			t.Errorf("deleting a configured policy: %s", errOut)
+		}
+		// Another key: what passed is refused and what was refused passes.
+		admOK(t, b, "", "policy", "set", "prod", "--project", "prod", "--cosign-key", w.pubB)
+		w.served(t, "prod/app", "wrongkey")
+		w.denied(t, "prod/app", "signed", "prod", "signed")
+		admOK(t, b, "", "policy", "delete", "prod")
+		w.served(t, "prod/app", "unsigned")
+		if out, _, err := admCLI(b, nil, "", "policy", "get", "prod"); err == nil {
+			t.Errorf("policy get after delete succeeded: %s", out)
+		}
+	})
+}
+
+// trustEventually polls until a mirrored reference is served: a failed verdict on
+// mirrored content is rechecked against the upstream after 10s.
+func (w *trWorld) trustEventually(t *testing.T, repo, ref string) {
+	t.Helper()
+	start := time.Now()
+	for deadline := start.Add(30 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		st, body := w.get(t, http.MethodGet, repo, ref, "")
+		if st == http.StatusOK {
+			t.Logf("%s:%s served %v after the upstream signature", repo, ref, time.Since(start).Round(100*time.Millisecond))
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s:%s still %d %s 30s after it was signed upstream", repo, ref, st, body)
+		}
+	}
+}
