@@ -106,15 +106,18 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	for _, f := range m.Tightened() {
 		log.Warn("database file was readable by other users and is now 0600; it holds the token-signing key and password hashes: if others could read it, treat the key as exposed (stop Berth, DELETE FROM signing_keys, start again for a new key; issued tokens become invalid)", "file", f)
 	}
+	var mirror *proxy.Mirror
+	quotas := newQuota(m, &mirror)
 	reg := registry.New(m, b, registry.Options{
 		AllowSparseManifests: cfg.Manifests.AllowSparse,
 		MaxBlobSize:          int64(cfg.Limits.BlobSize),
 		UploadTTL:            time.Duration(cfg.Uploads.TTL),
 		RedirectBlobs:        cfg.Storage.Driver == "s3" && cfg.Storage.S3.Redirect,
+		Quota:                quotas,
 	}, log)
 	promReg := prometheus.NewRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	var mirror *proxy.Mirror
+	registerQuotaMetrics(promReg, quotas, m, log)
 	if len(cfg.Mirror.Upstreams) > 0 {
 		mirror, err = proxy.New(cfg.Mirror, reg, m, proxy.SpoolDir(cfg.Data), int64(cfg.Limits.ManifestSize), proxy.NewMetrics(promReg), log)
 		if err != nil {
