@@ -19,11 +19,16 @@ func mirrorCmd(g *globalFlags) *cobra.Command {
 
 	var fromFile string
 	var platforms []string
+	remote := &adminClient{}
 	warm := &cobra.Command{
 		Use:   "warm [IMAGE...]",
 		Short: "Pre-fill the cache with images (e.g. the output of kubeadm config images list)",
+		Long: `Pre-fill the cache with images. With --url the running server does the work (any
+database and storage, from a laptop: only admin credentials are needed) and its progress
+is streamed back; without, this command opens the configured database and storage itself.`,
 		Example: `  kubeadm config images list | berth mirror warm --from-file - --platform linux/amd64
-  berth mirror warm registry.k8s.io/pause:3.10 registry.k8s.io/coredns/coredns:v1.11.3`,
+  berth mirror warm registry.k8s.io/pause:3.10 registry.k8s.io/coredns/coredns:v1.11.3
+  BERTH_ADMIN_PASSWORD=… berth mirror warm --url https://berth.internal:5000 --username admin registry.k8s.io/pause:3.10`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			images := append([]string(nil), args...)
 			if fromFile != "" {
@@ -35,6 +40,9 @@ func mirrorCmd(g *globalFlags) *cobra.Command {
 			}
 			if len(images) == 0 {
 				return fmt.Errorf("no images given (arguments or --from-file)")
+			}
+			if remote.url != "" {
+				return remote.warm(cmd, images, platforms)
 			}
 			cfg, err := g.load()
 			if err != nil {
@@ -54,24 +62,25 @@ func mirrorCmd(g *globalFlags) *cobra.Command {
 			out := cmd.OutOrStdout()
 			var fetched, cached int64
 			err = mirror.Warm(ctx, images, platforms, func(ev proxy.WarmEvent) {
-				switch {
-				case ev.Err != nil:
-					fmt.Fprintf(out, "FAIL    %s: %v\n", ev.Image, ev.Err)
-				case ev.Kind == "manifest":
-					fmt.Fprintf(out, "manifest %s %s\n", ev.Image, ev.Digest)
-				case ev.Cached:
+				l := warmLine{Image: ev.Image, Kind: ev.Kind, Digest: ev.Digest, Size: ev.Size, Cached: ev.Cached}
+				if ev.Err != nil {
+					l.Error = ev.Err.Error()
+				}
+				printWarm(out, l)
+				if ev.Err == nil && ev.Cached {
 					cached += ev.Size
-					fmt.Fprintf(out, "cached  %s %s (%d bytes)\n", ev.Image, ev.Digest, ev.Size)
-				default:
+				} else if ev.Err == nil && ev.Kind != "manifest" {
 					fetched += ev.Size
-					fmt.Fprintf(out, "fetched %s %s (%d bytes)\n", ev.Image, ev.Digest, ev.Size)
 				}
 			})
-			fmt.Fprintf(out, "warm-up: %d images, %d bytes fetched, %d bytes already cached\n", len(images), fetched, cached)
+			printWarm(out, warmLine{Done: true, Images: len(images), FetchedBytes: fetched, CachedBytes: cached})
 			return err
 		},
 	}
 	warm.Flags().StringVar(&fromFile, "from-file", "", "read image references from a file, one per line (- for stdin)")
+	warm.Flags().StringVar(&remote.url, "url", "", "ask the running Berth at this URL to warm (admin API; credentials as for berth admin) instead of opening the database")
+	warm.Flags().StringVar(&remote.username, "username", "", "administrator name for --url (default $BERTH_ADMIN_USERNAME)")
+	warm.Flags().BoolVar(&remote.passwordStdin, "password-stdin", false, "read the password for --url from the first line of stdin (default $BERTH_ADMIN_PASSWORD)")
 	warm.Flags().StringSliceVar(&platforms, "platform", nil, "only these platforms of multi-platform images (os/arch[/variant]; repeatable); default all")
 
 	var berthURL, dir, caFile string

@@ -46,6 +46,9 @@ type API struct {
 	mux  *http.ServeMux
 	// trust serves the signature policy routes; nil answers them UNSUPPORTED.
 	trust *trust.Evaluator
+	// warm runs mirror warm-ups (nil: no upstreams), one at a time (warmSlots).
+	warm      WarmFunc
+	warmSlots chan struct{}
 }
 
 // caller is an authenticated request's principal and client address.
@@ -109,6 +112,8 @@ var routes = []route{
 	{method: "PUT", path: "/policies/{policy}", action: "policy.put", h: (*API).putPolicy},
 	{method: "DELETE", path: "/policies/{policy}", action: "policy.delete", h: (*API).deletePolicy},
 	{method: "GET", path: "/verify", h: (*API).verifyImage},
+
+	{method: "POST", path: "/mirror/warm", action: "mirror.warm", h: (*API).warmMirror},
 }
 
 // New returns the API; mount it at Prefix+"/".

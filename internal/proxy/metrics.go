@@ -17,6 +17,7 @@ type Metrics struct {
 	rateLimitRemaining *prometheus.GaugeVec
 	cacheBytes         *prometheus.GaugeVec
 	evictedBytes       *prometheus.CounterVec
+	warmImages         *prometheus.CounterVec
 }
 
 // NewMetrics registers the mirror's instruments on reg.
@@ -50,8 +51,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.evictedBytes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "berth_mirror_evicted_bytes_total", Help: "Blob bytes deleted from the cache to keep it within its size limit.",
 	}, []string{"upstream"})
+	m.warmImages = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "berth_mirror_warm_images_total", Help: "Images a warm-up (scheduled, berth mirror warm, or POST /api/v1/mirror/warm) cached, by result (ok, failed).",
+	}, []string{"result"})
+	m.warmImages.WithLabelValues("ok")
+	m.warmImages.WithLabelValues("failed")
 	reg.MustRegister(m.hits, m.misses, m.staleServes, m.upstreamBytes, m.upstreamErrors, m.coalesced, m.rateLimitRemaining,
-		m.cacheBytes, m.evictedBytes)
+		m.cacheBytes, m.evictedBytes, m.warmImages)
 	return m
 }
 

@@ -71,8 +71,14 @@ type imageDoc struct {
 // It reports each item through progress and returns the first error after trying all.
 func (m *Mirror) Warm(ctx context.Context, images, platforms []string, progress func(WarmEvent)) error {
 	var firstErr error
+	count := func(result string) {
+		if m.metrics != nil {
+			m.metrics.warmImages.WithLabelValues(result).Inc()
+		}
+	}
 	fail := func(ev WarmEvent) {
 		progress(ev)
+		count("failed")
 		if firstErr == nil {
 			firstErr = ev.Err
 		}
@@ -95,7 +101,9 @@ func (m *Mirror) Warm(ctx context.Context, images, platforms []string, progress 
 		}
 		if err := m.warmManifest(ctx, t, image, ref, platforms, progress); err != nil {
 			fail(WarmEvent{Image: image, Err: err})
+			continue
 		}
+		count("ok")
 	}
 	return firstErr
 }
