@@ -440,9 +440,11 @@ any other line rejects the whole file and nothing is created. Existing users are
 // ---------------------------------------------------------------- projects
 
 type cliProject struct {
-	Name      string    `json:"name"`
-	Public    bool      `json:"public"`
-	CreatedAt time.Time `json:"createdAt"`
+	Name       string    `json:"name"`
+	Public     bool      `json:"public"`
+	CreatedAt  time.Time `json:"createdAt"`
+	QuotaBytes *int64    `json:"quotaBytes"` // quota.go
+	UsageBytes int64     `json:"usageBytes"`
 }
 
 func (c *adminClient) projectCmd() *cobra.Command {
@@ -471,10 +473,10 @@ func (c *adminClient) projectCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return c.printList("projects", items, "NAME\tPUBLIC\tCREATED", func(raw json.RawMessage) (string, error) {
+			return c.printList("projects", items, "NAME\tPUBLIC\tCREATED\tUSAGE\tQUOTA", func(raw json.RawMessage) (string, error) {
 				var p cliProject
 				err := json.Unmarshal(raw, &p)
-				return fmt.Sprintf("%s\t%s\t%s", p.Name, yesNo(p.Public), stamp(p.CreatedAt)), err
+				return fmt.Sprintf("%s\t%s\t%s\t%s\t%s", p.Name, yesNo(p.Public), stamp(p.CreatedAt), humanBytes(p.UsageBytes), quotaText(p.QuotaBytes)), err
 			})
 		},
 	}
@@ -506,7 +508,7 @@ func (c *adminClient) projectCmd() *cobra.Command {
 			return c.done("project %s is now %s", args[0], map[bool]string{true: "public", false: "private"}[v])
 		},
 	}
-	cmd.AddCommand(create, list, del, setPublic)
+	cmd.AddCommand(create, list, del, setPublic, c.quotaCmd())
 	return cmd
 }
 

@@ -46,6 +46,8 @@ type API struct {
 	mux  *http.ServeMux
 	// trust serves the signature policy routes; nil answers them UNSUPPORTED.
 	trust *trust.Evaluator
+	// quotas serves project quotas and usage (quotas.go); nil answers them UNSUPPORTED.
+	quotas Quotas
 	// warm runs mirror warm-ups (nil: no upstreams), one at a time (warmSlots).
 	warm      WarmFunc
 	warmSlots chan struct{}
@@ -78,6 +80,9 @@ var routes = []route{
 	{method: "GET", path: "/projects/{project}", h: (*API).getProject},
 	{method: "PATCH", path: "/projects/{project}", action: "project.update", h: (*API).patchProject},
 	{method: "DELETE", path: "/projects/{project}", action: "project.delete", h: (*API).deleteProject},
+
+	{method: "GET", path: "/projects/{project}/quota", h: (*API).getQuota},
+	{method: "PUT", path: "/projects/{project}/quota", action: "project.quota", h: (*API).putQuota},
 
 	{method: "GET", path: "/projects/{project}/members", h: (*API).listMembers},
 	{method: "PUT", path: "/projects/{project}/members", action: "member.set", h: (*API).setMember},

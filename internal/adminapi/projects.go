@@ -19,6 +19,10 @@ type project struct {
 	Name      string    `json:"name"`
 	Public    bool      `json:"public"`
 	CreatedAt time.Time `json:"createdAt"`
+	// Quota and usage (quotas.go); QuotaBytes absent: unlimited.
+	QuotaBytes *int64 `json:"quotaBytes,omitempty"`
+	UsageBytes *int64 `json:"usageBytes,omitempty"`
+	UsageBlobs *int64 `json:"usageBlobs,omitempty"`
 }
 
 func toProject(p meta.Project) project {
@@ -125,6 +129,9 @@ func (a *API) listProjects(w http.ResponseWriter, r *http.Request, c *caller) er
 	if full {
 		setNext(w, r, "last", out[len(out)-1].Name)
 	}
+	if err := a.withUsage(ctx, out); err != nil {
+		return err
+	}
 	return writeJSON(w, http.StatusOK, map[string]any{"projects": out})
 }
 
@@ -167,7 +174,11 @@ func (a *API) getProject(w http.ResponseWriter, r *http.Request, c *caller) erro
 	if err != nil {
 		return storeErr(err, "project "+name)
 	}
-	return writeJSON(w, http.StatusOK, toProject(p))
+	out := []project{toProject(p)}
+	if err := a.withUsage(r.Context(), out); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, out[0])
 }
 
 type patchProjectRequest struct {

@@ -91,21 +91,41 @@ func predicateOf(res *verify.VerificationResult) string {
 	return res.Statement.GetPredicateType()
 }
 
-// verifyLegacySignature checks a cosign simple-signing layer (sha256-<hex>.sig tag).
+// verifyLegacySignature checks a cosign simple-signing layer (sha256-<hex>.sig tag):
+// signed by one of the requirement's keys, or keyless by one of its identities.
 func verifyLegacySignature(req *requirement, s *found, target Target) error {
-	if s.annotations[annotationCertificate] != "" && len(req.keys) == 0 {
-		return errors.New("keyless signatures in the legacy .sig format are not verified; sign with cosign's bundle format")
-	}
-	if req.requireTlog {
-		return errors.New("transparency-log entries of legacy .sig signatures are not verified; sign with cosign's bundle format")
-	}
 	sig, err := base64.StdEncoding.DecodeString(s.annotations[annotationSignature])
 	if err != nil || len(sig) == 0 {
 		return errors.New("no readable " + annotationSignature + " annotation")
 	}
-	if err := verifyWithKeys(req, sig, s.payload); err != nil {
-		return err
+	var errs []string
+	switch {
+	case len(req.keys) == 0:
+	case req.requireTlog:
+		errs = append(errs, "transparency-log entries of legacy .sig signatures by keys are not verified; sign with cosign's bundle format")
+	default:
+		if err = verifyWithKeys(req, sig, s.payload); err == nil {
+			return simpleSigningFor(s.payload, target)
+		}
+		errs = append(errs, err.Error())
 	}
+	if req.keyless != nil {
+		if s.annotations[annotationCertificate] == "" {
+			errs = append(errs, "keyless: no "+annotationCertificate+" annotation")
+		} else if err := verifyLegacyKeyless(req.keyless, s, sig); err != nil {
+			errs = append(errs, "keyless: "+err.Error())
+		} else {
+			return simpleSigningFor(s.payload, target)
+		}
+	}
+	if len(errs) == 0 {
+		return errors.New("the requirement names no cosign signer")
+	}
+	return errors.New(strings.Join(errs, "; "))
+}
+
+// simpleSigningFor checks that a verified simple-signing payload names target.
+func simpleSigningFor(payload []byte, target Target) error {
 	var p struct {
 		Critical struct {
 			Image struct {
@@ -114,7 +134,7 @@ func verifyLegacySignature(req *requirement, s *found, target Target) error {
 			Type string `json:"type"`
 		} `json:"critical"`
 	}
-	if err := json.Unmarshal(s.payload, &p); err != nil {
+	if err := json.Unmarshal(payload, &p); err != nil {
 		return fmt.Errorf("signed payload is not simple signing JSON: %w", err)
 	}
 	if p.Critical.Image.Digest != target.Digest {

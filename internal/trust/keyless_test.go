@@ -2,9 +2,13 @@ package trust
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"io"
 	"log/slog"
@@ -26,6 +30,7 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/testing/ca"
+	"github.com/sigstore/sigstore-go/pkg/tlog"
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
@@ -76,6 +81,8 @@ func TestTrustKeyless(t *testing.T) {
 		subject  string // identity in the certificate
 		statedOf string // "other" signs a statement about another digest
 		tlog     bool
+		legacy   bool   // cosign's legacy .sig format (certificate and Rekor bundle annotations)
+		forged   bool   // the legacy Rekor promise is signed by another log
 		denied   string // substring of the denial (policy, requirement or reason); "" means served
 	}{
 		{name: "exact identity", id: exact, signer: vs, subject: klSubject, tlog: true},
@@ -85,6 +92,12 @@ func TestTrustKeyless(t *testing.T) {
 		{name: "wrong issuer", id: config.TrustIdentity{Issuer: "https://accounts.google.com", Subject: klSubject}, signer: vs, subject: klSubject, denied: "no matching CertificateIdentity"},
 		{name: "untrusted CA", id: exact, signer: other, subject: klSubject, tlog: true, denied: "missing keyless"},
 		{name: "statement about another digest", id: exact, signer: vs, subject: klSubject, statedOf: "other", denied: "does not match any digest"},
+		{name: "legacy .sig, exact identity, tlog and timestamp", id: exact, signer: vs, subject: klSubject, tlog: true, legacy: true},
+		{name: "legacy .sig, anchored regex", id: config.TrustIdentity{Issuer: klIssuer, SubjectRegex: `https://github\.com/acme/.*`}, signer: vs, subject: klSubject, legacy: true},
+		{name: "legacy .sig, wrong subject", id: exact, signer: vs, subject: "https://github.com/evil/app/.github/workflows/release.yml@refs/heads/main", tlog: true, legacy: true, denied: `expected SAN value "`},
+		{name: "legacy .sig, untrusted CA", id: exact, signer: other, subject: klSubject, tlog: true, legacy: true, denied: "missing keyless"},
+		{name: "legacy .sig, promise from another log", id: exact, signer: vs, subject: klSubject, tlog: true, legacy: true, forged: true, denied: "not enough verified log entries"},
+		{name: "legacy .sig for another digest", id: exact, signer: vs, subject: klSubject, statedOf: "other", tlog: true, legacy: true, denied: "signature is for "},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -101,7 +114,15 @@ func TestTrustKeyless(t *testing.T) {
 			if tc.statedOf != "" {
 				stated = e.image("p/app", "other", tc.statedOf).Digest
 			}
-			e.bundleReferrer("p/app", img, keylessBundle(t, tc.signer, tc.subject, stated))
+			if tc.legacy {
+				log := tc.signer
+				if tc.forged {
+					log = other
+				}
+				e.keylessLegacySig("p/app", img.Digest, tc.signer, log, tc.subject, stated)
+			} else {
+				e.bundleReferrer("p/app", img, keylessBundle(t, tc.signer, tc.subject, stated))
+			}
 			ev, err := NewEvaluator(ctx, e.store, e.reg, Options{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 			if err != nil {
 				t.Fatal(err)
@@ -175,4 +196,45 @@ func (e *env) bundleReferrer(repo string, target meta.Manifest, raw []byte) {
 		"config":  desc{"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty.Digest, "size": empty.Size},
 		"layers":  []desc{{"mediaType": ArtifactTypeSigstoreBundle, "digest": layer.Digest, "size": layer.Size}},
 		"subject": desc{"mediaType": target.MediaType, "digest": target.Digest, "size": target.Size}})
+}
+
+// keylessLegacySig pushes target's sha256-<hex>.sig as cosign v2 keyless signing does
+// (and registry.k8s.io publishes): a simple-signing payload about digest signed with a
+// Fulcio certificate for subject from s, and the Rekor hashedrekord entry's promise
+// signed by log.
+func (e *env) keylessLegacySig(repo, target string, s, log *ca.VirtualSigstore, subject, digest string) {
+	t := e.t
+	t.Helper()
+	leaf, priv, err := s.GenerateLeafCert(subject, klIssuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := simpleSigning(digest)
+	h := sha256.Sum256(payload)
+	sig, err := ecdsa.SignASN1(rand.Reader, priv.(*ecdsa.PrivateKey), h[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw})
+	body, _ := json.Marshal(desc{"apiVersion": "0.0.1", "kind": "hashedrekord", "spec": desc{
+		"data":      desc{"hash": desc{"algorithm": "sha256", "value": hex.EncodeToString(h[:])}},
+		"signature": desc{"content": sig, "publicKey": desc{"content": certPEM}}}})
+	logID, err := s.RekorLogID() // the entry names s's log; log signs the promise
+	if err != nil {
+		t.Fatal(err)
+	}
+	promise := tlog.RekorPayload{Body: base64.StdEncoding.EncodeToString(body), IntegratedTime: time.Now().Add(time.Minute).Unix(), LogIndex: 7, LogID: logID}
+	set, err := log.RekorSignPayload(promise)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, _ := json.Marshal(desc{"SignedEntryTimestamp": set, "Payload": promise})
+	l := e.blob(repo, payload)
+	cfg := e.blob(repo, []byte(`{}`))
+	e.manifest(repo, LegacyTag(target, "sig"), desc{"schemaVersion": 2, "mediaType": oci.MediaTypeOCIManifest,
+		"config": desc{"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cfg.Digest, "size": cfg.Size},
+		"layers": []desc{{"mediaType": mediaTypeSimpleSigning, "digest": l.Digest, "size": l.Size, "annotations": map[string]string{
+			annotationSignature:   base64.StdEncoding.EncodeToString(sig),
+			annotationCertificate: string(certPEM),
+			annotationRekorBundle: string(rb)}}}})
 }
