@@ -83,7 +83,8 @@ is streamed back; without, this command opens the configured database and storag
 	warm.Flags().BoolVar(&remote.passwordStdin, "password-stdin", false, "read the password for --url from the first line of stdin (default $BERTH_ADMIN_PASSWORD)")
 	warm.Flags().StringSliceVar(&platforms, "platform", nil, "only these platforms of multi-platform images (os/arch[/variant]; repeatable); default all")
 
-	var berthURL, dir, caFile string
+	var berthURL, dir, caFile, namespace, installImage string
+	var kube bool
 	nodeCfg := &cobra.Command{
 		Use:   "config containerd|docker|crio",
 		Short: "Print or write the node configuration that points a container runtime at this Berth",
@@ -94,6 +95,7 @@ docker and crio get their files under --dir as on the node (DIR/etc/...). Over h
 with tls.mode self-signed, Berth's CA is installed beside them (or the CA given by --ca),
 so no runtime skips verification; over plain http no TLS setting is written.`,
 		Example: `  berth mirror config containerd --url https://berth.internal:5000 --dir /etc/containerd/certs.d
+  berth mirror config containerd --url https://berth.internal:5000 --kubernetes | kubectl apply -f -
   berth mirror config crio --url https://berth.internal:5000 --ca ./corp-ca.pem`,
 		Args:      cobra.ExactArgs(1),
 		ValidArgs: []string{"containerd", "docker", "crio"},
@@ -110,6 +112,21 @@ so no runtime skips verification; over plain http no TLS setting is written.`,
 				if ca, err = caForNodes(cmd.Context(), cfg, caFile); err != nil {
 					return err
 				}
+			}
+			if kube {
+				if args[0] != "containerd" {
+					return fmt.Errorf("--kubernetes renders containerd's files only (CRI-O must reload registries.conf; install it with your node tooling)")
+				}
+				files, err := proxy.NodeFiles(args[0], berthURL, cfg.Mirror, ca)
+				if err != nil {
+					return err
+				}
+				out, err := kubeNodeConfig(files, namespace, installImage)
+				if err != nil {
+					return err
+				}
+				fmt.Fprint(cmd.OutOrStdout(), out)
+				return nil
 			}
 			if dir == "" {
 				out, err := proxy.NodeConfig(args[0], berthURL, cfg.Mirror, ca)
@@ -128,6 +145,9 @@ so no runtime skips verification; over plain http no TLS setting is written.`,
 	}
 	nodeCfg.Flags().StringVar(&berthURL, "url", "http://127.0.0.1:5000", "the URL nodes reach this Berth at")
 	nodeCfg.Flags().StringVar(&dir, "dir", "", "write the files under this directory instead of printing them")
+	nodeCfg.Flags().BoolVar(&kube, "kubernetes", false, "print a ConfigMap and DaemonSet that install the containerd files on every node")
+	nodeCfg.Flags().StringVar(&namespace, "namespace", "kube-system", "namespace of the --kubernetes objects")
+	nodeCfg.Flags().StringVar(&installImage, "install-image", "busybox:1.36", "image with sh, cp and mv that --kubernetes installs the files with")
 	nodeCfg.Flags().StringVar(&caFile, "ca", "", "CA certificate (PEM) nodes must trust for --url (default: Berth's own in tls.mode self-signed)")
 	cmd.AddCommand(warm, nodeCfg)
 	return cmd
