@@ -57,8 +57,8 @@ func kubeNodeConfig(files []proxy.NodeFile, namespace, installImage string) (str
 					"priorityClassName": "system-node-critical",
 					"initContainers": []any{map[string]any{
 						"name": "install", "image": installImage,
-						"command":      []string{"sh", "/config/install.sh"},
-						"volumeMounts": []any{map[string]any{"name": "config", "mountPath": "/config", "readOnly": true}, map[string]any{"name": "certs-d", "mountPath": "/host/certs.d"}},
+						"command":         []string{"sh", "/config/install.sh"},
+						"volumeMounts":    []any{map[string]any{"name": "config", "mountPath": "/config", "readOnly": true}, map[string]any{"name": "certs-d", "mountPath": "/host/certs.d"}},
 						"securityContext": map[string]any{"allowPrivilegeEscalation": false},
 					}},
 					"containers": []any{map[string]any{
