@@ -3,8 +3,8 @@ package e2e
 // Signature policies proven with the real signing tools: cosign v3.1.3 (sigstore bundle
 // and legacy .sig formats, in-toto attestations, keys made by cosign generate-key-pair,
 // fully offline) and notation v1.3.2 (JWS and COSE, certificates made by notation cert
-// generate-test) sign images inside a running berth, and pulls under enforce, warn and
-// no policy behave as the README's Trust section states, for projects and for mirror
+// generate-test) sign images inside a running berth, and pulls (crane, skopeo,
+// containerd) under enforce, warn and no policy behave as the README's Trust section states, for projects and for mirror
 // upstreams (from the configuration file and from the admin API); berth admin policy
 // and berth admin verify end to end. Keyless (certificate identity) verification is
 // covered in internal/trust: cosign cannot sign keyless offline.
@@ -46,7 +46,7 @@ const (
 var trDigestRef = regexp.MustCompile(`@(sha256:[0-9a-f]{64})`)
 
 func newTrustWorld(t *testing.T, extraConfig string) *trWorld {
-	for _, tool := range []string{"cosign", "notation", "crane", "skopeo"} {
+	for _, tool := range []string{"cosign", "notation", "crane", "skopeo", "containerd", "ctr"} {
 		requireTool(t, tool)
 	}
 	w := &trWorld{dir: t.TempDir(), admin: append(toolEnv(t), "COSIGN_PASSWORD=e2e-key-pass"), anon: append(toolEnv(t), "COSIGN_PASSWORD=e2e-key-pass")}
@@ -276,6 +276,24 @@ func TestTrust(t *testing.T) {
 		w.denied(t, "quay.io/pause", "3.10", "quay", "signed")
 		w.cosign(t, w.anon, "sign", w.keyB, w.up.Addr+"/pause@"+idx)
 		w.eventually(t, "quay.io/pause", "3.10", http.StatusOK, "the upstream signature")
+	})
+
+	t.Run("containerd", func(t *testing.T) {
+		cd := miStartContainerd(t)
+		// Local: the signed index by tag, then the platform's child by digest.
+		cd.mustCtr(t, "image", "pull", "--plain-http", "--platform", "linux/amd64", b.Addr+"/prod/pause:3.10")
+		if out, err := cd.ctr("image", "pull", "--plain-http", b.Addr+"/prod/app:wrongkey"); err == nil || !strings.Contains(out, "403") {
+			t.Errorf("ctr pull of an image signed by another key: %v\n%s", err, out)
+		}
+		// As a node behind hosts.toml (?ns=registry.k8s.io): only the signed image.
+		hosts := filepath.Join(cd.dir, "certs.d")
+		os.MkdirAll(filepath.Join(hosts, "registry.k8s.io"), 0o755)
+		os.WriteFile(filepath.Join(hosts, "registry.k8s.io", "hosts.toml"), []byte("server = \"https://registry.k8s.io\"\n\n[host.\"http://"+b.Addr+
+			"\"]\n  capabilities = [\"pull\", \"resolve\"]\n"), 0o644)
+		cd.mustCtr(t, "image", "pull", "--hosts-dir", hosts, "--platform", "linux/arm64", "registry.k8s.io/pause:3.10")
+		if out, err := cd.ctr("image", "pull", "--hosts-dir", hosts, "registry.k8s.io/pause:unsigned"); err == nil || !strings.Contains(out, "403") {
+			t.Errorf("ctr pull of an unsigned mirrored image: %v\n%s", err, out)
+		}
 	})
 
 	t.Run("cli", func(t *testing.T) {
