@@ -3,11 +3,11 @@ package e2e
 // Signature policies proven with the real signing tools: cosign v3.1.3 (sigstore bundle
 // and legacy .sig formats, in-toto attestations, keys made by cosign generate-key-pair,
 // fully offline) and notation v1.3.2 (JWS and COSE, certificates made by notation cert
-// generate-test) sign images inside a running berth, and pulls (crane, skopeo,
-// containerd) under enforce, warn and no policy behave as the README's Trust section states, for projects and for mirror
-// upstreams (from the configuration file and from the admin API); berth admin policy
-// and berth admin verify end to end. Keyless (certificate identity) verification is
-// covered in internal/trust: cosign cannot sign keyless offline.
+// generate-test) sign images inside a running berth, and pulls by crane, skopeo and
+// containerd under enforce, warn and no policy behave as the README's Trust section
+// states, for projects and mirror upstreams (from the configuration file and the admin
+// API), on one replica and across two; berth admin policy and verify end to end.
+// Keyless verification is covered in internal/trust: cosign cannot sign keyless offline.
 
 import (
 	"cmp"
