@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -82,11 +83,25 @@ func rootCmd() *cobra.Command {
 				return err
 			}
 			defer ln.Close()
+			var metricsLn net.Listener
+			if cfg.Metrics.Addr != "" {
+				if metricsLn, err = server.Listen(cfg.Metrics.Addr); err != nil {
+					return fmt.Errorf("metrics.addr: %w", err)
+				}
+				defer metricsLn.Close()
+			}
 			srv, err := server.New(ctx, cfg, log)
 			if err != nil {
 				return err
 			}
 			defer srv.Close()
+			if metricsLn != nil {
+				go func() {
+					if err := srv.ServeMetrics(ctx, metricsLn); err != nil {
+						log.Error("metrics listener", "err", err)
+					}
+				}()
+			}
 			return srv.Serve(ctx, ln)
 		},
 	}

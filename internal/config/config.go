@@ -52,6 +52,10 @@ type Metrics struct {
 	// administrator or a system robot with the metrics permission (Basic or Bearer):
 	// metrics name repositories, upstreams and traffic.
 	Public bool `yaml:"public"`
+	// Addr, when set (e.g. 127.0.0.1:9090 or a pod-internal port), also serves /metrics
+	// there without authentication, for a Prometheus that cannot present credentials;
+	// keep it off public networks.
+	Addr string `yaml:"addr"`
 }
 
 // Auth configures authentication and authorization. Off, the registry is open to
@@ -444,6 +448,13 @@ func (c Config) Validate() error {
 		bad("limits.headerBytes must be at least 4KiB")
 	}
 	errs = append(errs, c.TLS.validate()...)
+	if c.Metrics.Addr != "" {
+		if _, _, err := net.SplitHostPort(c.Metrics.Addr); err != nil {
+			bad("metrics.addr %q: %v", c.Metrics.Addr, err)
+		} else if c.Metrics.Addr == c.Addr {
+			bad("metrics.addr must differ from addr")
+		}
+	}
 	if c.Uploads.TTL < Duration(time.Minute) {
 		bad("uploads.ttl must be at least 1m")
 	}

@@ -46,6 +46,8 @@ type Server struct {
 	jobs *jobs.Runner
 	// certs serves the TLS certificate (nil with TLS off) and reloads it on SIGHUP.
 	certs *certs.Manager
+	// prom holds every instrument, for metrics.addr.
+	prom *prometheus.Registry
 }
 
 // OpenStores opens the metadata and blob stores the configuration names.
@@ -192,7 +194,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		m.Close()
 		return nil, err
 	}
-	return &Server{cfg: cfg, log: log, meta: m, Registry: reg, mirror: mirror, trust: ev, auth: authSvc, handler: handler, jobs: runner, certs: cm}, nil
+	return &Server{cfg: cfg, log: log, meta: m, Registry: reg, mirror: mirror, trust: ev, auth: authSvc, handler: handler, jobs: runner, certs: cm, prom: promReg}, nil
 }
 
 // Body deadlines: a token request is a small form, an admin request a JSON object or
