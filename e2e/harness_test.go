@@ -123,10 +123,28 @@ func (b *Berth) start() {
 			resp.Body.Close()
 			return
 		}
+		if exited(b.cmd.Process.Pid) {
+			b.dumpLog()
+			t.Fatalf("berth exited at start (see its log above)")
+		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	b.dumpLog()
 	t.Fatalf("berth did not start on %s", b.Addr)
+}
+
+// exited reports whether the child pid has ended (a zombie not yet waited for), so a
+// berth that fails at start is reported at once instead of after the start timeout.
+func exited(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	// The state follows the command name, which is in parentheses and may hold spaces.
+	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
+		return stat[i+2] == 'Z'
+	}
+	return false
 }
 
 func newBerthCmd(b *Berth) *exec.Cmd {
