@@ -364,9 +364,6 @@ func (r *Registry) AppendUpload(ctx context.Context, repo, id string, c Chunk) (
 		return UploadStatus{}, err
 	}
 	defer s.up.Close()
-	if err := r.admitChunk(ctx, repo, "", s, c); err != nil {
-		return UploadStatus{}, err
-	}
 	if err := r.appendChunk(ctx, s, c); err != nil {
 		return UploadStatus{}, err
 	}
@@ -382,7 +379,7 @@ func (r *Registry) FinishUpload(ctx context.Context, repo, id string, dgst oci.D
 		return BlobInfo{}, err
 	}
 	if err := r.admitChunk(ctx, repo, string(dgst), s, c); err != nil {
-		s.up.Close()
+		r.discardRefused(ctx, s.up, s.row.ID)
 		return BlobInfo{}, err
 	}
 	if err := r.appendChunk(ctx, s, c); err != nil {

@@ -30,8 +30,11 @@ func (r *Registry) admit(ctx context.Context, repo, digest string, size int64) e
 	return nil
 }
 
-// admitChunk asks before a chunk of declared length is read: the blob will be at least
-// the session's bytes plus the chunk.
+// admitChunk asks before the last chunk of declared length is read (upload completion,
+// digest known): the blob will be the session's bytes plus the chunk. A PATCH is not
+// asked: its digest is unknown, and it may be a blob the project already holds (crane
+// streams every upload), which adds nothing; its bytes stay in the session until the
+// completion is checked.
 func (r *Registry) admitChunk(ctx context.Context, repo, digest string, s *session, c Chunk) error {
 	if c.Body == nil || c.Length <= 0 {
 		return nil
