@@ -28,7 +28,9 @@ import (
 
 	"github.com/berth-registry/berth/internal/auth"
 	"github.com/berth-registry/berth/internal/errcode"
+	"github.com/berth-registry/berth/internal/inventory"
 	"github.com/berth-registry/berth/internal/meta"
+	"github.com/berth-registry/berth/internal/registry"
 	"github.com/berth-registry/berth/internal/trust"
 )
 
@@ -48,6 +50,10 @@ type API struct {
 	trust *trust.Evaluator
 	// quotas serves project quotas and usage (quotas.go); nil answers them UNSUPPORTED.
 	quotas Quotas
+	// reg and inv serve the repository routes (repositories.go); nil answers them
+	// UNSUPPORTED.
+	reg *registry.Registry
+	inv *inventory.Store
 	// warm runs mirror warm-ups (nil: no upstreams), one at a time (warmSlots).
 	warm      WarmFunc
 	warmSlots chan struct{}
@@ -65,7 +71,7 @@ type handlerFunc func(a *API, w http.ResponseWriter, r *http.Request, c *caller)
 // route is one operation: method and path (relative to Prefix, with {wildcards}).
 type route struct {
 	method, path string
-	action       string // audit action of a change (recorded when denied, too)
+	action       string // audit action of a change (recorded when denied, too; reads as api.read)
 	public       bool   // served without credentials
 	h            handlerFunc
 }
@@ -87,6 +93,14 @@ var routes = []route{
 	{method: "GET", path: "/projects/{project}/members", h: (*API).listMembers},
 	{method: "PUT", path: "/projects/{project}/members", action: "member.set", h: (*API).setMember},
 	{method: "DELETE", path: "/projects/{project}/members/{principal}", action: "member.remove", h: (*API).removeMember},
+
+	{method: "GET", path: "/projects/{project}/repositories", h: (*API).listRepositories},
+	{method: "GET", path: "/projects/{project}/repositories/{repository}", h: (*API).getRepository},
+	{method: "DELETE", path: "/projects/{project}/repositories/{repository}", action: "repository.delete", h: (*API).deleteRepository},
+	{method: "GET", path: "/projects/{project}/repositories/{repository}/artifacts", h: (*API).listArtifacts},
+	{method: "GET", path: "/projects/{project}/repositories/{repository}/tags", h: (*API).listTags},
+	{method: "DELETE", path: "/projects/{project}/repositories/{repository}/tags/{tag}", action: "tag.delete", h: (*API).deleteTag},
+	{method: "DELETE", path: "/projects/{project}/repositories/{repository}/manifests/{digest}", action: "manifest.delete", h: (*API).deleteManifest},
 
 	{method: "GET", path: "/projects/{project}/robots", h: (*API).listRobots},
 	{method: "POST", path: "/projects/{project}/robots", action: "robot.create", h: (*API).createRobot},
@@ -175,8 +189,13 @@ func (a *API) dispatch(methods map[string]route) http.Handler {
 		if err == nil {
 			return
 		}
-		if rt.action != "" && errors.Is(err, errcode.Denied) {
-			a.svc.Record(meta.AuditEntry{Actor: c.p.Name, ActorType: c.p.Kind, Action: rt.action,
+		if errors.Is(err, errcode.Denied) {
+			// Refused reads are audited too, as refused pulls are on /v2/.
+			action := rt.action
+			if action == "" {
+				action = "api.read"
+			}
+			a.svc.Record(meta.AuditEntry{Actor: c.p.Name, ActorType: c.p.Kind, Action: action,
 				Resource: deniedResource(r), Result: "denied", Remote: c.remote, Detail: r.Method + " " + r.URL.Path})
 		}
 		a.fail(w, r, err)
@@ -186,6 +205,8 @@ func (a *API) dispatch(methods map[string]route) http.Handler {
 // deniedResource names what a refused change was about, as the audit trail names it.
 func deniedResource(r *http.Request) string {
 	switch {
+	case r.PathValue("repository") != "":
+		return repoResource(r)
 	case r.PathValue("robot") != "":
 		name, err := robotName(r.PathValue("project"), r.PathValue("robot"))
 		if err != nil {

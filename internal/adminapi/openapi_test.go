@@ -64,7 +64,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	a := New(nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	for op := range documented {
 		method, path, _ := strings.Cut(op, " ")
-		for _, p := range [][2]string{{"{project}", "team"}, {"{user}", "alice"}, {"{robot}", "ci"}, {"{principal}", "user:alice"}} {
+		for _, p := range [][2]string{{"{project}", "team"}, {"{user}", "alice"}, {"{robot}", "ci"}, {"{principal}", "user:alice"}, {"{repository}", "tools%2Fapp"}, {"{tag}", "v1"}, {"{digest}", "sha256:" + strings.Repeat("a", 64)}} {
 			path = strings.ReplaceAll(path, p[0], p[1])
 		}
 		rec := httptest.NewRecorder()

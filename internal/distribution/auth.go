@@ -178,14 +178,25 @@ func requiredActions(rt route, method string) []auth.Action {
 
 // audited records pulls (manifest GET and HEAD, blob GET), pushes and deletes of
 // manifests and blob deletes. Blob HEADs, uploads and listings are not: a push asks
-// about every layer first, and the manifest PUT that follows names the image.
+// about every layer first, and the manifest PUT that follows names the image. A refused
+// upload start is, though (as a denied push of the repository): a client refused there
+// never reaches the manifest PUT, so a denied push would otherwise leave no entry.
 func (g *Guard) audited(r *http.Request, rt route, status int) {
 	c := callerOf(r)
 	if c == nil {
 		return
 	}
+	denied := status == http.StatusUnauthorized || status == http.StatusForbidden
 	var action, detail string
+	resource := ""
 	switch {
+	case rt.kind == routeUpload && r.Method == http.MethodPost:
+		// A bare anonymous POST is the challenge every client gets before its token,
+		// not a refusal of anything it holds.
+		if !denied || c.p.Kind == "anonymous" && c.claims == nil {
+			return
+		}
+		action, detail, resource = "push", "upload", rt.name
 	case rt.kind == routeManifest && r.Method == http.MethodGet:
 		action = "pull"
 	case rt.kind == routeManifest && r.Method == http.MethodHead:
@@ -204,12 +215,15 @@ func (g *Guard) audited(r *http.Request, rt route, status int) {
 	result := "ok"
 	if status >= 400 {
 		result = "failed"
-		if status == http.StatusUnauthorized || status == http.StatusForbidden {
+		if denied {
 			result = "denied"
 		}
 	}
+	if resource == "" {
+		resource = auditResource(rt)
+	}
 	g.svc.Record(meta.AuditEntry{Actor: c.p.Name, ActorType: c.p.Kind, Action: action,
-		Resource: auditResource(rt), Result: result, Remote: remoteAddr(r), Detail: detail})
+		Resource: resource, Result: result, Remote: remoteAddr(r), Detail: detail})
 }
 
 // invalidReference stands in the audit trail for a reference that is neither a tag nor

@@ -30,6 +30,8 @@ type Options struct {
 	CanRead func(r *http.Request, repo string) bool
 	// Trust checks signature policies before a manifest is served; nil checks none.
 	Trust PullPolicy
+	// Pulls counts manifest pulls (pulls.go); nil counts none.
+	Pulls PullCounter
 }
 
 // API serves /v2/.
@@ -171,6 +173,11 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		target = t
 	}
+	stored := rt.name
+	if target != nil {
+		stored = target.LocalRepo
+	}
+	defer a.countPull(w, r, rt, stored)
 	if a.guard != nil {
 		// Authorization is on the repository as stored: a mirrored pull of "pause" with
 		// ns=registry.k8s.io reads registry.k8s.io/pause.

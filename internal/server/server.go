@@ -24,6 +24,7 @@ import (
 	"github.com/berth-registry/berth/internal/certs"
 	"github.com/berth-registry/berth/internal/config"
 	"github.com/berth-registry/berth/internal/distribution"
+	"github.com/berth-registry/berth/internal/inventory"
 	"github.com/berth-registry/berth/internal/jobs"
 	"github.com/berth-registry/berth/internal/ldapauth"
 	"github.com/berth-registry/berth/internal/meta"
@@ -48,6 +49,8 @@ type Server struct {
 	certs *certs.Manager
 	// prom holds every instrument, for metrics.addr.
 	prom *prometheus.Registry
+	// pulls counts manifest pulls in memory and writes them in batches.
+	pulls *inventory.Pulls
 }
 
 // OpenStores opens the metadata and blob stores the configuration names.
@@ -150,13 +153,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		m.Close()
 		return nil, err
 	}
-	api := distribution.New(reg, distribution.Options{MaxManifestSize: int64(cfg.Limits.ManifestSize), Mirror: mirror, Guard: guard, Trust: ev}, log)
+	pulls := inventory.NewPulls(m.DB(), time.Second, log)
+	api := distribution.New(reg, distribution.Options{MaxManifestSize: int64(cfg.Limits.ManifestSize), Mirror: mirror, Guard: guard, Trust: ev, Pulls: pulls}, log)
 
 	mux := http.NewServeMux()
 	metrics := promhttp.HandlerFor(promReg, promhttp.HandlerOpts{})
 	if authSvc != nil {
 		mux.Handle("/token", distribution.BodyDeadline(tokenBodyTimeout, distribution.TokenHandler(authSvc)))
-		mux.Handle(adminapi.Prefix+"/", distribution.BodyDeadline(adminBodyTimeout, adminapi.New(authSvc, m, log).WithTrust(ev).WithQuotas(quotas).WithWarm(warmFunc(mirror))))
+		mux.Handle(adminapi.Prefix+"/", distribution.BodyDeadline(adminBodyTimeout, adminapi.New(authSvc, m, log).WithTrust(ev).WithQuotas(quotas).WithWarm(warmFunc(mirror)).WithRepositories(reg, inventory.NewStore(m.DB()))))
 		registerAuditMetrics(promReg, authSvc)
 		if !cfg.Metrics.Public {
 			metrics = guard.Metrics(metrics)
@@ -194,7 +198,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		m.Close()
 		return nil, err
 	}
-	return &Server{cfg: cfg, log: log, meta: m, Registry: reg, mirror: mirror, trust: ev, auth: authSvc, handler: handler, jobs: runner, certs: cm, prom: promReg}, nil
+	return &Server{cfg: cfg, log: log, meta: m, Registry: reg, mirror: mirror, trust: ev, auth: authSvc, handler: handler, jobs: runner, certs: cm, pulls: pulls, prom: promReg}, nil
 }
 
 // Body deadlines: a token request is a small form, an admin request a JSON object or
@@ -309,6 +313,7 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 // Close flushes the audit trail and releases the stores.
 func (s *Server) Close() error {
+	s.pulls.Close()
 	if s.auth != nil {
 		s.auth.Close()
 	}
