@@ -124,8 +124,11 @@ func rootCmd() *cobra.Command {
 	repoCmd := &cobra.Command{Use: "repo", Short: "Administer repositories"}
 	repoCmd.AddCommand(&cobra.Command{
 		Use:   "delete NAME",
-		Short: "Delete a repository with all its tags, manifests and blob links",
-		Args:  cobra.ExactArgs(1),
+		Short: "Delete a repository with all its tags, manifests and blob links (offline: opens the database)",
+		Long: "Deletes the repository's rows directly in the database named by the configuration. On a running\n" +
+			"server use the admin API instead: DELETE /api/v1/projects/{project}/repositories/{repository}\n" +
+			"(the name inside the project, / escaped as %2F), which checks the delete right and is audited.",
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := oci.ValidateName(args[0]); err != nil {
 				return err
