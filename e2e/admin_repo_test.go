@@ -86,15 +86,26 @@ func TestAdminRepositories(t *testing.T) {
 			t.Errorf("%s deletes a tag: %d %s", u, r.status, r.body)
 		}
 	}
-	if r := as("mia", auPass, http.MethodDelete, "/projects/team/repositories/app/tags/v2"); r.status != http.StatusNoContent {
-		t.Fatalf("maintainer deletes team/app:v2: %d %s", r.status, r.body)
+	// The CLI: berth admin repo list / tag list / tag delete, here as the maintainer.
+	cli := func(user, pass string, args ...string) string {
+		t.Helper()
+		out, errOut, err := admCLI(w.b, []string{"BERTH_ADMIN_USERNAME=" + user, "BERTH_ADMIN_PASSWORD=" + pass}, "", args...)
+		if err != nil {
+			t.Fatalf("berth admin %s: %v\n%s%s", strings.Join(args, " "), err, out, errOut)
+		}
+		return out
 	}
+	if out := cli("mia", auPass, "repo", "list", "team"); !strings.Contains(out, "tools/x") || !strings.Contains(out, "LAST PUSH") {
+		t.Errorf("berth admin repo list team:\n%s", out)
+	}
+	if out := cli("mia", auPass, "tag", "list", "team/app"); !strings.Contains(out, auDigest(b.manifest)) || !strings.Contains(out, "v1") {
+		t.Errorf("berth admin tag list team/app:\n%s", out)
+	}
+	cli("mia", auPass, "tag", "delete", "team/app:v2")
 	if w.exists(t, "team/app", "v2") {
 		t.Fatal("team/app:v2 still served after its online delete")
 	}
-	if r := as("paul", auPass, http.MethodDelete, "/projects/team/repositories/app/manifests/"+auDigest(a.manifest)); r.status != http.StatusNoContent {
-		t.Fatalf("project admin deletes team/app@a: %d %s", r.status, r.body)
-	}
+	cli("paul", auPass, "tag", "delete", "team/app@"+auDigest(a.manifest))
 	if r := as("robot$team+delete", auRobotPass, http.MethodDelete, "/projects/team/repositories/tools%2Fx"); r.status != http.StatusNoContent {
 		t.Fatalf("delete robot deletes team/tools/x: %d %s", r.status, r.body)
 	}

@@ -63,6 +63,7 @@ API's JSON.`,
 	pf.BoolVar(&c.json, "json", false, "print JSON instead of a table")
 	cmd.AddCommand(c.userCmd(), c.projectCmd(), c.memberCmd(), c.robotCmd(), c.auditCmd())
 	cmd.AddCommand(c.policyCmd(), c.verifyCmd()) // policy.go
+	cmd.AddCommand(c.repoCmd(), c.tagCmd())      // admin_repo.go
 	return cmd
 }
 
