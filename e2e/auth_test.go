@@ -603,6 +603,7 @@ func TestAuthMatrix(t *testing.T) {
 			{"push by basic", meta.AuditFilter{Action: "push", Actor: "dave", Resource: "team/app:push-developer-basic", Result: "ok"}},
 			{"push by robot", meta.AuditFilter{Action: "push", Actor: "robot$team+push", Resource: "team/app:push-robot-push-token", Result: "ok"}},
 			{"pull", meta.AuditFilter{Action: "pull", Actor: "gina", Resource: "team/app:v1", Result: "ok"}},
+			{"denied push (upload start)", meta.AuditFilter{Action: "push", Actor: "gina", Resource: "team/app", Result: "denied"}},
 			{"anonymous pull", meta.AuditFilter{Action: "pull", Actor: "anonymous", Resource: "pub/app:v1", Result: "ok"}},
 			{"delete", meta.AuditFilter{Action: "delete", Actor: "mia", Resource: "team/app:" + delTarget["maintainer/token"], Result: "ok"}},
 			{"delete by robot", meta.AuditFilter{Action: "delete", Actor: "robot$team+delete", Resource: "team/app:" + delTarget["robot delete/basic"], Result: "ok"}},
