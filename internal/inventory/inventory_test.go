@@ -4,21 +4,22 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"testing"
 
 	"github.com/berth-registry/berth/internal/meta"
+	"github.com/berth-registry/berth/internal/meta/metatest"
 )
 
 // TestRepositoriesAndPulls: a repository's size counts a shared blob once, pulls are
 // counted after a flush, artifacts carry tags and referrers.
 func TestRepositoriesAndPulls(t *testing.T) {
-	ctx := context.Background()
-	m, err := meta.Open(ctx, meta.Options{Dialect: meta.SQLite, DSN: filepath.Join(t.TempDir(), "b.db")})
-	if err != nil {
-		t.Fatal(err)
+	for _, b := range metatest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) { testRepositoriesAndPulls(t, b.Open(t)) })
 	}
-	defer m.Close()
+}
+
+func testRepositoriesAndPulls(t *testing.T, m *meta.Store) {
+	ctx := context.Background()
 	blob := "sha256:" + "b"
 	for i := 0; i < 63; i++ {
 		blob += "b"
