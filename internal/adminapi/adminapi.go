@@ -50,6 +50,9 @@ type API struct {
 	trust *trust.Evaluator
 	// quotas serves project quotas and usage (quotas.go); nil answers them UNSUPPORTED.
 	quotas Quotas
+	// tagRules serves retention policies and immutable-tag rules (tagrules.go); nil
+	// answers them UNSUPPORTED.
+	tagRules TagRules
 	// reg and inv serve the repository routes (repositories.go); nil answers them
 	// UNSUPPORTED.
 	reg *registry.Registry
@@ -89,6 +92,14 @@ var routes = []route{
 
 	{method: "GET", path: "/projects/{project}/quota", h: (*API).getQuota},
 	{method: "PUT", path: "/projects/{project}/quota", action: "project.quota", h: (*API).putQuota},
+
+	{method: "GET", path: "/projects/{project}/retention", h: (*API).getRetention},
+	{method: "PUT", path: "/projects/{project}/retention", action: "retention.put", h: (*API).putRetention},
+	{method: "DELETE", path: "/projects/{project}/retention", action: "retention.delete", h: (*API).deleteRetention},
+	{method: "POST", path: "/projects/{project}/retention/run", action: "retention.run", h: (*API).runRetention},
+	{method: "GET", path: "/projects/{project}/immutable", h: (*API).listImmutable},
+	{method: "POST", path: "/projects/{project}/immutable", action: "immutable.add", h: (*API).addImmutable},
+	{method: "DELETE", path: "/projects/{project}/immutable/{rule}", action: "immutable.delete", h: (*API).deleteImmutable},
 
 	{method: "GET", path: "/projects/{project}/members", h: (*API).listMembers},
 	{method: "PUT", path: "/projects/{project}/members", action: "member.set", h: (*API).setMember},

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -35,6 +36,18 @@ type Manifest struct {
 	// the commit: the put either keeps them or fails with a *MissingError.
 	RequireBlobs    []string
 	RequireChildren bool
+	// FixedTags (on put) are tags an immutable rule protects: created if absent, left
+	// alone if they already name this manifest, and otherwise the put fails with a
+	// *FixedTagError. The check is the tag write itself, so two pushes racing to create
+	// such a tag cannot both win.
+	FixedTags []string
+}
+
+// FixedTagError reports a put that would move a tag listed in FixedTags.
+type FixedTagError struct{ Tag, Digest string }
+
+func (e *FixedTagError) Error() string {
+	return fmt.Sprintf("meta: tag %s names %s and may not be moved", e.Tag, e.Digest)
 }
 
 // MissingError reports references a manifest put required that are not (or no longer)
@@ -129,14 +142,43 @@ func (s *Store) PutManifest(ctx context.Context, m Manifest, tags []string) erro
 			}
 		}
 		for _, tag := range tags {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO tags (repository_id, name, manifest_digest, updated_at) VALUES ($1, $2, $3, $4)
-				ON CONFLICT (repository_id, name) DO UPDATE SET manifest_digest = excluded.manifest_digest, updated_at = excluded.updated_at`,
-				repoID, tag, m.Digest, t); err != nil {
+			q := `INSERT INTO tags (repository_id, name, manifest_digest, updated_at) VALUES ($1, $2, $3, $4)
+				ON CONFLICT (repository_id, name) DO UPDATE SET manifest_digest = excluded.manifest_digest, updated_at = excluded.updated_at`
+			fixed := slices.Contains(m.FixedTags, tag)
+			if fixed {
+				q += ` WHERE tags.manifest_digest = excluded.manifest_digest`
+			}
+			res, err := tx.ExecContext(ctx, q, repoID, tag, m.Digest, t)
+			if err != nil {
 				return fmt.Errorf("meta: tag %s: %w", tag, err)
+			}
+			if n, _ := res.RowsAffected(); fixed && n == 0 {
+				var current string
+				_ = tx.QueryRowContext(ctx, `SELECT manifest_digest FROM tags WHERE repository_id = $1 AND name = $2`, repoID, tag).Scan(&current)
+				return &FixedTagError{Tag: tag, Digest: current}
 			}
 		}
 		return nil
 	})
+}
+
+// TagsOf lists the tags in repo that name digest.
+func (s *Store) TagsOf(ctx context.Context, repo, digest string) ([]string, error) {
+	rows, err := s.readRows(ctx, `SELECT name FROM tags WHERE manifest_digest = $2
+		AND repository_id = (SELECT id FROM repositories WHERE name = $1) ORDER BY name`, repo, digest)
+	if err != nil {
+		return nil, fmt.Errorf("meta: tags of %s@%s: %w", repo, digest, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			return nil, fmt.Errorf("meta: tags of %s@%s: %w", repo, digest, err)
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
 }
 
 // insertOrLockManifest inserts the manifest row, or, when it is already stored, locks it

@@ -118,10 +118,20 @@ func (r *Registry) putManifest(ctx context.Context, repo string, ref Reference, 
 		rec.Subject = string(m.Subject.Digest)
 		res.Subject = m.Subject.Digest
 	}
+	var rules map[string]string
+	if checkRefs { // a mirror's tags follow its upstream
+		var err error
+		if rec.FixedTags, rules, err = r.fixedTags(ctx, repo, tags); err != nil {
+			return PutResult{}, err
+		}
+	}
 	if err := r.meta.PutManifest(ctx, rec, tags); err != nil {
 		var missing *meta.MissingError
 		if errors.As(err, &missing) {
 			return PutResult{}, missingReferences(repo, missing.Digests)
+		}
+		if refusal := movedFixedTag(err, repo, rules); refusal != nil {
+			return PutResult{}, refusal
 		}
 		return PutResult{}, r.internal(err, "")
 	}
@@ -165,8 +175,14 @@ func (r *Registry) GetManifest(ctx context.Context, repo string, ref Reference, 
 func (r *Registry) DeleteManifest(ctx context.Context, repo string, ref Reference) error {
 	var err error
 	if ref.Digest != "" {
+		if err := r.guardDeleteManifest(ctx, repo, string(ref.Digest)); err != nil {
+			return err
+		}
 		err = r.meta.DeleteManifest(ctx, repo, string(ref.Digest))
 	} else {
+		if err := r.guardDelete(ctx, repo, []string{ref.Tag}); err != nil {
+			return err
+		}
 		err = r.meta.DeleteTag(ctx, repo, ref.Tag)
 	}
 	if errors.Is(err, meta.ErrNotFound) {

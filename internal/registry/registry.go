@@ -34,6 +34,8 @@ type Options struct {
 	RedirectBlobs bool
 	// Quota, when set, refuses blobs past their project's byte quota (quota.go).
 	Quota QuotaChecker
+	// Tags, when set, protects immutable tags from being moved or deleted (immutable.go).
+	Tags TagGuard
 }
 
 // Registry implements the distribution operations.
@@ -136,6 +138,9 @@ func (r *Registry) Tags(ctx context.Context, repo, last string, n int) ([]string
 
 // DeleteRepository removes a repository and everything in it (an admin operation).
 func (r *Registry) DeleteRepository(ctx context.Context, repo string) error {
+	if err := r.guardDeleteRepository(ctx, repo); err != nil {
+		return err
+	}
 	handles, err := r.meta.DeleteRepository(ctx, repo)
 	if errors.Is(err, meta.ErrNotFound) {
 		return errcode.NameUnknown

@@ -113,14 +113,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	}
 	var mirror *proxy.Mirror
 	quotas := newQuota(m, &mirror)
+	promReg := prometheus.NewRegistry()
+	tagRules := newTagRules(m, &mirror, promReg, log)
 	reg := registry.New(m, b, registry.Options{
 		AllowSparseManifests: cfg.Manifests.AllowSparse,
 		MaxBlobSize:          int64(cfg.Limits.BlobSize),
 		UploadTTL:            time.Duration(cfg.Uploads.TTL),
 		RedirectBlobs:        cfg.Storage.Driver == "s3" && cfg.Storage.S3.Redirect,
 		Quota:                quotas,
+		Tags:                 tagRules,
 	}, log)
-	promReg := prometheus.NewRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerQuotaMetrics(promReg, quotas, m, log)
 	if len(cfg.Mirror.Upstreams) > 0 {
@@ -139,6 +141,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		m.Close()
 		return nil, err
 	}
+	tagRules.Register(runner)
 	var authSvc *auth.Service
 	var guard *distribution.Guard
 	if cfg.Auth.Enabled {
@@ -160,7 +163,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	metrics := promhttp.HandlerFor(promReg, promhttp.HandlerOpts{})
 	if authSvc != nil {
 		mux.Handle("/token", distribution.BodyDeadline(tokenBodyTimeout, distribution.TokenHandler(authSvc)))
-		mux.Handle(adminapi.Prefix+"/", distribution.BodyDeadline(adminBodyTimeout, adminapi.New(authSvc, m, log).WithTrust(ev).WithQuotas(quotas).WithWarm(warmFunc(mirror)).WithRepositories(reg, inventory.NewStore(m.DB()))))
+		mux.Handle(adminapi.Prefix+"/", distribution.BodyDeadline(adminBodyTimeout, adminapi.New(authSvc, m, log).WithTrust(ev).WithQuotas(quotas).WithWarm(warmFunc(mirror)).WithRepositories(reg, inventory.NewStore(m.DB())).WithTagRules(tagRules)))
 		registerAuditMetrics(promReg, authSvc)
 		if !cfg.Metrics.Public {
 			metrics = guard.Metrics(metrics)
