@@ -62,8 +62,9 @@ API's JSON.`,
 	pf.BoolVar(&c.passwordStdin, "password-stdin", false, "read the password from the first line of stdin (default $BERTH_ADMIN_PASSWORD)")
 	pf.BoolVar(&c.json, "json", false, "print JSON instead of a table")
 	cmd.AddCommand(c.userCmd(), c.projectCmd(), c.memberCmd(), c.robotCmd(), c.auditCmd())
-	cmd.AddCommand(c.policyCmd(), c.verifyCmd()) // policy.go
-	cmd.AddCommand(c.repoCmd(), c.tagCmd())      // admin_repo.go
+	cmd.AddCommand(c.policyCmd(), c.verifyCmd())       // policy.go
+	cmd.AddCommand(c.repoCmd(), c.tagCmd())            // admin_repo.go
+	cmd.AddCommand(c.retentionCmd(), c.immutableCmd()) // retention.go
 	return cmd
 }
 

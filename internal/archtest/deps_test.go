@@ -46,7 +46,7 @@ var allowed = map[string][]string{
 	"internal/cric": {"github.com/docker/cli/cli/config", "github.com/google/go-containerregistry/pkg",
 		"github.com/vbauerster/mpb/v8", "golang.org/x/sync/errgroup", "golang.org/x/term"},
 	"cmd/cric":  {"internal/cric", "github.com/spf13/cobra"},
-	"cmd/berth": {"internal/certs", "internal/config", "internal/gc", "internal/jobs", "internal/meta", "internal/oci", "internal/proxy", "internal/registry", "internal/server", "internal/trust", "github.com/spf13/cobra", "go.yaml.in/yaml/v3"},
+	"cmd/berth": {"internal/certs", "internal/config", "internal/gc", "internal/jobs", "internal/meta", "internal/oci", "internal/proxy", "internal/registry", "internal/server", "internal/tagrules", "internal/trust", "github.com/spf13/cobra", "go.yaml.in/yaml/v3"},
 }
 
 type pkg struct {
