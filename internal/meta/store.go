@@ -314,9 +314,16 @@ func (s *Store) Repositories(ctx context.Context, last string, n int) ([]string,
 // handles that were open so the caller can discard their bytes.
 func (s *Store) DeleteRepository(ctx context.Context, name string) (uploadHandles []string, err error) {
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		id, err := repositoryID(ctx, tx, name)
+		// The repository row is locked first, as every push does (ensureRepository's
+		// upsert): taken last, a push holding it and waiting for a link or manifest row
+		// this delete holds deadlocks with it on PostgreSQL.
+		var id int64
+		err := tx.QueryRowContext(ctx, `SELECT id FROM repositories WHERE name = $1`+s.DB().ForUpdate(), name).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
 		if err != nil {
-			return err
+			return fmt.Errorf("meta: lock repository %s: %w", name, err)
 		}
 		rows, err := tx.QueryContext(ctx, `SELECT handle FROM uploads WHERE repository_id = $1`, id)
 		if err != nil {
