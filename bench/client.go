@@ -418,30 +418,53 @@ func (s serverCounters) sub(o serverCounters) serverCounters {
 	return serverCounters{s.bytesOut - o.bytesOut, s.blobGets - o.blobGets, s.manifestReqs - o.manifestReqs, s.inFlight}
 }
 
-// counters reads a Berth's /metrics: what the mirror's upstream served, counted at the
-// upstream itself.
-func (c *client) counters(ctx context.Context) (serverCounters, error) {
-	var s serverCounters
+// metrics reads a Berth's /metrics: every sample, keyed by its name with labels as
+// exposed (e.g. `berth_gc_deleted_total{what="blob"}`).
+func (c *client) metrics(ctx context.Context) (map[string]float64, error) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.url("/metrics"), nil)
 	resp, err := c.do(req, true, http.StatusOK)
 	if err != nil {
-		return s, err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return s, err
+		return nil, err
 	}
+	out := map[string]float64{}
 	for line := range strings.SplitSeq(string(raw), "\n") {
 		i := strings.LastIndexByte(line, ' ')
 		if i <= 0 || strings.HasPrefix(line, "#") {
 			continue
 		}
-		name := line[:i]
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			continue
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			out[line[:i]] = v
 		}
+	}
+	return out, nil
+}
+
+// sumPrefix sums the samples of m whose name (labels included) starts with prefix, and
+// returns their largest value too.
+func sumPrefix(m map[string]float64, prefix string) (sum, largest float64) {
+	for name, v := range m {
+		if strings.HasPrefix(name, prefix) {
+			sum += v
+			largest = max(largest, v)
+		}
+	}
+	return sum, largest
+}
+
+// counters reads a Berth's /metrics: what the mirror's upstream served, counted at the
+// upstream itself.
+func (c *client) counters(ctx context.Context) (serverCounters, error) {
+	var s serverCounters
+	m, err := c.metrics(ctx)
+	if err != nil {
+		return s, err
+	}
+	for name, v := range m {
 		switch {
 		case strings.HasPrefix(name, "berth_http_response_bytes_total{"):
 			s.bytesOut += v
@@ -456,6 +479,13 @@ func (c *client) counters(ctx context.Context) (serverCounters, error) {
 		}
 	}
 	return s, nil
+}
+
+// deleteManifest deletes a manifest by digest (202).
+func (c *client) deleteManifest(ctx context.Context, repo, dgst string) error {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodDelete, c.url("/v2/"+repo+"/manifests/"+dgst), nil)
+	_, err := c.do(req, false, http.StatusAccepted)
+	return err
 }
 
 // waitQuiet waits until the server has served no API request for two polls in a row

@@ -38,6 +38,39 @@ func (r rateResult) cpuPerRequestMS() float64 {
 // http.ReadResponse. This costs the client far less CPU than net/http.Client, which on
 // a 2-core machine leaves more of the machine to the server being measured.
 func loadGen(ctx context.Context, t *target, method, path string, header map[string]string, conns int, warmup, dur time.Duration, label string) (rateResult, error) {
+	return loadRun(ctx, t, method, path, header, conns, warmup, warmup+dur+30*time.Second, label, func() error { return sleepCtx(ctx, dur) })
+}
+
+// loadUntil is loadGen measured from its start (no warm-up) until done is closed, at most
+// limit: the load that runs while something else happens (the gc phase). Failed requests
+// are counted in the result and also returned as an error.
+func loadUntil(ctx context.Context, t *target, method, path string, header map[string]string, conns int, done <-chan struct{}, limit time.Duration, label string) (rateResult, error) {
+	return loadRun(ctx, t, method, path, header, conns, 0, limit+30*time.Second, label, func() error {
+		select {
+		case <-done:
+			return nil
+		case <-time.After(limit):
+			return fmt.Errorf("%s on %s: still running after %s", label, t.name, limit)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+}
+
+// sleepCtx sleeps d, or less if ctx ends (then it returns ctx's error).
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+	}
+	return nil
+}
+
+// loadRun runs the connections, warms up, then measures while wait runs.
+func loadRun(ctx context.Context, t *target, method, path string, header map[string]string, conns int, warmup, limit time.Duration, label string, wait func() error) (rateResult, error) {
 	var raw strings.Builder
 	fmt.Fprintf(&raw, "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: berth-bench\r\n", method, path, t.host)
 	for k, v := range header {
@@ -49,7 +82,7 @@ func loadGen(ctx context.Context, t *target, method, path string, header map[str
 	var ok, bad atomic.Int64
 	var firstErr atomic.Value
 	stop := make(chan struct{})
-	hardDeadline := time.Now().Add(warmup + dur + 30*time.Second)
+	hardDeadline := time.Now().Add(limit)
 	var wg sync.WaitGroup
 	for range conns {
 		wg.Add(1)
@@ -110,20 +143,12 @@ func loadGen(ctx context.Context, t *target, method, path string, header map[str
 			}
 		}()
 	}
-	sleep := func(d time.Duration) error {
-		select {
-		case <-time.After(d):
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
 	var res rateResult
-	err := sleep(warmup)
+	err := sleepCtx(ctx, warmup)
 	if err == nil {
 		w := openWindow(t)
 		n0, e0, s0 := ok.Load(), bad.Load(), ownCPU()
-		err = sleep(dur)
+		err = wait()
 		n1, e1, s1 := ok.Load(), bad.Load(), ownCPU()
 		el, c := w.close(t.name + " " + label)
 		res = rateResult{requests: n1 - n0, errors: e1 - e0, elapsed: el, cpu: c, client: s1 - s0}

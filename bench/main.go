@@ -21,7 +21,7 @@ import (
 )
 
 // allPhases in the order they run.
-var allPhases = []string{"push", "pull", "layers", "manifest", "blobhead", "tags", "concurrent", "mirror", "cric"}
+var allPhases = []string{"push", "pull", "layers", "manifest", "blobhead", "tags", "concurrent", "mirror", "cric", "gc"}
 
 type options struct {
 	phases     []string
@@ -50,6 +50,9 @@ type options struct {
 	jsonOut      string
 	timeout      time.Duration
 	waitIdle     time.Duration
+	gcBlobs      int // gc phase: layers pushed in all (half become garbage)
+	gcLayers     int // gc phase: layers per image
+	gcQuiet      bool
 }
 
 func main() {
@@ -106,7 +109,10 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&upstreamRate, "upstream-rate", "0", "mirror phase: cap the link to the upstream at this many bytes per second, e.g. 500MB (0: loopback speed)")
 	fs.StringVar(&o.profileDir, "profile", "", "profile Berth: run the pprof-enabled wrapper (bench/berthpprof) and write one CPU profile per figure plus heap profiles into this directory (figures are then slightly pessimistic)")
 	fs.StringVar(&o.jsonOut, "json", "", "also write the results as JSON to this file")
-	fs.DurationVar(&o.timeout, "timeout", 15*time.Minute, "abort the whole run after this long (not counting -wait-idle)")
+	fs.IntVar(&o.gcBlobs, "gc-blobs", 4000, "gc phase: small (1-4KiB) layers pushed in all, in images of -gc-layers; half the images are then deleted")
+	fs.IntVar(&o.gcLayers, "gc-layers", 100, "gc phase: layers per image")
+	fs.BoolVar(&o.gcQuiet, "gc-quiet", false, "gc phase: no client load on Berth during GC (reclaim time alone)")
+	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "abort the whole run after this long (not counting -wait-idle)")
 	fs.DurationVar(&o.waitIdle, "wait-idle", 0, "before starting, wait up to this long for the machine to be less than 15% busy (shared machines)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -161,8 +167,8 @@ func parseFlags(args []string) (options, error) {
 	if len(o.targets) == 0 {
 		return o, errors.New("no targets selected")
 	}
-	if o.layers < 1 || o.tags < 1 || o.page < 1 || o.pushes < 1 || o.conns < 1 || o.reps < 1 || o.tagWorkers < 1 || o.clients < 1 {
-		return o, errors.New("-layers, -tags, -page, -pushes, -conns, -reps, -tag-workers and -mirror-clients must be positive")
+	if o.layers < 1 || o.tags < 1 || o.page < 1 || o.pushes < 1 || o.conns < 1 || o.reps < 1 || o.tagWorkers < 1 || o.clients < 1 || o.gcBlobs < 1 || o.gcLayers < 1 {
+		return o, errors.New("-layers, -tags, -page, -pushes, -conns, -reps, -tag-workers, -mirror-clients, -gc-blobs and -gc-layers must be positive")
 	}
 	if o.duration <= 0 || o.warmup < 0 {
 		return o, errors.New("-duration must be positive and -warmup non-negative")
@@ -253,6 +259,8 @@ func run(ctx context.Context, o options) error {
 			err = b.phaseMirror(ctx)
 		case "cric":
 			err = b.phaseCric(ctx)
+		case "gc":
+			err = b.phaseGC(ctx)
 		}
 		if err != nil {
 			return fmt.Errorf("phase %s: %w", p, err)
@@ -278,6 +286,9 @@ func (b *bench) header(elapsed time.Duration) string {
 	fmt.Fprintf(&s, "berth tree %s; big layer %s, %d x %s layers, %d tags (n=%d), %d concurrent pushes, %d conns x %s per rate figure, %d mirror clients, %d reps; phases %s; total run %s\n",
 		treeVersion(b.modRoot), fmtSize(b.o.size), b.o.layers, fmtSize(b.o.layerSize), b.o.tags, b.o.page, b.o.pushes, b.o.conns, b.o.duration, b.o.clients, b.o.reps,
 		strings.Join(b.o.phases, ","), elapsed.Round(time.Second))
+	if b.o.has("gc") {
+		fmt.Fprintf(&s, "gc phase: %d blobs in %d images of %d layers, half the images deleted\n", b.o.gcBlobs/b.o.gcLayers*b.o.gcLayers, b.o.gcBlobs/b.o.gcLayers, b.o.gcLayers)
+	}
 	fmt.Fprintf(&s, "machine CPU busy in the second before the run: %.0f%%\n", 100*b.busyAtStart)
 	if b.o.profileDir != "" {
 		fmt.Fprintf(&s, "PROFILING RUN (Berth = bench/berthpprof wrapper, CPU profiler on): profiles in %s\n", b.o.profileDir)

@@ -102,6 +102,9 @@ func (b *bench) checkDisk() error {
 	if b.o.has("cric") {
 		need += b.o.size * 2 // the destination's copy and one upload in flight
 	}
+	if b.o.has("gc") {
+		need += int64(b.o.gcBlobs) * (16 << 10) * int64(len(b.o.targets)) // 1-4KiB files, their directories, the database
+	}
 	if need < 3<<30 && b.o.size >= 1<<30 {
 		need = 3 << 30
 	}
@@ -136,10 +139,11 @@ func cleanEnv(extra ...string) []string {
 
 // setup builds Berth and starts every selected registry.
 func (b *bench) setup(ctx context.Context) error {
-	// The cric phase compares clients, not registries: it needs neither plain instance.
+	// The cric phase compares clients, not registries, and the gc phase starts its own
+	// instances: neither needs the plain ones.
 	need := false
 	for _, p := range b.o.phases {
-		need = need || p != "cric"
+		need = need || (p != "cric" && p != "gc")
 	}
 	for _, name := range b.o.targets {
 		if !need {

@@ -186,7 +186,7 @@ func fmtRatio(b, d float64) string {
 }
 
 // sectionOrder is the order sections are printed in.
-var sectionOrder = []string{"throughput", "time", "request rate", "mirror", "registry CPU", "memory"}
+var sectionOrder = []string{"throughput", "time", "request rate", "mirror", "gc", "registry CPU", "memory"}
 
 // print writes the tables as Markdown (readable as is, pastable into an issue).
 func (r *results) print(w io.Writer, header string) {
