@@ -279,7 +279,8 @@ func (b *bench) gcBerth(ctx context.Context) (*gcResult, error) {
 	}
 	logf("  gc fill berth: %d images in %.1fs", r.fill.images, r.fill.took.Seconds())
 	t.stop()
-	t, err = b.startBerthWith(ctx, berthSpec{name: "berth", logName: "gc-berth", data: data, config: "gc:\n  reviewAfter: 0s\n", noSettle: true})
+	t, err = b.startBerthWith(ctx, berthSpec{name: "berth", logName: "gc-berth", data: data, config: "gc:\n  reviewAfter: 0s\n", noSettle: true,
+		profiled: b.o.profileDir != ""})
 	if err != nil {
 		return nil, err
 	}
@@ -337,6 +338,7 @@ func (b *bench) gcBerth(ctx context.Context) (*gcResult, error) {
 			liveBytes += int64(len(layer) + len(cfg))
 		}
 	})
+	t.profileStart("gc-reclaim")
 	w := openWindow(t)
 	start := time.Now()
 	delFailed, delErr := b.gcDeleteGarbage(ctx, t, r.fill)
@@ -363,6 +365,7 @@ func (b *bench) gcBerth(ctx context.Context) (*gcResult, error) {
 	}
 	r.reclaim = time.Since(start)
 	_, cpu := w.close("berth gc-reclaim")
+	t.profileStop()
 	close(done)
 	wg.Wait()
 	if pollErr != nil {
