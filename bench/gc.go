@@ -27,10 +27,13 @@ const gcRepos = 10
 // gcPushEvery paces the push client that runs during GC.
 const gcPushEvery = 500 * time.Millisecond
 
-// gcLimit bounds one registry's reclaim (and the load running meanwhile): 10 minutes,
-// plus 0.1 s per deleted blob.
-func (b *bench) gcLimit() time.Duration {
-	return 10*time.Minute + time.Duration(b.o.gcBlobs/2)*100*time.Millisecond
+// gcLimit bounds Berth's reclaim (and the load running meanwhile): what is left of the
+// run's -timeout.
+func gcLimit(ctx context.Context) time.Duration {
+	if d, ok := ctx.Deadline(); ok {
+		return time.Until(d)
+	}
+	return 24 * time.Hour
 }
 
 // gcImage is image i of the phase: even images are kept, odd ones deleted.
@@ -308,7 +311,7 @@ func (b *bench) gcBerth(ctx context.Context) (*gcResult, error) {
 		if r.quiet {
 			return
 		}
-		r.during, loadErr = loadUntil(ctx, t, http.MethodGet, path, accept, b.o.conns, done, b.gcLimit(), "gc-manifest-get-during")
+		r.during, loadErr = loadUntil(ctx, t, http.MethodGet, path, accept, b.o.conns, done, gcLimit(ctx), "gc-manifest-get-during")
 	})
 	var pushErr string
 	var liveBytes int64
@@ -345,6 +348,7 @@ func (b *bench) gcBerth(ctx context.Context) (*gcResult, error) {
 	logf("  gc berth: deleted %d manifests in %.2fs (%d failed)", r.fill.images/2, time.Since(start).Seconds(), delFailed)
 	freedKey := "berth_gc_bytes_freed_total"
 	var pollErr error
+	limit := gcLimit(ctx)
 	for {
 		m, err := t.http.metrics(ctx)
 		if err == nil {
@@ -354,8 +358,8 @@ func (b *bench) gcBerth(ctx context.Context) (*gcResult, error) {
 				break
 			}
 		}
-		if time.Since(start) > b.gcLimit() {
-			pollErr = fmt.Errorf("gc on berth: bytes not reclaimed after %s (freed %.0f of %d)", b.gcLimit(), m[freedKey]-m0[freedKey], r.fill.garbage)
+		if time.Since(start) > limit {
+			pollErr = fmt.Errorf("gc on berth: bytes not reclaimed after %s (freed %.0f of %d)", limit.Round(time.Second), m[freedKey]-m0[freedKey], r.fill.garbage)
 			break
 		}
 		if err := sleepCtx(ctx, 500*time.Millisecond); err != nil {
