@@ -29,6 +29,8 @@ var allowed = map[string][]string{
 	"internal/quota":    {"internal/errcode", "internal/meta", "internal/oci", "github.com/prometheus/client_golang/prometheus"},
 	"internal/tagrules": {"internal/jobs", "internal/meta", "internal/oci", "github.com/prometheus/client_golang/prometheus"},
 	"internal/ldapauth": {"github.com/go-ldap/ldap/v3"},
+	// storagepressure measures and refuses; prometheus stays in server.
+	"internal/storagepressure": {"internal/errcode"},
 	"internal/trust": {"internal/blobstore", "internal/config", "internal/errcode", "internal/meta", "internal/oci", "internal/registry",
 		"github.com/notaryproject/notation-go", "github.com/opencontainers/go-digest", "github.com/opencontainers/image-spec/specs-go/v1",
 		"github.com/sigstore/sigstore-go/pkg", "github.com/sigstore/sigstore/pkg", "github.com/prometheus/client_golang/prometheus"},
@@ -41,7 +43,7 @@ var allowed = map[string][]string{
 	"internal/inventory": {"internal/meta", "internal/oci"},
 	"internal/adminapi":  {"internal/auth", "internal/config", "internal/errcode", "internal/inventory", "internal/meta", "internal/oci", "internal/quota", "internal/registry", "internal/tagrules", "internal/trust", "golang.org/x/crypto/bcrypt"},
 	"internal/server": {"internal/adminapi", "internal/auth", "internal/blobstore", "internal/certs", "internal/ldapauth", "internal/config", "internal/distribution", "internal/gc", "internal/inventory", "internal/jobs", "internal/meta", "internal/oci", "internal/proxy", "internal/quota", "internal/registry", "internal/tagrules",
-		"internal/trust", "github.com/prometheus/client_golang/prometheus"},
+		"internal/storagepressure", "internal/trust", "github.com/prometheus/client_golang/prometheus"},
 	"internal/certs": {"internal/config", "internal/meta", "golang.org/x/crypto/acme"},
 	"internal/cric": {"github.com/docker/cli/cli/config", "github.com/google/go-containerregistry/pkg",
 		"github.com/vbauerster/mpb/v8", "golang.org/x/sync/errgroup", "golang.org/x/term"},

@@ -218,6 +218,7 @@ type Storage struct {
 	Driver     string     `yaml:"driver"` // filesystem or s3
 	Filesystem Filesystem `yaml:"filesystem"`
 	S3         S3         `yaml:"s3"`
+	Pressure   Pressure   `yaml:"pressure"`
 }
 
 // Filesystem configures the filesystem blob store.
@@ -304,7 +305,7 @@ func Default() Config {
 		Data:     "./data",
 		Log:      Log{Level: "info", Format: "json", AccessLog: true},
 		Database: Database{Driver: "sqlite", SQLiteSynchronous: "FULL", MaxOpenConns: 8},
-		Storage:  Storage{Driver: "filesystem", S3: S3{PartSize: 8 << 20}},
+		Storage:  Storage{Driver: "filesystem", S3: S3{PartSize: 8 << 20}, Pressure: DefaultPressure()},
 		Limits:   Limits{ManifestSize: 4 << 20, HeaderBytes: 64 << 10},
 		Uploads:  Uploads{TTL: Duration(24 * time.Hour)},
 		GC:       GC{Enabled: true, ReviewAfter: Duration(24 * time.Hour), Workers: 2, OrphanGrace: Duration(6 * time.Hour), SweepInterval: Duration(24 * time.Hour)},
@@ -448,6 +449,7 @@ func (c Config) Validate() error {
 		bad("limits.headerBytes must be at least 4KiB")
 	}
 	errs = append(errs, c.TLS.validate()...)
+	errs = append(errs, c.Storage.Pressure.validate()...)
 	if c.Metrics.Addr != "" {
 		if _, _, err := net.SplitHostPort(c.Metrics.Addr); err != nil {
 			bad("metrics.addr %q: %v", c.Metrics.Addr, err)

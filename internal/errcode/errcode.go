@@ -52,6 +52,14 @@ var (
 	// QuotaExceeded is DENIED for a push that would take its project past its byte quota
 	// (package quota); the message names the quota and the usage.
 	QuotaExceeded = register("DENIED", "project quota exceeded", http.StatusForbidden)
+	// StorageFull refuses a write (blob upload, manifest push) while the storage is under
+	// pressure: free space below the watermark, the byte budget spent, or a write that
+	// failed for lack of space (ENOSPC, SQLITE_FULL, PostgreSQL 53100). It is DENIED, a
+	// spec code every client knows, answered with 507 Insufficient Storage (RFC 4918),
+	// the status whose meaning this is, rather than 503: clients such as
+	// go-containerregistry retry 503 at once and repeatedly, which only adds load while
+	// the disk stays full. Reads keep working; the message names the condition.
+	StorageFull = register("DENIED", "storage pressure: writes refused", http.StatusInsufficientStorage)
 	// Unavailable reports that the service cannot serve right now (e.g. shutting down, database down).
 	Unavailable = register("UNAVAILABLE", "service unavailable", http.StatusServiceUnavailable)
 	// UpstreamUnavailable reports that a mirrored registry could not be reached or failed,

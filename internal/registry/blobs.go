@@ -170,6 +170,9 @@ func unmarshalSHA256(state []byte) (hash.Hash, error) {
 
 // StartUpload opens an upload session in repo.
 func (r *Registry) StartUpload(ctx context.Context, repo string) (UploadStatus, error) {
+	if err := r.admitSpace(); err != nil {
+		return UploadStatus{}, err
+	}
 	up, err := r.blobs.NewUpload(ctx)
 	if err != nil {
 		return UploadStatus{}, r.internal(err, "")
@@ -240,6 +243,8 @@ type session struct {
 	row meta.Upload
 	up  blobstore.Upload
 	h   hash.Hash
+	// released: the session and its bytes were discarded (releaseSession).
+	released bool
 }
 
 // openSession takes the upload's single-writer hold, then reads the acknowledged size
@@ -309,7 +314,14 @@ func (r *Registry) appendChunk(ctx context.Context, s *session, c Chunk) error {
 	if limit >= 0 {
 		body = io.LimitReader(body, limit)
 	}
-	n, copyErr := copyHashed(s.up, s.h, body, c.Length)
+	sw := r.newStoreWriter(s.up)
+	n, copyErr := copyHashed(sw, s.h, body, c.Length)
+	if sw.err != nil {
+		// The store could not take the bytes (a full disk, an I/O error): unlike a body
+		// that ended early, nothing here is worth resuming, so the bytes go now.
+		r.releaseSession(ctx, s)
+		return r.internal(sw.err, "")
+	}
 	// A client that disconnects cancels ctx; what did arrive is still recorded.
 	ctx = context.WithoutCancel(ctx)
 	if n == 0 && copyErr == nil {
@@ -359,6 +371,11 @@ func (r *Registry) checkLength(c Chunk, n int64) error {
 
 // AppendUpload appends a chunk (PATCH).
 func (r *Registry) AppendUpload(ctx context.Context, repo, id string, c Chunk) (UploadStatus, error) {
+	if c.Body != nil {
+		if err := r.admitSpace(); err != nil {
+			return UploadStatus{}, err
+		}
+	}
 	s, err := r.openSession(ctx, repo, id)
 	if err != nil {
 		return UploadStatus{}, err
@@ -374,15 +391,28 @@ func (r *Registry) AppendUpload(ctx context.Context, repo, id string, c Chunk) (
 // and commits the blob (PUT), all under one hold on the session. A mismatch discards
 // the session.
 func (r *Registry) FinishUpload(ctx context.Context, repo, id string, dgst oci.Digest, c Chunk) (BlobInfo, error) {
+	// A completion without a body adds no bytes (they are stored already) and stays
+	// admitted under pressure.
+	if c.Body != nil {
+		if err := r.admitSpace(); err != nil {
+			return BlobInfo{}, err
+		}
+	}
 	s, err := r.openSession(ctx, repo, id)
 	if err != nil {
 		return BlobInfo{}, err
 	}
+	// A monolithic PUT (POST, then the whole blob in the PUT) that fails leaves nothing a
+	// client resumes: clients start such an upload over, so its bytes go at once.
+	monolithic := s.row.Size == 0 && c.Body != nil
 	if err := r.admitChunk(ctx, repo, string(dgst), s, c); err != nil {
 		r.discardRefused(ctx, s.up, s.row.ID)
 		return BlobInfo{}, err
 	}
 	if err := r.appendChunk(ctx, s, c); err != nil {
+		if monolithic {
+			r.releaseSession(ctx, s)
+		}
 		s.up.Close()
 		return BlobInfo{}, err
 	}
@@ -522,6 +552,9 @@ func (r *Registry) PutBlob(ctx context.Context, repo string, dgst oci.Digest, c 
 	if err := r.admit(ctx, repo, string(dgst), c.Length); err != nil {
 		return BlobInfo{}, err
 	}
+	if err := r.admitSpace(); err != nil {
+		return BlobInfo{}, err
+	}
 	up, err := r.blobs.NewUpload(ctx)
 	if err != nil {
 		return BlobInfo{}, r.internal(err, "")
@@ -534,13 +567,16 @@ func (r *Registry) PutBlob(ctx context.Context, repo string, dgst oci.Digest, c 
 	if r.opts.MaxBlobSize > 0 {
 		body = io.LimitReader(body, r.opts.MaxBlobSize+1)
 	}
-	n, copyErr := copyHashed(up, v.Hash(), body, c.Length)
+	sw := r.newStoreWriter(up)
+	n, copyErr := copyHashed(sw, v.Hash(), body, c.Length)
 	fail := func(e error) (BlobInfo, error) {
 		up.Close()
-		_ = r.blobs.AbortUpload(ctx, up.Handle())
+		_ = r.blobs.AbortUpload(context.WithoutCancel(ctx), up.Handle())
 		return BlobInfo{}, e
 	}
 	switch {
+	case sw.err != nil:
+		return fail(r.internal(sw.err, ""))
 	case copyErr != nil:
 		return fail(errcode.BlobUploadInvalid.Wrap(copyErr, "upload body ended early: "+copyErr.Error()))
 	case r.opts.MaxBlobSize > 0 && n > r.opts.MaxBlobSize:
@@ -554,8 +590,15 @@ func (r *Registry) PutBlob(ctx context.Context, repo string, dgst oci.Digest, c 
 }
 
 // PurgeUploads discards sessions untouched for longer than the upload TTL, and upload
-// files no session row knows (left by a crash between creating the file and the row).
+// files no session row knows (left by a crash between creating the file and the row);
+// under storage pressure also the oldest sessions, until the pressure ends.
 func (r *Registry) PurgeUploads(ctx context.Context) (int, error) {
+	n, err := r.purgeStaleUploads(ctx)
+	freed, perr := r.purgeForSpace(ctx)
+	return n + freed, errors.Join(err, perr)
+}
+
+func (r *Registry) purgeStaleUploads(ctx context.Context) (int, error) {
 	stale, err := r.meta.StaleUploads(ctx, time.Now().Add(-r.opts.UploadTTL), 1000)
 	if err != nil {
 		return 0, err

@@ -125,6 +125,11 @@ func (r *Registry) putManifest(ctx context.Context, repo string, ref Reference, 
 			return PutResult{}, err
 		}
 	}
+	if checkRefs { // a mirror's cache fill is a read for its clients
+		if err := r.admitManifest(ctx, repo, dgst); err != nil {
+			return PutResult{}, err
+		}
+	}
 	if err := r.meta.PutManifest(ctx, rec, tags); err != nil {
 		var missing *meta.MissingError
 		if errors.As(err, &missing) {

@@ -36,6 +36,8 @@ type Options struct {
 	Quota QuotaChecker
 	// Tags, when set, protects immutable tags from being moved or deleted (immutable.go).
 	Tags TagGuard
+	// Space, when set, refuses new data under storage pressure (space.go).
+	Space SpaceGuard
 }
 
 // Registry implements the distribution operations.
@@ -94,6 +96,11 @@ func (r *Registry) internal(err error, msg string) error {
 	}
 	if q := r.quotaRefusal(err); q != nil {
 		return q
+	}
+	// Before unavailable: a full disk is not an outage to retry, and ENOSPC must never
+	// surface as UNKNOWN (blob writes, SQLITE_FULL, PostgreSQL 53100 alike).
+	if meta.IsDiskFull(err) {
+		return r.storageFull(err)
 	}
 	if unavailable(err) {
 		return errcode.Unavailable.Wrap(err, "a storage backend is unreachable; retry shortly")

@@ -30,6 +30,7 @@ import (
 	"github.com/berth-registry/berth/internal/meta"
 	"github.com/berth-registry/berth/internal/proxy"
 	"github.com/berth-registry/berth/internal/registry"
+	"github.com/berth-registry/berth/internal/storagepressure"
 	"github.com/berth-registry/berth/internal/trust"
 )
 
@@ -51,6 +52,8 @@ type Server struct {
 	prom *prometheus.Registry
 	// pulls counts manifest pulls in memory and writes them in batches.
 	pulls *inventory.Pulls
+	// pressure refuses new data while storage is short of room.
+	pressure *storagepressure.Monitor
 }
 
 // OpenStores opens the metadata and blob stores the configuration names.
@@ -114,6 +117,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	var mirror *proxy.Mirror
 	quotas := newQuota(m, &mirror)
 	promReg := prometheus.NewRegistry()
+	pressure := newPressure(ctx, cfg, m, log)
+	registerPressureMetrics(promReg, pressure)
 	tagRules := newTagRules(m, &mirror, promReg, log)
 	reg := registry.New(m, b, registry.Options{
 		AllowSparseManifests: cfg.Manifests.AllowSparse,
@@ -122,6 +127,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		RedirectBlobs:        cfg.Storage.Driver == "s3" && cfg.Storage.S3.Redirect,
 		Quota:                quotas,
 		Tags:                 tagRules,
+		Space:                pressure,
 	}, log)
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerQuotaMetrics(promReg, quotas, m, log)
@@ -183,7 +189,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 			_, _ = w.Write([]byte("database unavailable\n"))
 			return
 		}
-		_, _ = w.Write([]byte("ok\n"))
+		_, _ = w.Write([]byte("ok\n" + readyPressure(pressure)))
 	})
 	v2 := distribution.Observe(api, distribution.NewMetrics(promReg), log, cfg.Log.AccessLog)
 	// /v2/ bypasses ServeMux: the mux would "clean" paths with .., // or a trailing slash
@@ -201,7 +207,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		m.Close()
 		return nil, err
 	}
-	return &Server{cfg: cfg, log: log, meta: m, Registry: reg, mirror: mirror, trust: ev, auth: authSvc, handler: handler, jobs: runner, certs: cm, pulls: pulls, prom: promReg}, nil
+	return &Server{cfg: cfg, log: log, meta: m, Registry: reg, mirror: mirror, trust: ev, auth: authSvc, handler: handler, jobs: runner, certs: cm, pulls: pulls, prom: promReg, pressure: pressure}, nil
 }
 
 // Body deadlines: a token request is a small form, an admin request a JSON object or
@@ -365,6 +371,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.announce(ln.Addr(), tlsOn)
 
 	go s.maintain(ctx)
+	go s.pressure.Run(ctx)
 	go s.trust.Run(ctx, time.Second) // policy edits and signatures pushed to other replicas
 	jobsDone := make(chan struct{})
 	go func() { defer close(jobsDone); s.jobs.Run(ctx) }()
@@ -432,6 +439,7 @@ func (s *Server) maintain(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-s.pressure.Wake(): // held upload bytes are the first to give back
 		}
 	}
 }
