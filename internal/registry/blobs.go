@@ -572,6 +572,7 @@ func (r *Registry) PutBlob(ctx context.Context, repo string, dgst oci.Digest, c 
 	fail := func(e error) (BlobInfo, error) {
 		up.Close()
 		_ = r.blobs.AbortUpload(context.WithoutCancel(ctx), up.Handle())
+		r.remeasure()
 		return BlobInfo{}, e
 	}
 	switch {

@@ -25,15 +25,14 @@ type SpaceGuard interface {
 	Writer(w io.Writer) io.Writer
 	// Pressured measures again and reports whether space must still be freed.
 	Pressured(ctx context.Context) bool
-	// Full reports a write that failed for lack of space, so the guard re-measures now.
-	Full()
+	// Remeasure drops the guard's cached measurement: a write failed for lack of space,
+	// or a failed upload just gave its bytes back.
+	Remeasure()
 }
 
 // storageFull is the client's error for a write that failed for lack of space.
 func (r *Registry) storageFull(err error) error {
-	if r.opts.Space != nil {
-		r.opts.Space.Full()
-	}
+	r.remeasure()
 	return errcode.StorageFull.Wrap(err, "storage full: no space left for the write; writes are refused until space is freed (reads keep working)")
 }
 
@@ -98,6 +97,14 @@ func (r *Registry) releaseSession(ctx context.Context, s *session) {
 	if err := r.meta.DeleteUpload(ctx, s.row.ID); err != nil && !errors.Is(err, meta.ErrNotFound) {
 		// The row alone holds no bytes; the TTL purge removes it.
 		r.log.Warn("forget failed upload", "upload", s.row.ID, "err", err)
+	}
+	r.remeasure()
+}
+
+// remeasure tells the guard, if any, that free space just changed.
+func (r *Registry) remeasure() {
+	if r.opts.Space != nil {
+		r.opts.Space.Remeasure()
 	}
 }
 

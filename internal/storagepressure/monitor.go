@@ -124,8 +124,8 @@ func (m *Monitor) Run(ctx context.Context) {
 	}
 }
 
-// Wake is signalled when pressure begins (and when a write fails for lack of space), so
-// the upload purge can give back held bytes at once.
+// Wake is signalled when pressure begins, so the upload purge can give back held bytes
+// at once.
 func (m *Monitor) Wake() <-chan struct{} { return m.wake }
 
 // Status returns the last measurement.
@@ -204,12 +204,18 @@ func judge(s Status, reserveMissing int64) (bool, string) {
 	return false, ""
 }
 
-// crossed tells whether n more bytes than measured would put s under pressure.
-func crossed(s Status, n, reserveMissing int64) bool {
-	if s.Pressured {
+// crossed tells whether n more bytes than measured leave too little room. New data
+// (write false) needs the watermark; a write of an upload admitted above it may go on
+// down to half the watermark, so the state is visible (readiness, metrics) before an
+// upload is cut, and an upload is cut before the disk is full.
+func crossed(s Status, n, reserveMissing int64, write bool) bool {
+	need := s.Watermark
+	if write {
+		need /= 2
+	} else if s.Pressured {
 		return true
 	}
-	if s.Free >= 0 && s.Free-reserveMissing-n < s.Watermark {
+	if s.Free >= 0 && s.Free-reserveMissing-n < need {
 		return true
 	}
 	return s.MaxBytes > 0 && s.Used+n >= s.MaxBytes
@@ -234,29 +240,37 @@ func (m *Monitor) nudge() {
 	}
 }
 
-// current returns a measurement fit to decide on n more bytes: the cached one while it
-// says there is room (with what was written since counted against it), a fresh one
-// when it says there is not, so a freed disk is noticed by the next request.
-func (m *Monitor) current(n int64) Status {
+// decide tells whether n more bytes must be refused: the cached measurement decides
+// while it says there is room (with what was written since counted against it); a fresh
+// one, when it says there is not, so a freed disk is noticed by the next request.
+func (m *Monitor) decide(n int64, write bool) error {
 	s := m.Status()
+	est := m.written.Load() + n
 	stale := m.opts.Now().Sub(s.At)
-	if !crossed(s, m.written.Load()+n, m.reserveMissing(s)) && stale < 3*m.opts.Interval {
-		return s
+	if !crossed(s, est, m.reserveMissing(s), write) && stale < 3*m.opts.Interval {
+		return nil
 	}
-	if stale >= recheck {
-		return m.Measure(context.Background())
+	// A refusal the cached state did not foresee is confirmed (and recorded, for
+	// readiness and metrics) by measuring; a flood of refusals after it measures at
+	// most once per recheck.
+	if stale >= recheck || !s.Pressured {
+		s = m.Measure(context.Background())
+		est = m.written.Load() + n
 	}
-	// Measured a moment ago: trust it, with the bytes written since.
-	if !s.Pressured && crossed(s, m.written.Load()+n, m.reserveMissing(s)) {
-		s.Pressured, s.Reason = judge(Status{Free: s.Free - m.written.Load() - n, Watermark: s.Watermark,
-			Used: s.Used + m.written.Load() + n, MaxBytes: s.MaxBytes}, m.reserveMissing(s))
+	missing := m.reserveMissing(s)
+	if !crossed(s, est, missing, write) {
+		return nil
 	}
-	return s
-}
-
-func (m *Monitor) refuse(s Status) error {
 	m.refusals.Add(1)
-	return errcode.StorageFull.New(s.Reason)
+	reason := s.Reason
+	if !s.Pressured || write {
+		need := s.Watermark
+		if write {
+			need /= 2
+		}
+		_, reason = judge(Status{Free: s.Free - est, Watermark: need, Used: s.Used + est, MaxBytes: s.MaxBytes}, missing)
+	}
+	return errcode.StorageFull.New(reason)
 }
 
 // Admit returns the refusal while new data is refused, nil otherwise.
@@ -264,10 +278,7 @@ func (m *Monitor) Admit() error {
 	if !m.Enabled() {
 		return nil
 	}
-	if s := m.current(0); s.Pressured {
-		return m.refuse(s)
-	}
-	return nil
+	return m.decide(0, false)
 }
 
 // Pressured measures now and reports whether space must still be freed.
@@ -275,13 +286,12 @@ func (m *Monitor) Pressured(ctx context.Context) bool {
 	return m.Enabled() && m.Measure(ctx).Pressured
 }
 
-// Full reports a write that failed for lack of space: the next decision measures again
-// and the purge is woken.
-func (m *Monitor) Full() {
+// Remeasure drops the cached measurement, so the next decision measures again: a write
+// failed for lack of space, or a failed upload just gave its bytes back.
+func (m *Monitor) Remeasure() {
 	m.mu.Lock()
 	m.snap.At = time.Time{}
 	m.mu.Unlock()
-	m.nudge()
 }
 
 // Writer wraps w so its writes count against the free space and the budget; a write
@@ -299,8 +309,8 @@ type writer struct {
 }
 
 func (w *writer) Write(p []byte) (int, error) {
-	if s := w.m.current(int64(len(p))); s.Pressured {
-		return 0, w.m.refuse(s)
+	if err := w.m.decide(int64(len(p)), true); err != nil {
+		return 0, err
 	}
 	n, err := w.w.Write(p)
 	w.m.written.Add(int64(n))
