@@ -301,6 +301,8 @@ func storeErr(err error, what string) error {
 		return errcode.NotFound.New(what + " not found")
 	case errors.Is(err, meta.ErrExists):
 		return errcode.Conflict.New(what + " already exists")
+	case meta.IsDiskFull(err):
+		return errcode.StorageFull.Wrap(err, "storage full: the database has no space left; delete content and let GC free space, then retry")
 	case meta.IsUnavailable(err):
 		return errcode.Unavailable.Wrap(err, "the database is unavailable")
 	}
