@@ -44,6 +44,7 @@ type Config struct {
 	Mirror    Mirror    `yaml:"mirror"`
 	Auth      Auth      `yaml:"auth"`
 	Metrics   Metrics   `yaml:"metrics"`
+	Throttle  Throttle  `yaml:"throttle"`
 }
 
 // Metrics configures the Prometheus endpoint, /metrics.
@@ -310,6 +311,7 @@ func Default() Config {
 		Uploads:  Uploads{TTL: Duration(24 * time.Hour)},
 		GC:       GC{Enabled: true, ReviewAfter: Duration(24 * time.Hour), Workers: 2, OrphanGrace: Duration(6 * time.Hour), SweepInterval: Duration(24 * time.Hour)},
 		Auth:     defaultAuth(),
+		Throttle: defaultThrottle(),
 		HTTP: HTTP{
 			ReadHeaderTimeout: Duration(10 * time.Second),
 			IdleTimeout:       Duration(120 * time.Second),
@@ -449,6 +451,7 @@ func (c Config) Validate() error {
 		bad("limits.headerBytes must be at least 4KiB")
 	}
 	errs = append(errs, c.TLS.validate()...)
+	errs = append(errs, c.Throttle.validate()...)
 	errs = append(errs, c.Storage.Pressure.validate()...)
 	if c.Metrics.Addr != "" {
 		if _, _, err := net.SplitHostPort(c.Metrics.Addr); err != nil {

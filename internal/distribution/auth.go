@@ -35,6 +35,15 @@ type caller struct {
 	claims *auth.Claims // set for Bearer requests
 }
 
+// budgetKey names the caller's rate and session budgets; "" for anonymous callers,
+// who are told apart by client address.
+func (c *caller) budgetKey() string {
+	if c.p.Kind == "anonymous" {
+		return ""
+	}
+	return c.p.Kind + ":" + c.p.Name
+}
+
 func callerOf(r *http.Request) *caller {
 	c, _ := r.Context().Value(callerKey{}).(*caller)
 	return c

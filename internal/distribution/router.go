@@ -8,10 +8,13 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/berth-registry/berth/internal/auth"
 	"github.com/berth-registry/berth/internal/errcode"
+	"github.com/berth-registry/berth/internal/limits"
 	"github.com/berth-registry/berth/internal/oci"
 	"github.com/berth-registry/berth/internal/proxy"
 	"github.com/berth-registry/berth/internal/registry"
@@ -236,6 +239,12 @@ func (a *API) admit(w http.ResponseWriter, r *http.Request, rt route, mirrorWrit
 		return r, false
 	}
 	r = r.WithContext(context.WithValue(r.Context(), callerKey{}, c))
+	// Credentials are charged to their principal's budget once known; anonymous callers
+	// were charged by address before this.
+	if err := limits.Charge(w, r, c.budgetKey()); err != nil {
+		a.fail(w, r, err)
+		return r, false
+	}
 	if mirrorWrite {
 		if c.p.Kind == "anonymous" {
 			a.guard.challenge(w, r, rt.name, requiredActions(rt, r.Method), c.claims != nil)
@@ -282,6 +291,11 @@ func (a *API) ensureProject(ctx context.Context, c *caller, repo string) error {
 }
 
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	// A body cut for idling fails whatever read it; the client is told the real reason.
+	err = limits.BodyError(r, err)
+	if d := limits.RetryAfter(err); d > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((d+time.Second-1)/time.Second)))
+	}
 	e := errcode.Write(w, r, err)
 	if e.Desc == errcode.Internal || e.Desc == errcode.Unavailable {
 		a.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)

@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/berth-registry/berth/internal/errcode"
+	"github.com/berth-registry/berth/internal/limits"
 	"github.com/berth-registry/berth/internal/oci"
 	"github.com/berth-registry/berth/internal/registry"
 )
@@ -111,12 +112,22 @@ func (a *API) startUpload(w http.ResponseWriter, r *http.Request, name string) {
 		writeBlobCreated(w, name, b.Digest)
 		return
 	}
-	st, err := a.reg.StartUpload(ctx, name)
+	st, err := a.reg.StartUpload(ctx, name, uploader(r))
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
 	writeUploadStatus(w, name, st, http.StatusAccepted)
+}
+
+// uploader names who starts a session, for the session limits: a principal by kind and
+// name, an anonymous caller by client address (anonymous tokens name no one).
+func uploader(r *http.Request) registry.Uploader {
+	owner := "a:" + limits.Client(r)
+	if c := callerOf(r); c != nil && c.budgetKey() != "" {
+		owner = "p:" + c.budgetKey()
+	}
+	return registry.Uploader{Owner: owner, Exempt: limits.Exempt(r)}
 }
 
 func validUploadID(id string) bool {

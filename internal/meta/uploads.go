@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -21,6 +22,9 @@ type Upload struct {
 	DriverState []byte
 	StartedAt   time.Time
 	UpdatedAt   time.Time
+	// Owner is who opened the session, for the session limits (package limits); its
+	// project is derived from Repository when the row is written.
+	Owner string
 }
 
 // CreateUpload records a new session, creating the repository if needed.
@@ -31,8 +35,9 @@ func (s *Store) CreateUpload(ctx context.Context, u Upload) error {
 			return err
 		}
 		t := now()
-		if _, err := tx.ExecContext(ctx, `INSERT INTO uploads (id, repository_id, handle, size, hash_state, driver_state, started_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $7)`, u.ID, id, u.Handle, u.Size, u.HashState, u.DriverState, t); err != nil {
+		project, _, _ := strings.Cut(u.Repository, "/")
+		if _, err := tx.ExecContext(ctx, `INSERT INTO uploads (id, repository_id, handle, size, hash_state, driver_state, started_at, updated_at, owner, project)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9)`, u.ID, id, u.Handle, u.Size, u.HashState, u.DriverState, t, u.Owner, project); err != nil {
 			return fmt.Errorf("meta: create upload: %w", err)
 		}
 		return nil

@@ -168,9 +168,12 @@ func unmarshalSHA256(state []byte) (hash.Hash, error) {
 	return h, nil
 }
 
-// StartUpload opens an upload session in repo.
-func (r *Registry) StartUpload(ctx context.Context, repo string) (UploadStatus, error) {
+// StartUpload opens an upload session in repo for by.
+func (r *Registry) StartUpload(ctx context.Context, repo string, by Uploader) (UploadStatus, error) {
 	if err := r.admitSpace(); err != nil {
+		return UploadStatus{}, err
+	}
+	if err := r.admitSession(ctx, repo, by); err != nil {
 		return UploadStatus{}, err
 	}
 	up, err := r.blobs.NewUpload(ctx)
@@ -185,7 +188,7 @@ func (r *Registry) StartUpload(ctx context.Context, repo string) (UploadStatus, 
 		return UploadStatus{}, r.internal(err, "")
 	}
 	id := newUploadID()
-	if err := r.meta.CreateUpload(ctx, meta.Upload{ID: id, Repository: repo, Handle: up.Handle(), HashState: state, DriverState: up.State()}); err != nil {
+	if err := r.meta.CreateUpload(ctx, meta.Upload{ID: id, Repository: repo, Handle: up.Handle(), HashState: state, DriverState: up.State(), Owner: by.Owner}); err != nil {
 		_ = r.blobs.AbortUpload(ctx, up.Handle())
 		return UploadStatus{}, r.internal(err, "")
 	}

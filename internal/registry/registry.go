@@ -29,6 +29,8 @@ type Options struct {
 	MaxBlobSize int64
 	// UploadTTL is how long an untouched upload session lives before it is purged.
 	UploadTTL time.Duration
+	// Sessions, when set, bounds open upload sessions (sessions.go).
+	Sessions SessionGuard
 	// RedirectBlobs answers blob GETs with a redirect to a short-lived presigned URL
 	// when the blob driver can presign (S3), so bytes flow from object storage directly.
 	RedirectBlobs bool

@@ -309,7 +309,7 @@ func TestChunkedUpload(t *testing.T) {
 	parts := [][]byte{[]byte("first chunk|"), []byte("second chunk|"), []byte("streamed third|"), []byte("final")}
 	all := bytes.Join(parts, nil)
 
-	st, err := e.reg.StartUpload(ctx, "app")
+	st, err := e.reg.StartUpload(ctx, "app", registry.Uploader{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -386,7 +386,7 @@ func TestChunkedUpload(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	st, err = e.reg.StartUpload(ctx, "app")
+	st, err = e.reg.StartUpload(ctx, "app", registry.Uploader{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -423,7 +423,7 @@ func TestFinishUploadDigests(t *testing.T) {
 
 	upload := func(repo string) string {
 		t.Helper()
-		st, err := e.reg.StartUpload(ctx, repo)
+		st, err := e.reg.StartUpload(ctx, repo, registry.Uploader{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -471,7 +471,7 @@ func TestUploadResumesAfterRestart(t *testing.T) {
 	parts := [][]byte{bytes.Repeat([]byte("a"), 300<<10), []byte("-middle-"), bytes.Repeat([]byte("z"), 100<<10)}
 	all := bytes.Join(parts, nil)
 
-	st, err := e.reg.StartUpload(ctx, "app")
+	st, err := e.reg.StartUpload(ctx, "app", registry.Uploader{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -518,7 +518,7 @@ func TestUploadResumesAfterRestart(t *testing.T) {
 	e.noUploadFiles()
 
 	// The bytes of an upload gone from storage end the session cleanly.
-	st, err = e.reg.StartUpload(ctx, "app")
+	st, err = e.reg.StartUpload(ctx, "app", registry.Uploader{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -539,7 +539,7 @@ func TestUploadResumesAfterRestart(t *testing.T) {
 func TestCancelUpload(t *testing.T) {
 	e := newRegEnv(t, registry.Options{})
 	ctx := t.Context()
-	st, err := e.reg.StartUpload(ctx, "app")
+	st, err := e.reg.StartUpload(ctx, "app", registry.Uploader{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -957,7 +957,7 @@ func pushImage(ctx context.Context, r *registry.Registry, repo string, chunked b
 		return fmt.Errorf("put config: %w", err)
 	}
 	if chunked {
-		st, err := r.StartUpload(ctx, repo)
+		st, err := r.StartUpload(ctx, repo, registry.Uploader{})
 		if err != nil {
 			return err
 		}
@@ -993,7 +993,7 @@ func pushImage(ctx context.Context, r *registry.Registry, repo string, chunked b
 func TestConcurrentAppendSameUpload(t *testing.T) {
 	e := newRegEnv(t, registry.Options{})
 	ctx := t.Context()
-	st, err := e.reg.StartUpload(ctx, "app")
+	st, err := e.reg.StartUpload(ctx, "app", registry.Uploader{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1056,7 +1056,7 @@ func (g *gate) Read(p []byte) (int, error) {
 func TestBlobSizeLimitChunked(t *testing.T) {
 	e := newRegEnv(t, registry.Options{MaxBlobSize: 10})
 	ctx := t.Context()
-	st, err := e.reg.StartUpload(ctx, "app")
+	st, err := e.reg.StartUpload(ctx, "app", registry.Uploader{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -120,10 +120,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	pressure := newPressure(ctx, cfg, m, log)
 	registerPressureMetrics(promReg, pressure)
 	tagRules := newTagRules(m, &mirror, promReg, log)
+	var authSvc *auth.Service
+	limiter, sessions := newLimits(cfg.Throttle, cfg.Auth.Enabled, m, promReg, log, &authSvc)
 	reg := registry.New(m, b, registry.Options{
 		AllowSparseManifests: cfg.Manifests.AllowSparse,
 		MaxBlobSize:          int64(cfg.Limits.BlobSize),
 		UploadTTL:            time.Duration(cfg.Uploads.TTL),
+		Sessions:             sessions,
 		RedirectBlobs:        cfg.Storage.Driver == "s3" && cfg.Storage.S3.Redirect,
 		Quota:                quotas,
 		Tags:                 tagRules,
@@ -148,7 +151,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, err
 	}
 	tagRules.Register(runner)
-	var authSvc *auth.Service
 	var guard *distribution.Guard
 	if cfg.Auth.Enabled {
 		if authSvc, err = newAuth(ctx, cfg, m, log); err != nil {
@@ -195,13 +197,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	// /v2/ bypasses ServeMux: the mux would "clean" paths with .., // or a trailing slash
 	// by redirecting (307 keeps method and body), letting a request written against one
 	// repository land in another. The API validates raw paths itself.
-	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	handler := limiter.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if p := r.URL.Path; p == "/v2" || strings.HasPrefix(p, "/v2/") {
 			v2.ServeHTTP(w, r)
 			return
 		}
 		mux.ServeHTTP(w, r)
-	})
+	}))
 	cm, err := certs.New(ctx, cfg.TLS, m.DB(), log)
 	if err != nil {
 		m.Close()
