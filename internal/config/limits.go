@@ -63,8 +63,10 @@ func defaultThrottle() Throttle {
 			PerClient: 100, PerRepository: 200, PerProject: 1000,
 			BytesPerProject: 100 << 30, RetryAfter: Duration(10 * time.Second),
 		},
-		Read:            RateThrottle{Rate: 200, Burst: 400},
-		Write:           RateThrottle{Rate: 100, Burst: 200},
+		// Bursts absorb a whole push or a node's parallel pull (the OCI conformance suite
+		// sends ~1000 requests in 2 s from one client); the rates bound what is sustained.
+		Read:            RateThrottle{Rate: 200, Burst: 1000},
+		Write:           RateThrottle{Rate: 100, Burst: 1000},
 		MaxClients:      100_000,
 		BodyIdleTimeout: Duration(30 * time.Second),
 		MaxInFlight:     2000,
