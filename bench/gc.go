@@ -72,7 +72,7 @@ type gcFill struct {
 	took      time.Duration
 }
 
-// fill pushes every image with plain HTTP (POST + monolithic PUT per blob, then the
+// gcFillRegistry pushes every image with plain HTTP (POST + monolithic PUT per blob, then the
 // manifest), b.o.conns images at a time.
 func (b *bench) gcFillRegistry(ctx context.Context, t *target) (gcFill, error) {
 	n := b.o.gcBlobs / b.o.gcLayers
@@ -394,16 +394,25 @@ func (b *bench) gcBerth(ctx context.Context) (*gcResult, error) {
 	runs := delta(`berth_jobs_runs_total{kind="gc.`)
 	handler := delta(`berth_jobs_run_duration_seconds_sum{kind="gc.`)
 	handled := delta(`berth_jobs_run_duration_seconds_count{kind="gc.`)
-	r.notes = append(r.notes, fmt.Sprintf("collector: %.0f GC task runs during the reclaim (%.0f/s), handler time %.1f ms mean; Berth CPU %.1fs over the %.1fs (serving the load too)",
-		runs, runs/r.reclaim.Seconds(), 1000*handler/max(handled, 1), cpu.Seconds(), r.reclaim.Seconds()))
+	serving := " (serving the load too)"
+	if r.quiet {
+		serving = " (no client load)"
+	}
+	r.notes = append(r.notes, fmt.Sprintf("collector: %.0f GC task runs during the reclaim (%.0f/s), handler time %.1f ms mean; Berth CPU %.1fs over the %.1fs%s",
+		runs, runs/r.reclaim.Seconds(), 1000*handler/max(handled, 1), cpu.Seconds(), r.reclaim.Seconds(), serving))
 	var bytesAfter int64
 	r.filesAf, bytesAfter = storedBlobs(root)
 	// The pushes during GC added one layer and one config each; count them back out.
 	r.reclaimed = bytesBefore + liveBytes - bytesAfter
 	liveFiles := int(2 * r.pushesOK)
 	if r.filesAf != r.fill.keptBlobs+liveFiles {
-		return nil, fmt.Errorf("gc on berth: the blob root holds %d files after GC, want %d (kept images' layers and configs) + %d (pushed during GC)",
+		msg := fmt.Sprintf("the blob root holds %d files after GC, want %d (kept images' layers and configs) + %d (pushed during GC)",
 			r.filesAf, r.fill.keptBlobs, liveFiles)
+		if r.pushesBad == 0 {
+			return nil, fmt.Errorf("gc on berth: %s", msg)
+		}
+		// A failed push may leave blobs that GC has not reviewed yet.
+		r.notes = append(r.notes, "MISMATCH: "+msg+fmt.Sprintf(" (%d pushes failed)", r.pushesBad))
 	}
 	pulled, err := b.gcVerify(ctx, t, r.fill)
 	if err != nil {
