@@ -65,6 +65,7 @@ API's JSON.`,
 	cmd.AddCommand(c.policyCmd(), c.verifyCmd())       // policy.go
 	cmd.AddCommand(c.repoCmd(), c.tagCmd())            // admin_repo.go
 	cmd.AddCommand(c.retentionCmd(), c.immutableCmd()) // retention.go
+	cmd.AddCommand(c.scanCmd())                        // scan.go
 	return cmd
 }
 

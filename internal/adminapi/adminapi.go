@@ -53,6 +53,8 @@ type API struct {
 	// tagRules serves retention policies and immutable-tag rules (tagrules.go); nil
 	// answers them UNSUPPORTED.
 	tagRules TagRules
+	// scanner serves scan policies and reports (scan.go); nil answers them UNSUPPORTED.
+	scanner Scanner
 	// reg and inv serve the repository routes (repositories.go); nil answers them
 	// UNSUPPORTED.
 	reg *registry.Registry
@@ -100,6 +102,14 @@ var routes = []route{
 	{method: "GET", path: "/projects/{project}/immutable", h: (*API).listImmutable},
 	{method: "POST", path: "/projects/{project}/immutable", action: "immutable.add", h: (*API).addImmutable},
 	{method: "DELETE", path: "/projects/{project}/immutable/{rule}", action: "immutable.delete", h: (*API).deleteImmutable},
+
+	{method: "GET", path: "/projects/{project}/scan-policy", h: (*API).getScanPolicy},
+	{method: "PUT", path: "/projects/{project}/scan-policy", action: "scan.policy", h: (*API).putScanPolicy},
+	{method: "DELETE", path: "/projects/{project}/scan-policy", action: "scan.policy.delete", h: (*API).deleteScanPolicy},
+	{method: "GET", path: "/projects/{project}/repositories/{repository}/manifests/{digest}/scan", h: (*API).getScanReport},
+	{method: "POST", path: "/projects/{project}/repositories/{repository}/manifests/{digest}/scan", action: "scan.request", h: (*API).requestScan},
+	{method: "GET", path: "/vulnerabilities/{id}", h: (*API).affected},
+	{method: "GET", path: "/scan/db", h: (*API).scanDB},
 
 	{method: "GET", path: "/projects/{project}/members", h: (*API).listMembers},
 	{method: "PUT", path: "/projects/{project}/members", action: "member.set", h: (*API).setMember},

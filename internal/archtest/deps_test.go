@@ -28,6 +28,7 @@ var allowed = map[string][]string{
 	"internal/gc":       {"internal/blobstore", "internal/jobs", "internal/meta", "github.com/prometheus/client_golang/prometheus"},
 	"internal/quota":    {"internal/errcode", "internal/meta", "internal/oci", "github.com/prometheus/client_golang/prometheus"},
 	"internal/tagrules": {"internal/jobs", "internal/meta", "internal/oci", "github.com/prometheus/client_golang/prometheus"},
+	"internal/scan":     {"internal/errcode", "internal/jobs", "internal/meta", "internal/oci", "github.com/prometheus/client_golang/prometheus"},
 	"internal/ldapauth": {"github.com/go-ldap/ldap/v3"},
 	// storagepressure measures and refuses; prometheus stays in server.
 	"internal/storagepressure": {"internal/errcode"},
@@ -42,14 +43,14 @@ var allowed = map[string][]string{
 		"github.com/google/go-containerregistry/pkg/v1/remote/transport", "github.com/prometheus/client_golang/prometheus",
 		"golang.org/x/sync/singleflight"},
 	"internal/inventory": {"internal/meta", "internal/oci"},
-	"internal/adminapi":  {"internal/auth", "internal/config", "internal/errcode", "internal/inventory", "internal/meta", "internal/oci", "internal/quota", "internal/registry", "internal/tagrules", "internal/trust", "golang.org/x/crypto/bcrypt"},
-	"internal/server": {"internal/adminapi", "internal/auth", "internal/blobstore", "internal/certs", "internal/ldapauth", "internal/config", "internal/distribution", "internal/gc", "internal/inventory", "internal/jobs", "internal/limits", "internal/meta", "internal/oci", "internal/proxy", "internal/quota", "internal/registry", "internal/tagrules",
+	"internal/adminapi":  {"internal/auth", "internal/config", "internal/errcode", "internal/inventory", "internal/meta", "internal/oci", "internal/quota", "internal/registry", "internal/scan", "internal/tagrules", "internal/trust", "golang.org/x/crypto/bcrypt"},
+	"internal/server": {"internal/adminapi", "internal/auth", "internal/blobstore", "internal/certs", "internal/ldapauth", "internal/config", "internal/distribution", "internal/gc", "internal/inventory", "internal/jobs", "internal/limits", "internal/meta", "internal/oci", "internal/proxy", "internal/quota", "internal/registry", "internal/scan", "internal/tagrules",
 		"internal/storagepressure", "internal/trust", "github.com/prometheus/client_golang/prometheus"},
 	"internal/certs": {"internal/config", "internal/meta", "golang.org/x/crypto/acme"},
 	"internal/cric": {"github.com/docker/cli/cli/config", "github.com/google/go-containerregistry/pkg",
 		"github.com/vbauerster/mpb/v8", "golang.org/x/sync/errgroup", "golang.org/x/term"},
 	"cmd/cric":  {"internal/cric", "github.com/spf13/cobra"},
-	"cmd/berth": {"internal/certs", "internal/config", "internal/gc", "internal/jobs", "internal/meta", "internal/oci", "internal/proxy", "internal/registry", "internal/server", "internal/tagrules", "internal/trust", "github.com/spf13/cobra", "go.yaml.in/yaml/v3"},
+	"cmd/berth": {"internal/certs", "internal/config", "internal/gc", "internal/jobs", "internal/meta", "internal/oci", "internal/proxy", "internal/registry", "internal/scan", "internal/server", "internal/tagrules", "internal/trust", "github.com/spf13/cobra", "go.yaml.in/yaml/v3"},
 }
 
 type pkg struct {

@@ -45,6 +45,7 @@ type Config struct {
 	Auth      Auth      `yaml:"auth"`
 	Metrics   Metrics   `yaml:"metrics"`
 	Throttle  Throttle  `yaml:"throttle"`
+	Scan      Scan      `yaml:"scan"`
 }
 
 // Metrics configures the Prometheus endpoint, /metrics.
@@ -312,6 +313,7 @@ func Default() Config {
 		GC:       GC{Enabled: true, ReviewAfter: Duration(24 * time.Hour), Workers: 2, OrphanGrace: Duration(6 * time.Hour), SweepInterval: Duration(24 * time.Hour)},
 		Auth:     defaultAuth(),
 		Throttle: defaultThrottle(),
+		Scan:     defaultScan(),
 		HTTP: HTTP{
 			ReadHeaderTimeout: Duration(10 * time.Second),
 			IdleTimeout:       Duration(120 * time.Second),
@@ -451,8 +453,9 @@ func (c Config) Validate() error {
 		bad("limits.headerBytes must be at least 4KiB")
 	}
 	errs = append(errs, c.TLS.validate()...)
-	errs = append(errs, c.Throttle.validate()...)
 	errs = append(errs, c.Storage.Pressure.validate()...)
+	errs = append(errs, c.Scan.validate()...)
+	errs = append(errs, c.Throttle.validate()...)
 	if c.Metrics.Addr != "" {
 		if _, _, err := net.SplitHostPort(c.Metrics.Addr); err != nil {
 			bad("metrics.addr %q: %v", c.Metrics.Addr, err)

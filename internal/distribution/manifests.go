@@ -73,6 +73,9 @@ func (a *API) putManifest(w http.ResponseWriter, r *http.Request, name string, r
 	if a.opts.Trust != nil {
 		a.opts.Trust.Stored(r.Context(), name, res)
 	}
+	if a.opts.Scan != nil {
+		a.opts.Scan.Pushed(r.Context(), name, string(res.Digest), string(res.Subject))
+	}
 	h := w.Header()
 	h.Set("Location", "/v2/"+name+"/manifests/"+string(res.Digest))
 	h.Set("Docker-Content-Digest", string(res.Digest))

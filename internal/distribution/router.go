@@ -33,6 +33,9 @@ type Options struct {
 	CanRead func(r *http.Request, repo string) bool
 	// Trust checks signature policies before a manifest is served; nil checks none.
 	Trust PullPolicy
+	// Scan checks vulnerability scan policies before a manifest is served and hears of
+	// pushes (scan.go); nil checks none.
+	Scan ScanPolicy
 	// Pulls counts manifest pulls (pulls.go); nil counts none.
 	Pulls PullCounter
 }

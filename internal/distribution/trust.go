@@ -33,10 +33,34 @@ type PullPolicy interface {
 // them only when challenged (a public project challenges no reader). A HEAD carries no
 // message anyway, and a node gets a failure either way.
 func (a *API) checkPull(w http.ResponseWriter, r *http.Request, repo, upstream string, ref registry.Reference, m meta.Manifest) error {
+	c := callerOf(r)
+	if c != nil && c.p.Kind == ScannerKind {
+		return nil // the scanner reads what it scans, before any verdict exists
+	}
+	if err := a.checkTrust(w, r, c, repo, upstream, ref, m); err != nil {
+		return err
+	}
+	return a.checkScan(r, c, repo, upstream, ref, m)
+}
+
+func (a *API) checkTrust(w http.ResponseWriter, r *http.Request, c *caller, repo, upstream string, ref registry.Reference, m meta.Manifest) error {
 	if a.opts.Trust == nil {
 		return nil
 	}
-	c := callerOf(r)
+	signable := a.guard != nil && c != nil && upstream == "" && ref.Digest != ""
+	signer := a.signer(r, c, repo, upstream, ref)
+	err := a.opts.Trust.Check(r.Context(), repo, upstream, m, signer)
+	if signable && c.p.Kind == "anonymous" && r.Method == http.MethodHead && errors.Is(err, errcode.Denied) {
+		a.guard.challenge(w, r, repo, []auth.Action{auth.Pull}, false)
+		return errcode.Unauthorized.New("authentication required: " + err.Error())
+	}
+	return err
+}
+
+// signer returns, for a caller reading a local repository by digest with auth on, a
+// check (lazy: it may query the database) of whether the caller may push to repo; nil
+// otherwise.
+func (a *API) signer(r *http.Request, c *caller, repo, upstream string, ref registry.Reference) func() bool {
 	signable := a.guard != nil && c != nil && upstream == "" && ref.Digest != ""
 	var signer func() bool
 	if signable && c.p.Kind != "anonymous" {
@@ -55,10 +79,5 @@ func (a *API) checkPull(w http.ResponseWriter, r *http.Request, repo, upstream s
 			return err == nil && len(got) == 1
 		}
 	}
-	err := a.opts.Trust.Check(r.Context(), repo, upstream, m, signer)
-	if signable && c.p.Kind == "anonymous" && r.Method == http.MethodHead && errors.Is(err, errcode.Denied) {
-		a.guard.challenge(w, r, repo, []auth.Action{auth.Pull}, false)
-		return errcode.Unauthorized.New("authentication required: " + err.Error())
-	}
-	return err
+	return signer
 }

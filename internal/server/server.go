@@ -164,14 +164,25 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		m.Close()
 		return nil, err
 	}
+	scanner, err := newScan(ctx, cfg, m, authSvc, runner, promReg, log)
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	// A nil *scan.Service must stay nil interfaces.
+	var scanPolicy distribution.ScanPolicy
+	var scanAPI adminapi.Scanner
+	if scanner != nil {
+		scanPolicy, scanAPI = scanner, scanner
+	}
 	pulls := inventory.NewPulls(m.DB(), time.Second, log)
-	api := distribution.New(reg, distribution.Options{MaxManifestSize: int64(cfg.Limits.ManifestSize), Mirror: mirror, Guard: guard, Trust: ev, Pulls: pulls}, log)
+	api := distribution.New(reg, distribution.Options{MaxManifestSize: int64(cfg.Limits.ManifestSize), Mirror: mirror, Guard: guard, Trust: ev, Scan: scanPolicy, Pulls: pulls}, log)
 
 	mux := http.NewServeMux()
 	metrics := promhttp.HandlerFor(promReg, promhttp.HandlerOpts{})
 	if authSvc != nil {
 		mux.Handle("/token", distribution.BodyDeadline(tokenBodyTimeout, distribution.TokenHandler(authSvc)))
-		mux.Handle(adminapi.Prefix+"/", distribution.BodyDeadline(adminBodyTimeout, adminapi.New(authSvc, m, log).WithTrust(ev).WithQuotas(quotas).WithWarm(warmFunc(mirror)).WithRepositories(reg, inventory.NewStore(m.DB())).WithTagRules(tagRules)))
+		mux.Handle(adminapi.Prefix+"/", distribution.BodyDeadline(adminBodyTimeout, adminapi.New(authSvc, m, log).WithTrust(ev).WithQuotas(quotas).WithWarm(warmFunc(mirror)).WithRepositories(reg, inventory.NewStore(m.DB())).WithTagRules(tagRules).WithScanner(scanAPI)))
 		registerAuditMetrics(promReg, authSvc)
 		if !cfg.Metrics.Public {
 			metrics = guard.Metrics(metrics)

@@ -1,0 +1,387 @@
+package scan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/berth-registry/berth/internal/jobs"
+	"github.com/berth-registry/berth/internal/meta"
+	"github.com/berth-registry/berth/internal/oci"
+)
+
+// Job kinds; keys are manifest digests (payload: the repository) or "db".
+const (
+	KindImage    = "scan.image"    // inventory (SBOM) and evaluate
+	KindEvaluate = "scan.evaluate" // evaluate the stored SBOM again
+	KindDB       = "scan.db"       // load a newer database, re-evaluate what is older
+)
+
+// scanAttempts bounds the runs of one scan: a broken image fails for good quickly.
+const scanAttempts = 3
+
+// TokenFunc returns a short-lived bearer token granting pull of repos ("" when the
+// registry runs without authentication).
+type TokenFunc func(repos ...string) (string, error)
+
+// Auditor records warn-mode verdicts.
+type Auditor interface {
+	AppendAudit(ctx context.Context, entries []meta.AuditEntry) error
+}
+
+// Options configure a Service.
+type Options struct {
+	// Registry is how the engine reaches this registry (host:port).
+	Registry string
+	// DBRepository is the database artifact: "repo:tag" in this registry, or a full
+	// reference elsewhere.
+	DBRepository string
+	// DBCheckInterval is how often a newer database is looked for.
+	DBCheckInterval time.Duration
+	// StaleAfter flags a database older than this.
+	StaleAfter time.Duration
+	// Token issues the engine's pull credential.
+	Token TokenFunc
+	// CacheTTL bounds how long a replica serves pull verdicts from memory (default 5s).
+	CacheTTL time.Duration
+}
+
+// Service scans images as jobs and answers pull verdicts.
+type Service struct {
+	store   *Store
+	queue   *jobs.Store
+	meta    *meta.Store
+	trivy   *Trivy
+	audit   Auditor
+	opts    Options
+	metrics *Metrics
+	log     *slog.Logger
+
+	dbMu      sync.Mutex
+	dbDir     string    // this replica's current database copy
+	dbUpdated time.Time // its build time
+	dbDigest  string    // the artifact it came from, when local
+
+	cache verdictCache
+}
+
+// New returns the scan service; audit and metrics may be nil.
+func New(store *Store, queue *jobs.Store, m *meta.Store, trivy *Trivy, audit Auditor, opts Options, metrics *Metrics, log *slog.Logger) *Service {
+	if opts.CacheTTL <= 0 {
+		opts.CacheTTL = 5 * time.Second
+	}
+	s := &Service{store: store, queue: queue, meta: m, trivy: trivy, audit: audit, opts: opts, metrics: metrics, log: log}
+	s.cache.init()
+	metrics.watch(s)
+	return s
+}
+
+// Setup schedules the periodic database check.
+func (s *Service) Setup(ctx context.Context) error {
+	return s.queue.Schedule(ctx, jobs.Task{Kind: KindDB, Key: "db"})
+}
+
+// Register installs the scan handlers on r.
+func (s *Service) Register(r *jobs.Runner) {
+	r.Handle(KindImage, s.scanImage)
+	r.Handle(KindEvaluate, s.evaluateStored)
+	r.Handle(KindDB, func(ctx context.Context, _ jobs.Task) error {
+		if _, err := s.CheckDB(ctx); err != nil {
+			return err
+		}
+		return jobs.Postpone(time.Now().Add(s.opts.DBCheckInterval))
+	})
+}
+
+// Request queues a scan of repo@digest (on demand, or on push).
+func (s *Service) Request(ctx context.Context, repo, digest string) error {
+	return s.queue.Enqueue(ctx, jobs.Task{Kind: KindImage, Key: digest, Payload: []byte(repo), MaxAttempts: scanAttempts})
+}
+
+// localDB splits the database reference into a repository and tag of this registry;
+// ok is false for a reference to another registry.
+func (s *Service) localDB() (repo, tag string, ok bool) {
+	ref := s.opts.DBRepository
+	if first, _, found := strings.Cut(ref, "/"); found && (strings.ContainsAny(first, ".:") || first == "localhost") {
+		return "", "", false
+	}
+	repo, tag, found := strings.Cut(ref, ":")
+	if !found {
+		tag = "latest"
+	}
+	return repo, tag, true
+}
+
+// dbRef is the database reference as the engine reads it.
+func (s *Service) dbRef() string {
+	if _, _, ok := s.localDB(); ok {
+		return s.opts.Registry + "/" + s.opts.DBRepository
+	}
+	return s.opts.DBRepository
+}
+
+// CheckDB loads the database artifact when it changed (for one in this registry: its
+// digest) or none is loaded, and queues re-evaluation of every report made with an
+// older database. It returns the loaded database's build time.
+func (s *Service) CheckDB(ctx context.Context) (time.Time, error) {
+	s.dbMu.Lock()
+	defer s.dbMu.Unlock()
+	digest := ""
+	tokenRepos := []string{}
+	if repo, tag, ok := s.localDB(); ok {
+		m, err := s.meta.GetManifest(ctx, repo, tag, false, false)
+		if errors.Is(err, meta.ErrNotFound) {
+			return time.Time{}, fmt.Errorf("scan: the vulnerability database %s is not in this registry: mirror it or load it (cric, berth mirror warm)", s.opts.DBRepository)
+		}
+		if err != nil {
+			return time.Time{}, err
+		}
+		digest = m.Digest
+		tokenRepos = append(tokenRepos, repo)
+	}
+	if s.dbDir != "" && digest != "" && digest == s.dbDigest {
+		return s.dbUpdated, nil
+	}
+	token, err := s.opts.Token(tokenRepos...)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("scan: token: %w", err)
+	}
+	dir, updated, err := s.trivy.Download(ctx, s.dbRef(), token)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("scan: load the vulnerability database %s: %w", s.opts.DBRepository, err)
+	}
+	old := s.dbDir
+	s.dbDir, s.dbUpdated, s.dbDigest = dir, updated, digest
+	if old != "" {
+		// Evaluations that started with the old copy hold its files open; a later
+		// check removes it (Linux keeps open files readable meanwhile).
+		_ = os.RemoveAll(old)
+	}
+	s.log.Info("vulnerability database loaded", "repository", s.opts.DBRepository, "digest", digest, "updated", updated)
+	newer, err := s.store.RecordDB(ctx, updated)
+	if err != nil {
+		return updated, err
+	}
+	if newer {
+		n, err := s.queue.EnqueueQuery(ctx, KindEvaluate, staleReportsQuery(updated), time.Now())
+		if err != nil {
+			return updated, err
+		}
+		if n > 0 {
+			s.log.Info("re-evaluating stored SBOMs against the newer database", "count", n)
+		}
+	}
+	return updated, nil
+}
+
+// currentDB returns this replica's database, loading one first when it has none or
+// another replica loaded a newer one.
+func (s *Service) currentDB(ctx context.Context) (string, time.Time, error) {
+	newest, err := s.store.NewestDB(ctx)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	s.dbMu.Lock()
+	dir, updated := s.dbDir, s.dbUpdated
+	s.dbMu.Unlock()
+	if dir == "" || updated.Before(newest) {
+		if _, err := s.CheckDB(ctx); err != nil {
+			return "", time.Time{}, err
+		}
+		s.dbMu.Lock()
+		dir, updated = s.dbDir, s.dbUpdated
+		s.dbMu.Unlock()
+	}
+	return dir, updated, nil
+}
+
+// DBInfo is the state of this replica's database copy.
+type DBInfo struct {
+	Repository string    `json:"repository"`
+	Digest     string    `json:"digest,omitempty"`
+	UpdatedAt  time.Time `json:"updatedAt,omitzero"`
+	Stale      bool      `json:"stale"`
+}
+
+// DB reports the loaded database.
+func (s *Service) DB() DBInfo {
+	s.dbMu.Lock()
+	defer s.dbMu.Unlock()
+	info := DBInfo{Repository: s.opts.DBRepository, Digest: s.dbDigest, UpdatedAt: s.dbUpdated}
+	info.Stale = s.dbUpdated.IsZero() || (s.opts.StaleAfter > 0 && time.Since(s.dbUpdated) > s.opts.StaleAfter)
+	return info
+}
+
+func isIndex(m meta.Manifest) bool {
+	return m.MediaType == oci.MediaTypeOCIIndex || m.MediaType == oci.MediaTypeDockerList
+}
+
+// isImage tells a container image (what has packages to scan) from an artifact:
+// signatures, SBOMs, attestations, Helm charts and other artifacts are not scanned
+// and never blocked.
+func isImage(m meta.Manifest) bool {
+	if m.Subject != "" || (m.MediaType != oci.MediaTypeOCIManifest && m.MediaType != oci.MediaTypeDockerManifest) {
+		return false
+	}
+	// Images store no artifact type (their config is an image config); artifacts do.
+	switch m.ArtifactType {
+	case "", "application/vnd.oci.image.config.v1+json", "application/vnd.docker.container.image.v1+json":
+		return true
+	}
+	return false
+}
+
+// scanImage is the KindImage handler: an index queues its children; an image is
+// inventoried once into an SBOM, which is then evaluated.
+func (s *Service) scanImage(ctx context.Context, t jobs.Task) error {
+	repo, digest := string(t.Payload), t.Key
+	m, err := s.meta.GetManifest(ctx, repo, digest, true, true)
+	if errors.Is(err, meta.ErrNotFound) {
+		return nil // deleted since
+	}
+	if err != nil {
+		return err
+	}
+	if isIndex(m) {
+		parsed, err := oci.ParseManifest(m.MediaType, m.Payload)
+		if err != nil {
+			return jobs.Permanent(err)
+		}
+		for _, d := range parsed.Manifests {
+			if err := s.Request(ctx, repo, string(d.Digest)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if !isImage(m) {
+		return nil
+	}
+	err = s.inventory(ctx, repo, digest)
+	if err != nil && t.Attempts >= t.MaxAttempts {
+		s.fail(ctx, repo, digest, err)
+	}
+	return err
+}
+
+func (s *Service) inventory(ctx context.Context, repo, digest string) error {
+	dir, updated, err := s.currentDB(ctx)
+	if err != nil {
+		return err
+	}
+	repos := []string{repo}
+	if dbRepo, _, ok := s.localDB(); ok {
+		repos = append(repos, dbRepo)
+	}
+	token, err := s.opts.Token(repos...)
+	if err != nil {
+		return fmt.Errorf("scan: token: %w", err)
+	}
+	start := time.Now()
+	sbom, err := s.trivy.SBOM(ctx, Target{Registry: s.opts.Registry, Repository: repo, Digest: digest, Token: token}, dir)
+	if err != nil {
+		s.metrics.scanned("failed", time.Since(start))
+		return err
+	}
+	if err := s.store.PutSBOM(ctx, digest, repo, sbom); err != nil {
+		return err
+	}
+	return s.evaluate(ctx, repo, digest, sbom, dir, updated, start)
+}
+
+// evaluateStored is the KindEvaluate handler.
+func (s *Service) evaluateStored(ctx context.Context, t jobs.Task) error {
+	sbom, repo, err := s.store.SBOM(ctx, t.Key)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	dir, updated, err := s.currentDB(ctx)
+	if err != nil {
+		return err
+	}
+	return s.evaluate(ctx, repo, t.Key, sbom, dir, updated, time.Now())
+}
+
+func (s *Service) evaluate(ctx context.Context, repo, digest string, sbom []byte, dir string, updated, start time.Time) error {
+	findings, err := s.trivy.Evaluate(ctx, sbom, dir)
+	if err != nil {
+		s.metrics.scanned("failed", time.Since(start))
+		return err
+	}
+	r := Report{Digest: digest, Repository: repo, Engine: "trivy", Status: StatusOK, ScannedAt: time.Now().UTC(),
+		DBUpdatedAt: updated, Findings: findings}
+	if err := s.store.PutReport(ctx, r); err != nil {
+		return err
+	}
+	s.cache.forget(digest)
+	s.metrics.scanned("ok", time.Since(start))
+	sum := Summarize(findings)
+	s.log.Info("scanned", "repository", repo, "digest", digest, "critical", sum.Critical, "high", sum.High,
+		"medium", sum.Medium, "low", sum.Low, "db", updated)
+	return nil
+}
+
+// fail records a scan that failed for good, so that the failure is visible and a
+// policy blocking unscanned images keeps blocking it.
+func (s *Service) fail(ctx context.Context, repo, digest string, cause error) {
+	msg := cause.Error()
+	if len(msg) > 1000 {
+		msg = msg[:1000]
+	}
+	r := Report{Digest: digest, Repository: repo, Engine: "trivy", Status: StatusFailed, Error: msg, ScannedAt: time.Now().UTC()}
+	if old, err := s.store.Report(ctx, digest); err == nil && old.Status == StatusOK {
+		return // keep the last good findings
+	}
+	if err := s.store.PutReport(ctx, r); err != nil {
+		s.log.Warn("record failed scan", "digest", digest, "err", err)
+	}
+	s.cache.forget(digest)
+}
+
+// Report returns a manifest's report.
+func (s *Service) Report(ctx context.Context, digest string) (Report, error) {
+	return s.store.Report(ctx, digest)
+}
+
+// Affected lists the images with vulnerability id across the registry.
+func (s *Service) Affected(ctx context.Context, id string, limit int) ([]Affected, error) {
+	return s.store.Affected(ctx, id, limit)
+}
+
+// Policy returns a project's scan policy.
+func (s *Service) Policy(ctx context.Context, project string) (Policy, error) {
+	return s.store.Policy(ctx, project)
+}
+
+// PutPolicy validates and stores a project's scan policy.
+func (s *Service) PutPolicy(ctx context.Context, project string, p Policy) error {
+	if err := p.Validate(); err != nil {
+		return &InvalidError{err}
+	}
+	if err := s.store.PutPolicy(ctx, project, p); err != nil {
+		return err
+	}
+	s.cache.forgetProject(project)
+	return nil
+}
+
+// DeletePolicy removes a project's scan policy.
+func (s *Service) DeletePolicy(ctx context.Context, project string) error {
+	err := s.store.DeletePolicy(ctx, project)
+	s.cache.forgetProject(project)
+	return err
+}
+
+// InvalidError is a policy the caller got wrong.
+type InvalidError struct{ Err error }
+
+func (e *InvalidError) Error() string { return e.Err.Error() }
+func (e *InvalidError) Unwrap() error { return e.Err }

@@ -1,0 +1,62 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/berth-registry/berth/internal/auth"
+	"github.com/berth-registry/berth/internal/config"
+	"github.com/berth-registry/berth/internal/distribution"
+	"github.com/berth-registry/berth/internal/jobs"
+	"github.com/berth-registry/berth/internal/meta"
+	"github.com/berth-registry/berth/internal/scan"
+)
+
+// newScan builds the vulnerability scanner (nil when scan.enabled is off) with its
+// handlers on runner.
+func newScan(ctx context.Context, cfg config.Config, m *meta.Store, authSvc *auth.Service, runner *jobs.Runner, reg prometheus.Registerer, log *slog.Logger) (*scan.Service, error) {
+	sc := cfg.Scan
+	if !sc.Enabled {
+		return nil, nil
+	}
+	dir := filepath.Join(cfg.Data, "scan")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("scan: %w", err)
+	}
+	addr := sc.Registry
+	if addr == "" {
+		_, port, err := net.SplitHostPort(cfg.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("scan: addr: %w", err)
+		}
+		addr = net.JoinHostPort("127.0.0.1", port)
+	}
+	token := func(repos ...string) (string, error) {
+		if authSvc == nil {
+			return "", nil
+		}
+		access := make([]auth.Access, len(repos))
+		for i, r := range repos {
+			access[i] = auth.Access{Type: "repository", Name: r, Actions: []string{"pull"}}
+		}
+		tok, _, err := authSvc.Tokens.Issue(&auth.Principal{Kind: distribution.ScannerKind, Name: "scanner"}, access)
+		return tok, err
+	}
+	trivy := &scan.Trivy{Path: sc.Trivy.Path, Timeout: time.Duration(sc.Timeout), Dir: dir}
+	svc := scan.New(scan.NewStore(m.DB()), jobs.NewStore(m.DB()), m, trivy, m, scan.Options{
+		Registry: addr, DBRepository: sc.Trivy.DBRepository, DBCheckInterval: time.Duration(sc.DBCheckInterval),
+		StaleAfter: time.Duration(sc.StaleAfter), Token: token,
+	}, scan.NewMetrics(reg), log)
+	if err := svc.Setup(ctx); err != nil {
+		return nil, fmt.Errorf("scan: %w", err)
+	}
+	svc.Register(runner)
+	return svc, nil
+}
