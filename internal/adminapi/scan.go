@@ -52,7 +52,7 @@ func (a *API) getScanPolicy(w http.ResponseWriter, r *http.Request, c *caller) e
 	if err := a.scanEnabled(); err != nil {
 		return err
 	}
-	name, err := a.tagRulesProjectOf(r, c, false)
+	name, err := a.projectRoute(r, c, false)
 	if err != nil {
 		return err
 	}
@@ -67,7 +67,7 @@ func (a *API) putScanPolicy(w http.ResponseWriter, r *http.Request, c *caller) e
 	if err := a.scanEnabled(); err != nil {
 		return err
 	}
-	name, err := a.tagRulesProjectOf(r, c, true)
+	name, err := a.projectRoute(r, c, true)
 	if err != nil {
 		return err
 	}
@@ -87,7 +87,7 @@ func (a *API) deleteScanPolicy(w http.ResponseWriter, r *http.Request, c *caller
 	if err := a.scanEnabled(); err != nil {
 		return err
 	}
-	name, err := a.tagRulesProjectOf(r, c, true)
+	name, err := a.projectRoute(r, c, true)
 	if err != nil {
 		return err
 	}

@@ -49,12 +49,13 @@ func (a *API) tagRulesProject(r *http.Request, c *caller, change bool, params ..
 	if a.tagRules == nil {
 		return "", errcode.Unsupported.New("retention and immutable-tag rules are not available on this server")
 	}
-	return a.tagRulesProjectOf(r, c, change, params...)
+	return a.projectRoute(r, c, change, params...)
 }
 
-// tagRulesProjectOf parses a project route's project and checks the caller's right:
-// changes are for the project's administrators, reads for whoever sees the project.
-func (a *API) tagRulesProjectOf(r *http.Request, c *caller, change bool, params ...string) (string, error) {
+// projectRoute parses a project settings route's project (retention, immutability,
+// scan policy) and checks the caller's right: changes are for the project's
+// administrators, reads for whoever sees the project.
+func (a *API) projectRoute(r *http.Request, c *caller, change bool, params ...string) (string, error) {
 	if err := onlyParams(r, params...); err != nil {
 		return "", err
 	}

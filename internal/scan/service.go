@@ -158,8 +158,8 @@ func (s *Service) CheckDB(ctx context.Context) (time.Time, error) {
 	old := s.dbDir
 	s.dbDir, s.dbUpdated, s.dbDigest = dir, updated, digest
 	if old != "" {
-		// Evaluations that started with the old copy hold its files open; a later
-		// check removes it (Linux keeps open files readable meanwhile).
+		// A trivy run that started with the old copy has its database open and keeps
+		// reading it after the removal (Linux); one about to start fails and is retried.
 		_ = os.RemoveAll(old)
 	}
 	s.log.Info("vulnerability database loaded", "repository", s.opts.DBRepository, "digest", digest, "updated", updated)
