@@ -247,8 +247,11 @@ func (b *bench) startBerthWith(ctx context.Context, spec berthSpec) (*target, er
 		t.ctl = "http://" + ctl
 		t.profDir = b.o.profileDir
 	}
-	// The access log is off for both registries (fairness: Distribution's is too).
-	env := cleanEnv("BERTH_LOG_ACCESS_LOG=false", "BERTH_LOG_LEVEL=info")
+	// The access log is off for both registries (fairness: Distribution's is too), and
+	// so are Berth's per-client request rates: every benchmark client is one loopback
+	// address, and Distribution has no such limit. The limits' own cost per request
+	// (a bucket lookup) stays in the measurement.
+	env := cleanEnv("BERTH_LOG_ACCESS_LOG=false", "BERTH_LOG_LEVEL=info", "BERTH_THROTTLE_READ_RATE=0", "BERTH_THROTTLE_WRITE_RATE=0")
 	if err := b.start(ctx, t, bin, args, env); err != nil {
 		return nil, err
 	}
