@@ -12,10 +12,12 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -138,27 +140,24 @@ func (s *Store) Schedule(ctx context.Context, t Task) error {
 }
 
 // Claim marks up to n due tasks of the given kinds as running for worker until the
-// lease ends and returns them. A running task whose lease expired is due again. Runner
-// is the usual caller; a claim left unfinished is taken again once its lease expires.
+// lease ends and returns them, the longest-waiting first. A running task whose lease
+// expired is due again. Runner is the usual caller; a claim left unfinished is taken
+// again once its lease expires.
+//
+// The cost of a claim does not grow with the queue: each kind's candidates come from an
+// index walk that starts at its oldest due task and stops after n rows (jobs_claim, on
+// (kind, due_at, id) of the queued rows, migration 00021), expired leases from
+// jobs_running; not-yet-due, done and failed rows are never read. One statement over
+// every kind with the two states OR-ed would make both engines read every row of the
+// kinds and sort them, which made a large GC backlog quadratic.
 func (s *Store) Claim(ctx context.Context, worker string, kinds []string, n int, lease time.Duration) ([]Task, error) {
 	if len(kinds) == 0 || n <= 0 {
 		return nil, nil
 	}
 	now := time.Now().UnixMilli()
-	args := []any{now + lease.Milliseconds(), worker, now, n}
-	marks := make([]string, len(kinds))
-	for i, k := range kinds {
-		args = append(args, k)
-		marks[i] = fmt.Sprintf("$%d", len(args))
-	}
-	q := `UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $1, worker = $2, updated_at = $3
-		WHERE id IN (SELECT id FROM jobs WHERE kind IN (` + strings.Join(marks, ", ") + `)
-			AND ((state = 'queued' AND due_at <= $3) OR (state = 'running' AND lease_until < $3))
-			AND attempts < max_attempts
-			ORDER BY due_at, id LIMIT $4` + s.db.SkipLocked() + `)
-		RETURNING id, kind, dedupe_key, payload, attempts, max_attempts, due_at, created_at`
 	var out []Task
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		out = out[:0]
 		// A task whose last allowed run died with its worker cannot be claimed again:
 		// it fails here, visibly, instead of sitting in running forever.
 		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = 'failed', updated_at = $1,
@@ -166,7 +165,23 @@ func (s *Store) Claim(ctx context.Context, worker string, kinds []string, n int,
 			WHERE state = 'running' AND lease_until < $1 AND attempts >= max_attempts`, now); err != nil {
 			return fmt.Errorf("jobs: fail expired: %w", err)
 		}
-		rows, err := tx.QueryContext(ctx, q, args...)
+		cands, err := s.candidates(ctx, tx, kinds, n, now)
+		if err != nil {
+			return err
+		}
+		if len(cands) == 0 {
+			return nil
+		}
+		args := []any{now + lease.Milliseconds(), worker, now}
+		marks := make([]string, len(cands))
+		for i, c := range cands {
+			args = append(args, c.id)
+			marks[i] = fmt.Sprintf("$%d", len(args))
+		}
+		rows, err := tx.QueryContext(ctx, `UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $1, worker = $2, updated_at = $3
+			WHERE id IN (`+strings.Join(marks, ", ")+`) AND attempts < max_attempts
+				AND ((state = 'queued' AND due_at <= $3) OR (state = 'running' AND lease_until < $3))
+			RETURNING id, kind, dedupe_key, payload, attempts, max_attempts, due_at, created_at`, args...)
 		if err != nil {
 			return fmt.Errorf("jobs: claim: %w", err)
 		}
@@ -180,9 +195,60 @@ func (s *Store) Claim(ctx context.Context, worker string, kinds []string, n int,
 			t.Due, t.Created = time.UnixMilli(due), time.UnixMilli(created)
 			out = append(out, t)
 		}
-		return rows.Err()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		slices.SortFunc(out, func(a, b Task) int { return cmp.Or(a.Due.Compare(b.Due), cmp.Compare(a.ID, b.ID)) })
+		return nil
 	})
 	return out, err
+}
+
+type candidate struct{ id, due int64 }
+
+// candidates picks, inside the claim's transaction, the n longest-waiting claimable
+// tasks of kinds: up to n of each kind's due queued tasks in due order and up to n
+// expired leases, each an index range read, merged by (due_at, id). On PostgreSQL the
+// rows are locked (rows other claims hold are skipped); the few read but not picked
+// stay locked only until this short transaction ends.
+func (s *Store) candidates(ctx context.Context, tx *sql.Tx, kinds []string, n int, now int64) ([]candidate, error) {
+	var out []candidate
+	scan := func(query string, args ...any) error {
+		rows, err := tx.QueryContext(ctx, query, args...)
+		if err != nil {
+			return fmt.Errorf("jobs: claim: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var c candidate
+			if err := rows.Scan(&c.id, &c.due); err != nil {
+				return fmt.Errorf("jobs: claim: %w", err)
+			}
+			out = append(out, c)
+		}
+		return rows.Err()
+	}
+	for _, k := range kinds {
+		if err := scan(`SELECT id, due_at FROM jobs WHERE kind = $1 AND state = 'queued' AND due_at <= $2
+			AND attempts < max_attempts ORDER BY due_at, id LIMIT $3`+s.db.SkipLocked(), k, now, n); err != nil {
+			return nil, err
+		}
+	}
+	// kind || '' keeps the planners off the (kind, dedupe_key) index, which would read
+	// every row of the kinds: the few running rows come from jobs_running.
+	args := []any{now, n}
+	marks := make([]string, len(kinds))
+	for i, k := range kinds {
+		args = append(args, k)
+		marks[i] = fmt.Sprintf("$%d", len(args))
+	}
+	if err := scan(`SELECT id, due_at FROM jobs WHERE state = 'running' AND lease_until < $1
+		AND attempts < max_attempts AND kind || '' IN (`+strings.Join(marks, ", ")+`)
+		ORDER BY lease_until LIMIT $2`+s.db.SkipLocked(), args...); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(a, b candidate) int { return cmp.Or(cmp.Compare(a.due, b.due), cmp.Compare(a.id, b.id)) })
+	return out[:min(n, len(out))], nil
 }
 
 // errLeaseLost reports that a worker's claim on a task ended: its lease expired and
