@@ -46,6 +46,7 @@ type Config struct {
 	Metrics   Metrics   `yaml:"metrics"`
 	Throttle  Throttle  `yaml:"throttle"`
 	Scan      Scan      `yaml:"scan"`
+	HF        HF        `yaml:"hf"`
 }
 
 // Metrics configures the Prometheus endpoint, /metrics.
@@ -314,6 +315,7 @@ func Default() Config {
 		Auth:     defaultAuth(),
 		Throttle: defaultThrottle(),
 		Scan:     defaultScan(),
+		HF:       defaultHF(),
 		HTTP: HTTP{
 			ReadHeaderTimeout: Duration(10 * time.Second),
 			IdleTimeout:       Duration(120 * time.Second),
@@ -455,6 +457,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.TLS.validate()...)
 	errs = append(errs, c.Storage.Pressure.validate()...)
 	errs = append(errs, c.Scan.validate()...)
+	errs = append(errs, c.HF.validate()...)
 	errs = append(errs, c.Throttle.validate()...)
 	if c.Metrics.Addr != "" {
 		if _, _, err := net.SplitHostPort(c.Metrics.Addr); err != nil {
@@ -623,6 +626,9 @@ func (c Config) Redacted() string {
 	if c.Storage.S3.SecretKey != "" {
 		c.Storage.S3.SecretKey = "REDACTED"
 	}
+	if c.HF.Token != "" {
+		c.HF.Token = "REDACTED"
+	}
 	out, _ := yaml.Marshal(c)
 	return string(out)
 }
@@ -673,7 +679,7 @@ var ignoredEnv = map[string]bool{
 // referencedEnv are the variables the configuration names as secret sources
 // (passwordEnv): they hold secrets, not configuration, whatever their names.
 func referencedEnv(c *Config) map[string]bool {
-	m := map[string]bool{c.Auth.Admin.PasswordEnv: true}
+	m := map[string]bool{c.Auth.Admin.PasswordEnv: true, c.HF.TokenEnv: true}
 	for _, u := range c.Mirror.Upstreams {
 		m[u.PasswordEnv] = true
 	}

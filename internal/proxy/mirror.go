@@ -22,6 +22,7 @@ import (
 	"github.com/berth-registry/berth/internal/meta"
 	"github.com/berth-registry/berth/internal/oci"
 	"github.com/berth-registry/berth/internal/registry"
+	"github.com/berth-registry/berth/internal/spool"
 )
 
 // Target is a request routed to an upstream: the cache repository it is stored under
@@ -404,28 +405,28 @@ func (m *Mirror) OpenBlob(ctx context.Context, t *Target, dgst oci.Digest) (blob
 		}
 	}
 	if inFlight {
-		f.acquire()
+		f.Acquire()
 		m.mu.Unlock()
 		m.served(ctx, u.cfg.Name, "blob", servedCoalesced)
 	} else {
-		spool, err := os.CreateTemp(m.spoolDir, "blob-*")
+		spoolFile, err := os.CreateTemp(m.spoolDir, "blob-*")
 		if err != nil {
 			m.mu.Unlock()
 			return nil, nil, errcode.Internal.Wrap(err, "")
 		}
-		_ = os.Remove(spool.Name()) // the open descriptors keep it alive
-		f = newFlight(spool)
-		f.acquire() // this caller's reference
+		_ = os.Remove(spoolFile.Name()) // the open descriptors keep it alive
+		f = spool.New(spoolFile)
+		f.Acquire() // this caller's reference
 		m.flights[key] = f
 		m.mu.Unlock()
 		m.served(ctx, u.cfg.Name, "blob", servedMiss)
 		go m.fetchBlob(t, dgst, key, f)
 	}
-	if _, err := f.waitStarted(ctx); err != nil {
-		f.release()
+	if _, err := f.WaitStarted(ctx); err != nil {
+		f.Release()
 		return nil, nil, asErrcode(err, errcode.BlobUnknown)
 	}
-	return nil, &Stream{f: f}, nil
+	return nil, f.NewStream(), nil
 }
 
 // fetchLeaseTTL is how long a replica's claim on a blob download lasts without renewal;
@@ -496,7 +497,7 @@ func (m *Mirror) fetchBlob(t *Target, dgst oci.Digest, key string, f *flight) {
 			return err
 		}
 		defer resp.Body.Close()
-		f.start(resp.ContentLength)
+		f.Start(resp.ContentLength)
 		// The download may take as long as bytes keep flowing, but an upstream that goes
 		// silent mid-body is given up after the upstream timeout, not hours later.
 		idle := time.AfterFunc(time.Duration(t.Upstream.cfg.Timeout), cancel)
@@ -521,7 +522,7 @@ func (m *Mirror) fetchBlob(t *Target, dgst oci.Digest, key string, f *flight) {
 	m.mu.Lock()
 	delete(m.flights, key)
 	m.mu.Unlock()
-	f.finish(err)
+	f.Finish(err)
 }
 
 type countingReader struct {

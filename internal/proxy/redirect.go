@@ -131,3 +131,16 @@ func (u *Upstream) viaProxy(target string) bool {
 	p, err := t.Proxy(r)
 	return err == nil && p != nil
 }
+
+// GuardedDial is the dialer of upstream transports, for other mirrors (package hf):
+// under a context marked by PublicOnly it refuses internal addresses.
+func GuardedDial(timeout time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return guardedDial(timeout)
+}
+
+// PublicOnly marks ctx so that connections dialled by GuardedDial under it go to public
+// addresses only (a redirect to another host).
+func PublicOnly(ctx context.Context) context.Context { return context.WithValue(ctx, guardKey{}, true) }
+
+// IsPrivateRedirect reports an error from a connection PublicOnly refused.
+func IsPrivateRedirect(err error) bool { return errors.Is(err, errPrivateRedirect) }

@@ -1,0 +1,186 @@
+// Package spool shares one download among every client that asks for the same content
+// while it runs: the bytes are spooled to an unlinked temporary file as they arrive,
+// readers follow the spool, and the last byte is held back until the downloader has
+// verified the content. The image mirror (package proxy) and the Hugging Face mirror
+// (package hf) both stream through it.
+package spool
+
+import (
+	"context"
+	"io"
+	"os"
+	"sync"
+)
+
+// Flight is one upstream download shared by every client that asks for the content
+// while it runs. The bytes are spooled to an unlinked temporary file as they arrive;
+// readers follow the spool and block for bytes not yet there. The last byte is held back
+// until the digest is verified, so no client ever receives a complete body that does not
+// match its digest: on a mismatch the response is cut short and the client fails.
+type Flight struct {
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced whenever state changes
+	spool   *os.File
+	size    int64 // from the upstream's Content-Length; -1 unknown
+	started bool  // headers received (size known) or failed
+	written int64
+	done    bool
+	err     error
+	refs    int // readers plus the fetcher; the spool closes at zero
+}
+
+// New starts a flight spooling to spool (an unlinked temporary file) with one
+// reference, the downloader's.
+func New(spool *os.File) *Flight {
+	return &Flight{changed: make(chan struct{}), spool: spool, size: -1, refs: 1}
+}
+
+func (f *Flight) broadcast() {
+	close(f.changed)
+	f.changed = make(chan struct{})
+}
+
+// Start records the upstream's announced size.
+func (f *Flight) Start(size int64) {
+	f.mu.Lock()
+	f.size, f.started = size, true
+	f.broadcast()
+	f.mu.Unlock()
+}
+
+// Write appends downloaded bytes to the spool (the fetcher's tee).
+func (f *Flight) Write(p []byte) (int, error) {
+	n, err := f.spool.WriteAt(p, f.written)
+	f.mu.Lock()
+	f.written += int64(n)
+	f.broadcast()
+	f.mu.Unlock()
+	return n, err
+}
+
+// Finish ends the flight and drops the downloader's reference; err nil means the
+// content is verified (readers get the last byte), an error cuts every reader short.
+func (f *Flight) Finish(err error) {
+	f.mu.Lock()
+	f.done, f.started, f.err = true, true, err
+	f.broadcast()
+	f.mu.Unlock()
+	f.Release()
+}
+
+// Acquire adds a reference (a reader joining).
+func (f *Flight) Acquire() {
+	f.mu.Lock()
+	f.refs++
+	f.mu.Unlock()
+}
+
+// Release drops a reference; the spool closes with the last.
+func (f *Flight) Release() {
+	f.mu.Lock()
+	f.refs--
+	last := f.refs == 0
+	f.mu.Unlock()
+	if last {
+		f.spool.Close()
+	}
+}
+
+// WaitStarted blocks until the size is known or the flight failed.
+func (f *Flight) WaitStarted(ctx context.Context) (int64, error) {
+	for {
+		f.mu.Lock()
+		started, size, done, err, ch := f.started, f.size, f.done, f.err, f.changed
+		f.mu.Unlock()
+		if done && err != nil {
+			return 0, err
+		}
+		if started {
+			return size, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+}
+
+// Stream is a client's view of content being fetched from an upstream.
+type Stream struct {
+	f *Flight
+}
+
+// Size is the blob's size, or -1 when the upstream did not announce it.
+func (s *Stream) Size() int64 {
+	s.f.mu.Lock()
+	defer s.f.mu.Unlock()
+	return s.f.size
+}
+
+// NewStream is a reader's view of the flight; the caller has Acquired a reference,
+// which the stream's Close releases.
+func (f *Flight) NewStream() *Stream { return &Stream{f: f} }
+
+// Close releases the stream's hold on the spool.
+func (s *Stream) Close() error {
+	s.f.Release()
+	return nil
+}
+
+// Reader returns the bytes [off, off+n) as they arrive; n < 0 reads to the end.
+func (s *Stream) Reader(ctx context.Context, off, n int64) io.Reader {
+	end := int64(-1)
+	if n >= 0 {
+		end = off + n
+	}
+	return &streamReader{ctx: ctx, f: s.f, off: off, end: end}
+}
+
+type streamReader struct {
+	ctx context.Context
+	f   *Flight
+	off int64
+	end int64 // exclusive; -1 for the end of the blob
+}
+
+func (r *streamReader) Read(p []byte) (int, error) {
+	if r.end >= 0 && r.off >= r.end {
+		return 0, io.EOF
+	}
+	for {
+		f := r.f
+		f.mu.Lock()
+		avail, done, err, ch := f.written, f.done, f.err, f.changed
+		f.mu.Unlock()
+		if done && err != nil {
+			return 0, err
+		}
+		if !done {
+			avail-- // hold back the last byte until verified
+		}
+		if r.off < avail {
+			limit := avail
+			if r.end >= 0 && r.end < limit {
+				limit = r.end
+			}
+			if int64(len(p)) > limit-r.off {
+				p = p[:limit-r.off]
+			}
+			n, rerr := f.spool.ReadAt(p, r.off)
+			r.off += int64(n)
+			if rerr == io.EOF && n > 0 {
+				rerr = nil
+			}
+			return n, rerr
+		}
+		if done {
+			return 0, io.EOF
+		}
+		select {
+		case <-ch:
+		case <-r.ctx.Done():
+			return 0, r.ctx.Err()
+		}
+	}
+}
