@@ -626,6 +626,9 @@ func (c Config) Redacted() string {
 	if c.Storage.S3.SecretKey != "" {
 		c.Storage.S3.SecretKey = "REDACTED"
 	}
+	if c.Scan.Harbor.Authorization != "" {
+		c.Scan.Harbor.Authorization = "REDACTED"
+	}
 	if c.HF.Token != "" {
 		c.HF.Token = "REDACTED"
 	}

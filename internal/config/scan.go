@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"time"
 )
 
@@ -22,7 +23,29 @@ type Scan struct {
 	DBCheckInterval Duration `yaml:"dbCheckInterval"`
 	// StaleAfter warns (log, /metrics, reports) when the database is older than this.
 	StaleAfter Duration `yaml:"staleAfter"`
-	Trivy      Trivy    `yaml:"trivy"`
+	// RescanInterval scans images again (reading their layers) when their report is
+	// older than this; 0 never does. A newer database needs no re-scan: stored SBOMs
+	// are evaluated again at once.
+	RescanInterval Duration `yaml:"rescanInterval"`
+	// Engine is "trivy" (Berth runs the trivy program) or "harbor" (a scanner adapter
+	// speaking Harbor's pluggable scanner API v1.2, at harbor.url).
+	Engine string        `yaml:"engine"`
+	Trivy  Trivy         `yaml:"trivy"`
+	Harbor HarborScanner `yaml:"harbor"`
+}
+
+// HarborScanner is a scanner adapter behind Harbor's pluggable scanner API v1.2 (Harbor's
+// Trivy adapter, Clair's, commercial ones). It pulls images from Berth with a
+// short-lived pull-only token Berth puts in each scan request.
+type HarborScanner struct {
+	// URL is the adapter's base URL (the API is under /api/v1).
+	URL string `yaml:"url"`
+	// Authorization is the Authorization header value for the adapter ("Bearer …"), if
+	// it wants one; AuthorizationFile reads it from a file instead.
+	Authorization     string `yaml:"authorization" secret:"true"`
+	AuthorizationFile string `yaml:"authorizationFile"`
+	// RegistryURL is how the adapter reaches Berth (default: http:// and scan.registry).
+	RegistryURL string `yaml:"registryURL"`
 }
 
 // Trivy configures the Trivy engine: the program and where its database comes from.
@@ -38,7 +61,7 @@ type Trivy struct {
 
 func defaultScan() Scan {
 	return Scan{Workers: 1, Timeout: Duration(10 * time.Minute), DBCheckInterval: Duration(time.Hour),
-		StaleAfter: Duration(72 * time.Hour), Trivy: Trivy{Path: "trivy", DBRepository: "aquasecurity/trivy-db:2"}}
+		StaleAfter: Duration(72 * time.Hour), Engine: "trivy", Trivy: Trivy{Path: "trivy", DBRepository: "aquasecurity/trivy-db:2"}}
 }
 
 func (s Scan) validate() []error {
@@ -52,8 +75,28 @@ func (s Scan) validate() []error {
 	if s.DBCheckInterval < Duration(time.Second) {
 		errs = append(errs, fmt.Errorf("scan.dbCheckInterval must be at least 1s"))
 	}
-	if s.Enabled && s.Trivy.DBRepository == "" {
-		errs = append(errs, fmt.Errorf("scan.trivy.dbRepository is required with scan.enabled"))
+	if s.RescanInterval < 0 {
+		errs = append(errs, fmt.Errorf("scan.rescanInterval must not be negative"))
+	}
+	switch s.Engine {
+	case "trivy":
+		if s.Enabled && s.Trivy.DBRepository == "" {
+			errs = append(errs, fmt.Errorf("scan.trivy.dbRepository is required with scan.enabled"))
+		}
+	case "harbor":
+		if u, err := url.Parse(s.Harbor.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("scan.harbor.url %q: want the adapter's http(s) base URL", s.Harbor.URL))
+		}
+		if s.Harbor.Authorization != "" && s.Harbor.AuthorizationFile != "" {
+			errs = append(errs, fmt.Errorf("scan.harbor: set authorization or authorizationFile, not both"))
+		}
+		if s.Harbor.RegistryURL != "" {
+			if u, err := url.Parse(s.Harbor.RegistryURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				errs = append(errs, fmt.Errorf("scan.harbor.registryURL %q: want http(s)://host:port", s.Harbor.RegistryURL))
+			}
+		}
+	default:
+		errs = append(errs, fmt.Errorf("scan.engine %q: want trivy or harbor", s.Engine))
 	}
 	return errs
 }

@@ -97,10 +97,63 @@ func (r *Runner) handler(kind string) Handler {
 
 // Run works the queue until ctx ends, then waits for the tasks in flight (whose ctx is
 // cancelled too: a handler that stops early leaves its task to be retried).
+//
+// The loop owns every write but the handlers' own: outcomes of finished runs are
+// recorded in the transaction of the next claim (Store.claimAfter), and each claim takes
+// up to Concurrency tasks more than there are free slots, started as slots free up, so
+// that a busy queue costs about one transaction per Concurrency tasks besides the
+// handlers'. A task claimed a while ago has its lease renewed before it starts.
 func (r *Runner) Run(ctx context.Context) {
-	slots := make(chan struct{}, r.opts.Concurrency)
-	var wg sync.WaitGroup
-	defer wg.Wait()
+	c := r.opts.Concurrency
+	results := make(chan outcome, c) // at most c runs: sends never block
+	running := 0
+	var done []outcome
+	var ahead []claimed // claimed, waiting for a slot
+	defer func() {
+		for ; running > 0; running-- {
+			done = append(done, <-results)
+		}
+		// Tasks claimed ahead go back to the queue as they were, due at once.
+		for _, a := range ahead {
+			done = append(done, outcome{t: a.t, result: "postponed", at: time.Now()})
+		}
+		r.record(context.WithoutCancel(ctx), done)
+	}()
+	var since time.Time // when the oldest outcome in done arrived
+	got := func(o outcome) {
+		if len(done) == 0 {
+			since = time.Now()
+		}
+		done, running = append(done, o), running-1
+	}
+	// collect takes the outcomes of ended runs; block waits for one (or ctx, or wait).
+	collect := func(block bool, wait <-chan time.Time) {
+		if block {
+			select {
+			case o := <-results:
+				got(o)
+			case <-ctx.Done():
+				return
+			case <-wait:
+				return
+			}
+		}
+		for {
+			select {
+			case o := <-results:
+				got(o)
+			default:
+				return
+			}
+		}
+	}
+	start := func(t Task) {
+		running++
+		go func() { results <- r.run(ctx, t) }()
+	}
+	// An ended run's task keeps its lease, no longer renewed, until its outcome is
+	// recorded: outcomes wait for the next claim at most a sixth of the lease.
+	flushAfter := r.opts.Lease / 6
 	lastPrune := time.Time{}
 	for ctx.Err() == nil {
 		if time.Since(lastPrune) > 10*time.Minute {
@@ -109,36 +162,92 @@ func (r *Runner) Run(ctx context.Context) {
 				r.log.Warn("prune finished jobs", "err", err)
 			}
 		}
-		free := r.opts.Concurrency - len(slots)
-		if free == 0 { // every slot busy: wait for one, not for the poll interval
-			select {
-			case slots <- struct{}{}:
-				<-slots
-			case <-ctx.Done():
+		collect(false, nil)
+		for running < c && len(ahead) > 0 {
+			a := ahead[0]
+			ahead = ahead[1:]
+			if r.fresh(ctx, a) {
+				start(a.t)
 			}
+		}
+		overdue := len(done) > 0 && time.Since(since) >= flushAfter
+		if running == c && !overdue { // every slot busy: wait for one, not for the poll interval
+			var wait <-chan time.Time
+			if len(done) > 0 {
+				wait = time.After(flushAfter - time.Since(since))
+			}
+			collect(true, wait)
 			continue
 		}
-		tasks, err := r.store.Claim(ctx, r.opts.Worker, r.kinds(), free, r.opts.Lease)
-		if err != nil && ctx.Err() == nil {
-			r.log.Warn("claim jobs", "err", err)
+		want := 0
+		if len(ahead) == 0 {
+			want = c - running + c
 		}
+		tasks, err := r.store.claimAfter(ctx, r.opts.Worker, r.kinds(), want, r.opts.Lease, done)
+		done = done[:0]
+		r.logClaim(ctx, err)
+		now := time.Now()
 		for _, t := range tasks {
-			slots <- struct{}{}
-			wg.Add(1)
-			go func() {
-				defer func() { <-slots; wg.Done() }()
-				r.run(ctx, t)
-			}()
+			if running < c {
+				start(t)
+			} else {
+				ahead = append(ahead, claimed{t, now})
+			}
 		}
-		if len(tasks) == free {
+		if want == 0 {
+			continue // outcomes recorded; the tasks claimed ahead come first
+		}
+		if len(tasks) == want {
 			continue // maybe more are due
 		}
+		// Idle or nearly: wake at the poll interval, or when a run ends (its outcome
+		// is recorded at once, and its slot may take the next task).
 		wait := r.opts.Poll + time.Duration(rand.Int64N(int64(r.opts.Poll)/4+1)) // jitter spreads replicas
-		select {
-		case <-ctx.Done():
-		case <-time.After(wait):
+		if len(ahead) == 0 {
+			collect(true, time.After(wait))
 		}
 	}
+}
+
+// claimed is a task claimed ahead of a free slot.
+type claimed struct {
+	t  Task
+	at time.Time
+}
+
+// fresh reports whether a task claimed ahead may start: its lease is renewed first when
+// a third of it has passed since the claim, and a task whose lease was lost is dropped.
+func (r *Runner) fresh(ctx context.Context, a claimed) bool {
+	if time.Since(a.at) < r.opts.Lease/3 {
+		return true
+	}
+	err := r.store.renew(ctx, a.t, r.opts.Worker, r.opts.Lease)
+	if err != nil && ctx.Err() == nil {
+		r.log.Warn("renew job lease before its run", "kind", a.t.Kind, "key", a.t.Key, "err", err)
+	}
+	return err == nil
+}
+
+func (r *Runner) logClaim(ctx context.Context, err error) {
+	var lost *lostError
+	switch {
+	case errors.As(err, &lost):
+		r.log.Warn("job outcome not recorded: lease lost, another worker took the task", "err", lost.err)
+	case err != nil && ctx.Err() == nil:
+		r.log.Warn("claim jobs", "err", err)
+	}
+}
+
+// record writes outcomes that no claim will carry (shutdown), with a short detached
+// deadline.
+func (r *Runner) record(ctx context.Context, done []outcome) {
+	if len(done) == 0 {
+		return
+	}
+	octx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err := r.store.claimAfter(octx, r.opts.Worker, nil, 0, r.opts.Lease, done)
+	r.logClaim(octx, err)
 }
 
 // Drain runs due tasks of the given kinds (default: every registered kind) in this
@@ -148,15 +257,27 @@ func (r *Runner) Drain(ctx context.Context, kinds ...string) error {
 	if len(kinds) == 0 {
 		kinds = r.kinds()
 	}
+	var done []outcome
 	for {
-		tasks, err := r.store.Claim(ctx, r.opts.Worker, kinds, r.opts.Concurrency, r.opts.Lease)
-		if err != nil {
+		tasks, err := r.store.claimAfter(ctx, r.opts.Worker, kinds, r.opts.Concurrency, r.opts.Lease, done)
+		done = done[:0]
+		var lost *lostError
+		if errors.As(err, &lost) {
+			r.logClaim(ctx, err)
+		} else if err != nil {
 			return err
 		}
 		var wg sync.WaitGroup
+		var mu sync.Mutex
 		for _, t := range tasks {
 			wg.Add(1)
-			go func() { defer wg.Done(); r.run(ctx, t) }()
+			go func() {
+				defer wg.Done()
+				o := r.run(ctx, t)
+				mu.Lock()
+				done = append(done, o)
+				mu.Unlock()
+			}()
 		}
 		wg.Wait()
 		if len(tasks) > 0 {
@@ -177,8 +298,9 @@ func (r *Runner) Drain(ctx context.Context, kinds ...string) error {
 	}
 }
 
-// run runs one claimed task with its lease renewed, and records the outcome.
-func (r *Runner) run(ctx context.Context, t Task) {
+// run runs one claimed task with its lease renewed and returns its outcome, for the
+// caller to record.
+func (r *Runner) run(ctx context.Context, t Task) outcome {
 	h := r.handler(t.Kind)
 	hctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -207,34 +329,25 @@ func (r *Runner) run(ctx context.Context, t Task) {
 	cancel()
 	<-renewed
 	r.metrics.observe(t.Kind, time.Since(start))
-	// The outcome is written even when ctx ended (shutdown): a short detached context.
-	octx, ocancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer ocancel()
 	var postpone *postponeError
-	result := "ok"
-	var werr error
+	o := outcome{t: t, result: "ok"}
 	switch {
 	case err == nil:
-		werr = r.store.finish(octx, t, r.opts.Worker)
 	case errors.As(err, &postpone):
-		result = "postponed"
-		werr = r.store.postpone(octx, t, r.opts.Worker, postpone.at)
+		o.result, o.at = "postponed", postpone.at
 	default:
 		final := t.Attempts >= t.MaxAttempts || errors.Is(err, errPermanent)
-		result = "retry"
+		o.result, o.msg = "retry", err.Error()
 		if final {
-			result = "failed"
+			o.result = "failed"
 		}
-		due := time.Now().Add(backoff(r.opts.Backoff, r.opts.MaxBackoff, t.Attempts))
-		werr = r.store.retry(octx, t, r.opts.Worker, due, final, err.Error())
+		o.at = time.Now().Add(backoff(r.opts.Backoff, r.opts.MaxBackoff, t.Attempts))
 		if ctx.Err() == nil {
 			r.log.Warn("job failed", "kind", t.Kind, "key", t.Key, "attempt", t.Attempts, "final", final, "err", err)
 		}
 	}
-	r.metrics.result(t.Kind, result)
-	if werr != nil && !errors.Is(werr, errLeaseLost) {
-		r.log.Warn("record job outcome", "kind", t.Kind, "key", t.Key, "err", werr)
-	}
+	r.metrics.result(t.Kind, o.result)
+	return o
 }
 
 // safeCall runs h, turning a panic into a failed attempt instead of a dead process.

@@ -151,13 +151,37 @@ func (s *Store) Schedule(ctx context.Context, t Task) error {
 // every kind with the two states OR-ed would make both engines read every row of the
 // kinds and sort them, which made a large GC backlog quadratic.
 func (s *Store) Claim(ctx context.Context, worker string, kinds []string, n int, lease time.Duration) ([]Task, error) {
-	if len(kinds) == 0 || n <= 0 {
+	return s.claimAfter(ctx, worker, kinds, n, lease, nil)
+}
+
+// claimAfter is Claim that first records the outcomes of worker's finished runs in the
+// same transaction: a runner's steady state is one write transaction (one fsync) per
+// batch of finished and newly claimed tasks instead of one per outcome and one per
+// claim. An outcome whose lease was lost is skipped (fenced, see claimWhere) without
+// failing the others. When the transaction fails, the outcomes are recorded one by one
+// before the error returns, so none is lost.
+func (s *Store) claimAfter(ctx context.Context, worker string, kinds []string, n int, lease time.Duration, done []outcome) ([]Task, error) {
+	if len(kinds) == 0 {
+		n = 0
+	}
+	if n <= 0 && len(done) == 0 {
 		return nil, nil
 	}
 	now := time.Now().UnixMilli()
 	var out []Task
+	var lost []error
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
-		out = out[:0]
+		out, lost = out[:0], lost[:0]
+		for _, o := range done {
+			if err := s.record(ctx, tx, worker, o); errors.Is(err, errLeaseLost) {
+				lost = append(lost, fmt.Errorf("%s %s: %w", o.t.Kind, o.t.Key, err))
+			} else if err != nil {
+				return err
+			}
+		}
+		if n <= 0 {
+			return nil
+		}
 		// A task whose last allowed run died with its worker cannot be claimed again:
 		// it fails here, visibly, instead of sitting in running forever.
 		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = 'failed', updated_at = $1,
@@ -201,7 +225,47 @@ func (s *Store) Claim(ctx context.Context, worker string, kinds []string, n int,
 		slices.SortFunc(out, func(a, b Task) int { return cmp.Or(a.Due.Compare(b.Due), cmp.Compare(a.ID, b.ID)) })
 		return nil
 	})
+	if err != nil && len(done) > 0 {
+		octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		for _, o := range done {
+			if rerr := s.record(octx, dbExecer{s.db}, worker, o); rerr != nil && !errors.Is(rerr, errLeaseLost) {
+				err = errors.Join(err, fmt.Errorf("jobs: record %s %s: %w", o.t.Kind, o.t.Key, rerr))
+			}
+		}
+		return nil, err
+	}
+	if err == nil && len(lost) > 0 {
+		return out, &lostError{errors.Join(lost...)}
+	}
 	return out, err
+}
+
+// lostError reports outcomes that were not recorded because their lease was lost (the
+// claimed tasks came back all the same).
+type lostError struct{ err error }
+
+func (e *lostError) Error() string { return e.err.Error() }
+func (e *lostError) Unwrap() error { return e.err }
+
+// An outcome is how a run ended, to be written to the task's row.
+type outcome struct {
+	t      Task
+	result string    // ok, postponed, retry or failed (the metric's label)
+	at     time.Time // postponed: queued again for; retry: next due
+	msg    string    // retry, failed: the error
+}
+
+// record writes o to the row through ex (the database or a transaction).
+func (s *Store) record(ctx context.Context, ex Execer, worker string, o outcome) error {
+	switch o.result {
+	case "ok":
+		return s.finishEx(ctx, ex, o.t, worker)
+	case "postponed":
+		return s.postpone(ctx, ex, o.t, worker, o.at)
+	default:
+		return s.retry(ctx, ex, o.t, worker, o.at, o.result == "failed", o.msg)
+	}
 }
 
 type candidate struct{ id, due int64 }
@@ -258,8 +322,15 @@ var errLeaseLost = errors.New("jobs: lease lost")
 // claimWhere fences a statement to one claim: the worker that made it, at that attempt.
 const claimWhere = ` WHERE id = $1 AND worker = $2 AND attempts = $3 AND state = 'running'`
 
-func (s *Store) exec(ctx context.Context, query string, args ...any) error {
-	res, err := s.db.Exec(ctx, query, args...)
+// dbExecer runs a statement on its own, outside a transaction.
+type dbExecer struct{ db *meta.DB }
+
+func (d dbExecer) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return d.db.Exec(ctx, query, args...)
+}
+
+func exec(ctx context.Context, ex Execer, query string, args ...any) error {
+	res, err := ex.ExecContext(ctx, query, args...)
 	if err != nil {
 		return err
 	}
@@ -271,13 +342,17 @@ func (s *Store) exec(ctx context.Context, query string, args ...any) error {
 
 // renew extends the lease of a task the worker runs.
 func (s *Store) renew(ctx context.Context, t Task, worker string, lease time.Duration) error {
-	return s.exec(ctx, `UPDATE jobs SET lease_until = $4`+claimWhere,
+	return exec(ctx, dbExecer{s.db}, `UPDATE jobs SET lease_until = $4`+claimWhere,
 		t.ID, worker, t.Attempts, time.Now().Add(lease).UnixMilli())
 }
 
 // finish ends a run successfully: done, or queued again when it was enqueued meanwhile.
 func (s *Store) finish(ctx context.Context, t Task, worker string) error {
-	return s.exec(ctx, `UPDATE jobs SET
+	return s.finishEx(ctx, dbExecer{s.db}, t, worker)
+}
+
+func (s *Store) finishEx(ctx context.Context, ex Execer, t Task, worker string) error {
+	return exec(ctx, ex, `UPDATE jobs SET
 		state = CASE WHEN rerun_at IS NULL THEN 'done' ELSE 'queued' END,
 		due_at = COALESCE(rerun_at, due_at), attempts = CASE WHEN rerun_at IS NULL THEN attempts ELSE 0 END,
 		rerun_at = NULL, last_error = '', lease_until = 0, updated_at = $4`+claimWhere,
@@ -285,12 +360,12 @@ func (s *Store) finish(ctx context.Context, t Task, worker string) error {
 }
 
 // retry ends a failed run: queued again at due, or failed for good when final.
-func (s *Store) retry(ctx context.Context, t Task, worker string, due time.Time, final bool, msg string) error {
+func (s *Store) retry(ctx context.Context, ex Execer, t Task, worker string, due time.Time, final bool, msg string) error {
 	state := Queued
 	if final {
 		state = Failed
 	}
-	return s.exec(ctx, `UPDATE jobs SET state = CASE WHEN rerun_at IS NULL THEN $4 ELSE 'queued' END,
+	return exec(ctx, ex, `UPDATE jobs SET state = CASE WHEN rerun_at IS NULL THEN $4 ELSE 'queued' END,
 		due_at = CASE WHEN rerun_at IS NULL THEN $5 ELSE rerun_at END,
 		attempts = CASE WHEN rerun_at IS NULL THEN attempts ELSE 0 END,
 		rerun_at = NULL, last_error = $6, lease_until = 0, updated_at = $7`+claimWhere,
@@ -298,8 +373,8 @@ func (s *Store) retry(ctx context.Context, t Task, worker string, due time.Time,
 }
 
 // postpone queues the task again for at without counting the run as an attempt.
-func (s *Store) postpone(ctx context.Context, t Task, worker string, at time.Time) error {
-	return s.exec(ctx, `UPDATE jobs SET state = 'queued', due_at = CASE WHEN rerun_at IS NULL OR rerun_at < $4 THEN $4 ELSE rerun_at END,
+func (s *Store) postpone(ctx context.Context, ex Execer, t Task, worker string, at time.Time) error {
+	return exec(ctx, ex, `UPDATE jobs SET state = 'queued', due_at = CASE WHEN rerun_at IS NULL OR rerun_at < $4 THEN $4 ELSE rerun_at END,
 		attempts = attempts - 1, rerun_at = NULL, lease_until = 0, updated_at = $5`+claimWhere,
 		t.ID, worker, t.Attempts, at.UnixMilli(), time.Now().UnixMilli())
 }

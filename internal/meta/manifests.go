@@ -158,7 +158,8 @@ func (s *Store) PutManifest(ctx context.Context, m Manifest, tags []string) erro
 				return &FixedTagError{Tag: tag, Digest: current}
 			}
 		}
-		return nil
+		return s.changed(ctx, tx, Change{Kind: ManifestPut, Repository: m.Repository, Digest: m.Digest, MediaType: m.MediaType,
+			ArtifactType: m.ArtifactType, Subject: m.Subject, Size: int64(len(m.Payload)), Tags: tags})
 	})
 }
 
@@ -276,6 +277,16 @@ func (s *Store) DeleteManifest(ctx context.Context, repo, digest string) error {
 		if err != nil {
 			return fmt.Errorf("meta: find manifest: %w", err)
 		}
+		var tags []string
+		if s.hook.Load() != nil { // the event names the tags that went with it
+			rows, err := tx.QueryContext(ctx, `SELECT name FROM tags WHERE repository_id = $1 AND manifest_digest = $2 ORDER BY name`, repoID, digest)
+			if err != nil {
+				return fmt.Errorf("meta: tags of deleted manifest: %w", err)
+			}
+			if tags, err = scanStrings(rows); err != nil {
+				return fmt.Errorf("meta: tags of deleted manifest: %w", err)
+			}
+		}
 		for _, q := range []struct {
 			sql string
 			arg []any
@@ -288,12 +299,15 @@ func (s *Store) DeleteManifest(ctx context.Context, repo, digest string) error {
 				return fmt.Errorf("meta: delete manifest: %w", err)
 			}
 		}
-		return nil
+		return s.changed(ctx, tx, Change{Kind: ManifestDeleted, Repository: repo, Digest: digest, Tags: tags})
 	})
 }
 
 // DeleteTag removes one tag; the manifest stays.
 func (s *Store) DeleteTag(ctx context.Context, repo, tag string) error {
+	if s.hook.Load() != nil {
+		return s.deleteTagHooked(ctx, repo, tag)
+	}
 	res, err := s.w.ExecContext(ctx, `DELETE FROM tags WHERE name = $2
 		AND repository_id = (SELECT id FROM repositories WHERE name = $1)`, repo, tag)
 	if err != nil {
@@ -303,6 +317,22 @@ func (s *Store) DeleteTag(ctx context.Context, repo, tag string) error {
 		return ErrNotFound
 	}
 	return nil
+}
+
+// deleteTagHooked is DeleteTag in a transaction that the change hook joins.
+func (s *Store) deleteTagHooked(ctx context.Context, repo, tag string) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		var digest string
+		err := tx.QueryRowContext(ctx, `DELETE FROM tags WHERE name = $2
+			AND repository_id = (SELECT id FROM repositories WHERE name = $1) RETURNING manifest_digest`, repo, tag).Scan(&digest)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("meta: delete tag: %w", err)
+		}
+		return s.changed(ctx, tx, Change{Kind: TagDeleted, Repository: repo, Digest: digest, Tags: []string{tag}})
+	})
 }
 
 // Tags lists the repository's tags after last in lexical order, at most n.

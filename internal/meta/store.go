@@ -68,6 +68,8 @@ type Store struct {
 	stmts sync.Map // query string → *sql.Stmt on r
 	// tightened names SQLite files found readable by others and set to 0600 at open.
 	tightened []string
+	// hook sees every manifest and tag change inside its transaction (changes.go).
+	hook hookSlot
 }
 
 // Tightened lists the database files that were readable by group or others when the

@@ -20,6 +20,8 @@ const (
 	KindImage    = "scan.image"    // inventory (SBOM) and evaluate
 	KindEvaluate = "scan.evaluate" // evaluate the stored SBOM again
 	KindDB       = "scan.db"       // load a newer database, re-evaluate what is older
+	KindRescan   = "scan.rescan"   // inventory again an image already reported on
+	KindPeriodic = "scan.periodic" // queue re-scans of reports older than RescanInterval
 )
 
 // scanAttempts bounds the runs of one scan: a broken image fails for good quickly.
@@ -49,6 +51,12 @@ type Options struct {
 	Token TokenFunc
 	// CacheTTL bounds how long a replica serves pull verdicts from memory (default 5s).
 	CacheTTL time.Duration
+	// Adapter, when set, is the engine instead of Trivy: a scanner behind Harbor's
+	// pluggable scanner API. It keeps its own database; Berth re-scans when the
+	// database build time in its metadata moves.
+	Adapter *Adapter
+	// RescanInterval re-scans images whose report is older than this (0: never).
+	RescanInterval time.Duration
 }
 
 // Service scans images as jobs and answers pull verdicts.
@@ -66,6 +74,8 @@ type Service struct {
 	dbDir     string    // this replica's current database copy
 	dbUpdated time.Time // its build time
 	dbDigest  string    // the artifact it came from, when local
+	// adapterName is the adapter's engine name, from its last metadata.
+	adapterName string
 
 	cache verdictCache
 }
@@ -81,15 +91,23 @@ func New(store *Store, queue *jobs.Store, m *meta.Store, trivy *Trivy, audit Aud
 	return s
 }
 
-// Setup schedules the periodic database check.
+// Setup schedules the periodic database check and re-scans.
 func (s *Service) Setup(ctx context.Context) error {
-	return s.queue.Schedule(ctx, jobs.Task{Kind: KindDB, Key: "db"})
+	if err := s.queue.Schedule(ctx, jobs.Task{Kind: KindDB, Key: "db"}); err != nil {
+		return err
+	}
+	if s.opts.RescanInterval > 0 {
+		return s.queue.Schedule(ctx, jobs.Task{Kind: KindPeriodic, Key: "periodic"})
+	}
+	return nil
 }
 
 // Register installs the scan handlers on r.
 func (s *Service) Register(r *jobs.Runner) {
 	r.Handle(KindImage, s.scanImage)
 	r.Handle(KindEvaluate, s.evaluateStored)
+	r.Handle(KindRescan, s.rescan)
+	r.Handle(KindPeriodic, s.periodic)
 	r.Handle(KindDB, func(ctx context.Context, _ jobs.Task) error {
 		if _, err := s.CheckDB(ctx); err != nil {
 			return err
@@ -129,6 +147,9 @@ func (s *Service) dbRef() string {
 // digest) or none is loaded, and queues re-evaluation of every report made with an
 // older database. It returns the loaded database's build time.
 func (s *Service) CheckDB(ctx context.Context) (time.Time, error) {
+	if s.opts.Adapter != nil {
+		return s.checkAdapterDB(ctx)
+	}
 	s.dbMu.Lock()
 	defer s.dbMu.Unlock()
 	digest := ""
@@ -168,7 +189,7 @@ func (s *Service) CheckDB(ctx context.Context) (time.Time, error) {
 		return updated, err
 	}
 	if newer {
-		n, err := s.queue.EnqueueQuery(ctx, KindEvaluate, staleReportsQuery(updated), time.Now())
+		n, err := s.queue.EnqueueQuery(ctx, KindEvaluate, staleSBOMsQuery(updated), time.Now())
 		if err != nil {
 			return updated, err
 		}
@@ -213,6 +234,9 @@ func (s *Service) DB() DBInfo {
 	s.dbMu.Lock()
 	defer s.dbMu.Unlock()
 	info := DBInfo{Repository: s.opts.DBRepository, Digest: s.dbDigest, UpdatedAt: s.dbUpdated}
+	if s.opts.Adapter != nil {
+		info.Repository = "scanner adapter " + s.opts.Adapter.URL
+	}
 	info.Stale = s.dbUpdated.IsZero() || (s.opts.StaleAfter > 0 && time.Since(s.dbUpdated) > s.opts.StaleAfter)
 	return info
 }
@@ -262,14 +286,22 @@ func (s *Service) scanImage(ctx context.Context, t jobs.Task) error {
 	if !isImage(m) {
 		return nil
 	}
-	err = s.inventory(ctx, repo, digest)
+	err = s.inventory(ctx, repo, digest, m.MediaType)
+	var permanent *AdapterError
+	if errors.As(err, &permanent) {
+		s.fail(ctx, repo, digest, err)
+		return jobs.Permanent(err)
+	}
 	if err != nil && t.Attempts >= t.MaxAttempts {
 		s.fail(ctx, repo, digest, err)
 	}
 	return err
 }
 
-func (s *Service) inventory(ctx context.Context, repo, digest string) error {
+func (s *Service) inventory(ctx context.Context, repo, digest, mediaType string) error {
+	if s.opts.Adapter != nil {
+		return s.adapterScan(ctx, repo, digest, mediaType)
+	}
 	dir, updated, err := s.currentDB(ctx)
 	if err != nil {
 		return err
@@ -336,7 +368,7 @@ func (s *Service) fail(ctx context.Context, repo, digest string, cause error) {
 	if len(msg) > 1000 {
 		msg = msg[:1000]
 	}
-	r := Report{Digest: digest, Repository: repo, Engine: "trivy", Status: StatusFailed, Error: msg, ScannedAt: time.Now().UTC()}
+	r := Report{Digest: digest, Repository: repo, Engine: s.engineName(), Status: StatusFailed, Error: msg, ScannedAt: time.Now().UTC()}
 	if old, err := s.store.Report(ctx, digest); err == nil && old.Status == StatusOK {
 		return // keep the last good findings
 	}

@@ -212,8 +212,46 @@ func (s *Store) RecordDB(ctx context.Context, updated time.Time) (bool, error) {
 	return n > 0, nil
 }
 
-// staleReportsQuery selects the digests whose findings came from a database older than
-// $1 and that have an SBOM to evaluate again (for jobs.Store.EnqueueQuery).
-func staleReportsQuery(before time.Time) string {
+// staleSBOMsQuery selects the digests whose findings came from a database older than
+// before and that have an SBOM to evaluate again (for jobs.Store.EnqueueQuery).
+func staleSBOMsQuery(before time.Time) string {
 	return fmt.Sprintf(`SELECT r.digest AS k FROM scan_reports r JOIN scan_sboms s ON s.digest = r.digest WHERE r.db_updated_at < %d`, before.UnixMilli())
+}
+
+// staleReportsQuery selects the digests of reports made with a database older than
+// before: an adapter's, which only a new scan brings up to date.
+func staleReportsQuery(before time.Time) string {
+	return fmt.Sprintf(`SELECT digest AS k FROM scan_reports WHERE db_updated_at < %d`, before.UnixMilli())
+}
+
+// oldReportsQuery selects the digests of reports scanned before at.
+func oldReportsQuery(at time.Time) string {
+	return fmt.Sprintf(`SELECT digest AS k FROM scan_reports WHERE scanned_at < %d`, at.UnixMilli())
+}
+
+// HolderRepository returns a repository holding the manifest.
+func (s *Store) HolderRepository(ctx context.Context, digest string) (string, error) {
+	var repo string
+	err := s.db.QueryRow(ctx, `SELECT r.name FROM manifests m JOIN repositories r ON r.id = m.repository_id
+		WHERE m.digest = $1 ORDER BY r.name LIMIT 1`, digest).Scan(&repo)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("scan: repositories of %s: %w", digest, err)
+	}
+	return repo, nil
+}
+
+// ReportRepository returns the repository a manifest's report was made from.
+func (s *Store) ReportRepository(ctx context.Context, digest string) (string, error) {
+	var repo string
+	err := s.db.QueryRow(ctx, `SELECT repository FROM scan_reports WHERE digest = $1`, digest).Scan(&repo)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("scan: report of %s: %w", digest, err)
+	}
+	return repo, nil
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,14 +50,38 @@ func newScan(ctx context.Context, cfg config.Config, m *meta.Store, authSvc *aut
 		tok, _, err := authSvc.Tokens.Issue(&auth.Principal{Kind: distribution.ScannerKind, Name: "scanner"}, access)
 		return tok, err
 	}
+	adapter, err := harborAdapter(sc, addr)
+	if err != nil {
+		return nil, err
+	}
 	trivy := &scan.Trivy{Path: sc.Trivy.Path, Timeout: time.Duration(sc.Timeout), Dir: dir}
 	svc := scan.New(scan.NewStore(m.DB()), jobs.NewStore(m.DB()), m, trivy, m, scan.Options{
 		Registry: addr, DBRepository: sc.Trivy.DBRepository, DBCheckInterval: time.Duration(sc.DBCheckInterval),
-		StaleAfter: time.Duration(sc.StaleAfter), Token: token,
+		StaleAfter: time.Duration(sc.StaleAfter), Token: token, Adapter: adapter, RescanInterval: time.Duration(sc.RescanInterval),
 	}, scan.NewMetrics(reg), log)
 	if err := svc.Setup(ctx); err != nil {
 		return nil, fmt.Errorf("scan: %w", err)
 	}
 	svc.Register(runner)
 	return svc, nil
+}
+
+// harborAdapter is the configured Harbor scanner adapter, nil for the trivy engine.
+func harborAdapter(sc config.Scan, registry string) (*scan.Adapter, error) {
+	if sc.Engine != "harbor" {
+		return nil, nil
+	}
+	authz := sc.Harbor.Authorization
+	if sc.Harbor.AuthorizationFile != "" {
+		b, err := os.ReadFile(sc.Harbor.AuthorizationFile)
+		if err != nil {
+			return nil, fmt.Errorf("scan.harbor.authorizationFile: %w", err)
+		}
+		authz = strings.TrimSpace(string(b))
+	}
+	regURL := sc.Harbor.RegistryURL
+	if regURL == "" {
+		regURL = "http://" + registry
+	}
+	return &scan.Adapter{URL: sc.Harbor.URL, Authorization: authz, RegistryURL: regURL, Timeout: time.Duration(sc.Timeout)}, nil
 }

@@ -36,6 +36,8 @@ func Run(t *testing.T, open func(t *testing.T) *meta.Store) {
 		{"KilledWorkersTaskRetakenAfterLease", testLeaseExpiry},
 		{"LastAttemptDiedFails", testLeaseExpiryFinal},
 		{"StatsAndPrune", testStats},
+		{"RunLoopsRunEveryTaskOnce", testRunLoops},
+		{"RunStopReturnsClaimedAhead", testRunStop},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -325,5 +327,108 @@ func testStats(t *testing.T, s *jobs.Store, _ *meta.DB) {
 	n, err := s.Prune(t.Context(), time.Now().Add(time.Second), time.Now())
 	if err != nil || n != 1 {
 		t.Fatalf("prune = %d, %v; want the done task gone", n, err)
+	}
+}
+
+// runLoop starts r.Run until the test ends or stop is called; stop waits for Run to return.
+func runLoop(t *testing.T, r *jobs.Runner) (stop func()) {
+	ctx, cancel := context.WithCancel(t.Context())
+	ended := make(chan struct{})
+	go func() { defer close(ended); r.Run(ctx) }()
+	stop = func() { cancel(); <-ended }
+	t.Cleanup(stop)
+	return stop
+}
+
+// waitFor polls cond until it holds (a generous deadline only to end a hung test).
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// testRunLoops runs two replicas' Run loops (batched claims, outcomes recorded with the
+// next claim, tasks claimed ahead of a free slot) over one queue: every task runs exactly
+// once and ends done, and one enqueued again while running runs once more.
+func testRunLoops(t *testing.T, s *jobs.Store, _ *meta.DB) {
+	const n = 120
+	for i := range n {
+		mustEnqueue(t, s, jobs.Task{Kind: "k", Key: fmt.Sprint(i)})
+	}
+	var mu sync.Mutex
+	runs := map[string]int{}
+	handle := func(ctx context.Context, task jobs.Task) error {
+		mu.Lock()
+		runs[task.Key]++
+		again := task.Key == "7" && runs[task.Key] == 1
+		mu.Unlock()
+		if again {
+			return s.Enqueue(ctx, jobs.Task{Kind: "k", Key: task.Key})
+		}
+		return nil
+	}
+	for _, w := range []string{"a", "b"} {
+		r := runner(s, w)
+		r.Handle("k", handle)
+		runLoop(t, r)
+	}
+	waitFor(t, "every task done", func() bool {
+		stats, err := s.Stats(t.Context())
+		return err == nil && len(stats) == 1 && stats[0].States[jobs.Done] == n
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for i := range n {
+		want := 1
+		if i == 7 {
+			want = 2
+		}
+		if got := runs[fmt.Sprint(i)]; got != want {
+			t.Errorf("task %d ran %d times, want %d", i, got, want)
+		}
+	}
+}
+
+// testRunStop stops a Run loop while it holds tasks claimed ahead of a free slot: they go
+// back to the queue unrun, with no attempt counted, and the running ones end recorded.
+func testRunStop(t *testing.T, s *jobs.Store, _ *meta.DB) {
+	const n = 12
+	for i := range n {
+		mustEnqueue(t, s, jobs.Task{Kind: "k", Key: fmt.Sprint(i)})
+	}
+	r := runner(s, "w") // 4 slots, up to 8 claimed
+	started := make(chan struct{}, n)
+	release := make(chan struct{})
+	r.Handle("k", func(ctx context.Context, task jobs.Task) error {
+		started <- struct{}{}
+		<-release
+		return nil
+	})
+	stop := runLoop(t, r)
+	for range 4 {
+		<-started
+	}
+	waitFor(t, "tasks claimed ahead", func() bool {
+		stats, err := s.Stats(t.Context())
+		return err == nil && len(stats) == 1 && stats[0].States[jobs.Running] > 4
+	})
+	close(release)
+	stop()
+	stats, err := s.Stats(t.Context())
+	if err != nil || len(stats) != 1 || stats[0].States[jobs.Running] != 0 {
+		t.Fatalf("stats after stop = %+v, %v: want nothing left running", stats, err)
+	}
+	if st := stats[0].States; st[jobs.Done]+st[jobs.Queued] != n || st[jobs.Done] < 4 {
+		t.Fatalf("states after stop = %v, want the started tasks done and the rest queued", st)
+	}
+	for i := range n {
+		if task := mustGet(t, s, "k", fmt.Sprint(i)); task.State == jobs.Queued && task.Attempts != 0 {
+			t.Fatalf("task %d back in the queue with %d attempts, want 0", i, task.Attempts)
+		}
 	}
 }

@@ -1,0 +1,93 @@
+package events
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Sealer encrypts subscription secrets at rest (AES-256-GCM) with a key kept outside
+// the database: a copy of the database alone does not reveal them. Every replica needs
+// the same key file.
+type Sealer struct{ aead cipher.AEAD }
+
+const sealPrefix = "v1:"
+
+// LoadKey reads the base64 key file at path, creating it (0600, 32 random bytes) when
+// absent and create is set.
+func LoadKey(path string, create bool) (*Sealer, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) && create {
+		var k [32]byte
+		_, _ = rand.Read(k[:])
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("events: key dir: %w", err)
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err == nil {
+			_, err = f.WriteString(base64.StdEncoding.EncodeToString(k[:]) + "\n")
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil && !errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("events: create key file: %w", err)
+		}
+		b, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("events: key file: %w", err)
+	}
+	k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(k) != 32 {
+		return nil, fmt.Errorf("events: key file %s: want the base64 of 32 bytes", path)
+	}
+	return NewSealer(k)
+}
+
+// NewSealer returns a sealer over a 32-byte key.
+func NewSealer(key []byte) (*Sealer, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	return &Sealer{aead: aead}, nil
+}
+
+// Seal encrypts a secret for storage.
+func (s *Sealer) Seal(secret string) string {
+	nonce := make([]byte, s.aead.NonceSize())
+	_, _ = rand.Read(nonce)
+	return sealPrefix + base64.StdEncoding.EncodeToString(s.aead.Seal(nonce, nonce, []byte(secret), []byte("berth webhook secret")))
+}
+
+// errUnseal reports a secret sealed with another key (a replica with a different key file).
+var errUnseal = errors.New("events: the subscription's secret cannot be decrypted with this replica's events key (every replica needs the same events.webhooks.secretKeyFile)")
+
+// Open decrypts a stored secret.
+func (s *Sealer) Open(sealed string) (string, error) {
+	rest, ok := strings.CutPrefix(sealed, sealPrefix)
+	if !ok {
+		return "", errUnseal
+	}
+	b, err := base64.StdEncoding.DecodeString(rest)
+	n := s.aead.NonceSize()
+	if err != nil || len(b) < n {
+		return "", errUnseal
+	}
+	out, err := s.aead.Open(nil, b[:n], b[n:], []byte("berth webhook secret"))
+	if err != nil {
+		return "", errUnseal
+	}
+	return string(out), nil
+}
