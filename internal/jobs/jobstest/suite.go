@@ -86,6 +86,14 @@ func mustEnqueue(t *testing.T, s *jobs.Store, task jobs.Task) {
 	}
 }
 
+// enqueueKeys queues tasks of kind k keyed 0 … n-1.
+func enqueueKeys(t *testing.T, s *jobs.Store, n int) {
+	t.Helper()
+	for i := range n {
+		mustEnqueue(t, s, jobs.Task{Kind: "k", Key: fmt.Sprint(i)})
+	}
+}
+
 func mustGet(t *testing.T, s *jobs.Store, kind, key string) jobs.Task {
 	t.Helper()
 	task, err := s.Get(t.Context(), kind, key)
@@ -238,9 +246,7 @@ func testEnqueueTx(t *testing.T, s *jobs.Store, db *meta.DB) {
 
 func testTwoWorkers(t *testing.T, s *jobs.Store, _ *meta.DB) {
 	const n = 200
-	for i := range n {
-		mustEnqueue(t, s, jobs.Task{Kind: "k", Key: fmt.Sprint(i)})
-	}
+	enqueueKeys(t, s, n)
 	var mu sync.Mutex
 	runs := map[string]int{}
 	handler := func(_ context.Context, task jobs.Task) error {
@@ -357,9 +363,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // once and ends done, and one enqueued again while running runs once more.
 func testRunLoops(t *testing.T, s *jobs.Store, _ *meta.DB) {
 	const n = 120
-	for i := range n {
-		mustEnqueue(t, s, jobs.Task{Kind: "k", Key: fmt.Sprint(i)})
-	}
+	enqueueKeys(t, s, n)
 	var mu sync.Mutex
 	runs := map[string]int{}
 	handle := func(ctx context.Context, task jobs.Task) error {
@@ -398,9 +402,7 @@ func testRunLoops(t *testing.T, s *jobs.Store, _ *meta.DB) {
 // back to the queue unrun, with no attempt counted, and the running ones end recorded.
 func testRunStop(t *testing.T, s *jobs.Store, _ *meta.DB) {
 	const n = 12
-	for i := range n {
-		mustEnqueue(t, s, jobs.Task{Kind: "k", Key: fmt.Sprint(i)})
-	}
+	enqueueKeys(t, s, n)
 	r := runner(s, "w") // 4 slots, up to 8 claimed
 	started := make(chan struct{}, n)
 	release := make(chan struct{})
