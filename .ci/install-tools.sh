@@ -40,7 +40,19 @@ GO_TOOLS=(
   "notation|v1.3.2|github.com/notaryproject/notation|./cmd/notation"
   "pebble|v2.10.3|github.com/letsencrypt/pebble/v2|github.com/letsencrypt/pebble/v2/cmd/pebble"
   "pebble-challtestsrv|v2.10.3|github.com/letsencrypt/pebble/v2|github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv"
+  "zot|v2.1.20|zotregistry.dev/zot/v2|./cmd/zot"
+  "zb|v2.1.20|zotregistry.dev/zot/v2|./cmd/zb"
 )
+
+# Tools built from a git source tree, because the Go module proxy does not serve their
+# module (zot, the benchmark's third registry, and its load tool zb; no build tags,
+# zot's minimal build). The tree is BERTH_ZOT_SRC, a git directory or checkout holding
+# the pinned commit (default: the local mirror when present, else a clone from GitHub);
+# its own go.mod and go.sum pin every dependency. zot: about 2.5 minutes on 2 cores with
+# a cold module cache (1.3 GB of RAM), zb a few seconds after it.
+SRC_TOOLS=" zot zb "
+ZOT_COMMIT=3b5796d834e8661ea661a5fcc47add8d4405aebf # v2.1.20
+ZOT_GIT=https://github.com/project-zot/zot
 
 # Tools built inside their module directory in the module cache instead of with
 # `go install MOD@VER`: the proxy here refuses notation's /@v/list, which
@@ -187,6 +199,21 @@ go_build_moddir() {
   rm -f "$BERTH_TOOLS/.moddir/$1"
 }
 
+# go_build_src NAME PKG STAGE: build PKG of zot's pinned commit (see SRC_TOOLS).
+go_build_src() {
+  local src="${BERTH_ZOT_SRC:-}" tree="$3/src"
+  if [[ -z $src && -d /work/.mirror/project-zot+zot/repo ]]; then src=/work/.mirror/project-zot+zot/repo; fi
+  if [[ -z $src ]]; then
+    src="$3/git"
+    git clone --quiet --bare --filter=blob:none "$ZOT_GIT" "$src"
+  fi
+  mkdir -p "$tree"
+  git -C "$src" archive "$ZOT_COMMIT" | tar -x -C "$tree"
+  (cd "$tree" && go build -trimpath -o "$3/$1" "$2")
+  mkdir -p "$BERTH_TOOLS/.moddir"
+  rm -f "$BERTH_TOOLS/.moddir/$1"
+}
+
 # Runs in the background with output to the tool's log file. Builds into a
 # staging dir and then renames into $BIN, so $BIN never holds a partial binary.
 go_install() { # name version module package
@@ -195,6 +222,8 @@ go_install() { # name version module package
   rm -rf "$stage"; mkdir -p "$stage"
   if [[ $MODDIR_TOOLS == *" $name "* ]]; then
     go_build_moddir "$name" "$version" "$3" "$pkg" "$stage"
+  elif [[ $SRC_TOOLS == *" $name "* ]]; then
+    go_build_src "$name" "$pkg" "$stage"
   elif [[ $name == oci-conformance ]]; then
     # The suite is a main package (README: "go build"); "go test -c" still works
     # but prints a deprecation warning. Build it from a scratch module.
@@ -207,7 +236,7 @@ go_install() { # name version module package
     GOEXPERIMENT="${GO_EXPERIMENT[$name]:-${GOEXPERIMENT:-}}" GOBIN="$stage" go install "$pkg@$version"
   fi
   mv -f "$stage/$name" "$BIN/$name"
-  if [[ $MODDIR_TOOLS == *" $name "* ]]; then printf '%s %s\n' "$3" "$version" >"$BERTH_TOOLS/.moddir/$name"; fi
+  if [[ "$MODDIR_TOOLS$SRC_TOOLS" == *" $name "* ]]; then printf '%s %s\n' "$3" "$version" >"$BERTH_TOOLS/.moddir/$name"; fi
   rm -rf "$stage"
 }
 
