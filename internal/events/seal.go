@@ -29,15 +29,15 @@ func LoadKey(path string, create bool) (*Sealer, error) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, fmt.Errorf("events: key dir: %w", err)
 		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err == nil {
-			_, err = f.WriteString(base64.StdEncoding.EncodeToString(k[:]) + "\n")
-			if cerr := f.Close(); err == nil {
-				err = cerr
+		f, werr := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if werr == nil {
+			_, werr = f.WriteString(base64.StdEncoding.EncodeToString(k[:]) + "\n")
+			if cerr := f.Close(); werr == nil {
+				werr = cerr
 			}
 		}
-		if err != nil && !errors.Is(err, os.ErrExist) {
-			return nil, fmt.Errorf("events: create key file: %w", err)
+		if werr != nil && !errors.Is(werr, os.ErrExist) { // ErrExist: another process made it first
+			return nil, fmt.Errorf("events: create key file: %w", werr)
 		}
 		b, err = os.ReadFile(path)
 	}
