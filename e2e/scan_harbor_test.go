@@ -155,6 +155,28 @@ func TestScanHarborAdapter(t *testing.T) {
 		t.Errorf("report engine %q", full.Engine)
 	}
 
+	// The project's listing puts the vulnerable image first; the report exports as SARIF.
+	var listed struct {
+		Artifacts []struct {
+			Digest  string
+			Summary struct{ High int }
+		}
+	}
+	admJSON(t, b, &listed, "scan", "list", "team")
+	if len(listed.Artifacts) != 2 || listed.Artifacts[0].Digest != vuln || listed.Artifacts[0].Summary.High != 1 || listed.Artifacts[1].Digest != fixed {
+		t.Errorf("scan list team: %+v", listed.Artifacts)
+	}
+	var sarif struct {
+		Version string
+		Runs    []struct {
+			Results []struct{ RuleID, Level string }
+		}
+	}
+	if err := json.Unmarshal([]byte(admOK(t, b, "", "scan", "report", "team/app@"+vuln, "--sarif")), &sarif); err != nil ||
+		sarif.Version != "2.1.0" || len(sarif.Runs) != 1 || len(sarif.Runs[0].Results) != 1 || sarif.Runs[0].Results[0].RuleID != "CVE-2099-0001" || sarif.Runs[0].Results[0].Level != "error" {
+		t.Errorf("scan report --sarif: %v %+v", err, sarif)
+	}
+
 	// The adapter's registry credential pulls the scanned image and nothing else.
 	reqs := a.Requests()
 	if len(reqs) < 2 {

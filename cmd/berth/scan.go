@@ -135,6 +135,7 @@ serves them and records an audit entry.`,
 			return c.done("%s: scan queued", args[0])
 		},
 	}
+	var sarif bool
 	showReport := &cobra.Command{
 		Use:   "report PROJECT/REPOSITORY@DIGEST",
 		Short: "Show the last scan report of a manifest",
@@ -142,6 +143,15 @@ serves them and records an audit entry.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path, err := scanRef(args[0])
 			if err != nil {
+				return err
+			}
+			if sarif {
+				// The SARIF log as the server renders it, for code-scanning dashboards.
+				data, _, err := c.call(cmd.Context(), http.MethodGet, path, url.Values{"format": {"sarif"}}, nil)
+				if err != nil {
+					return err
+				}
+				_, err = c.out.Write(data)
 				return err
 			}
 			var r scan.Report
@@ -158,6 +168,25 @@ serves them and records an audit entry.`,
 			fmt.Fprintln(tw, "SEVERITY\tID\tPACKAGE\tINSTALLED\tFIXED\tTARGET")
 			for _, f := range r.Findings {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", f.Severity, f.ID, f.Package, f.Installed, orDash(f.Fixed), f.Target)
+			}
+			return tw.Flush()
+		},
+	}
+	showReport.Flags().BoolVar(&sarif, "sarif", false, "print the report as a SARIF 2.1.0 log")
+	list := &cobra.Command{
+		Use:   "list PROJECT",
+		Short: "List a project's scanned images, worst first",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var out struct{ Artifacts []scan.ArtifactReport }
+			if err := c.send(cmd, http.MethodGet, "/projects/"+url.PathEscape(args[0])+"/scan/reports", url.Values{"n": {"10000"}}, nil, &out); err != nil || c.json {
+				return err
+			}
+			tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "REPOSITORY\tDIGEST\tSTATUS\tCRITICAL\tHIGH\tMEDIUM\tLOW\tFIXABLE\tSCANNED")
+			for _, a := range out.Artifacts {
+				s := a.Summary
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", a.Repository, a.Digest, a.Status, s.Critical, s.High, s.Medium, s.Low, s.Fixable, stamp(a.ScannedAt))
 			}
 			return tw.Flush()
 		},
@@ -195,7 +224,7 @@ serves them and records an audit entry.`,
 			return c.done("%s %s: built %s%s", info.Repository, orDash(info.Digest), stamp(info.UpdatedAt), stale)
 		},
 	}
-	cmd.AddCommand(policy, run, showReport, cve, db)
+	cmd.AddCommand(policy, run, showReport, list, cve, db)
 	return cmd
 }
 

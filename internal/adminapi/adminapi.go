@@ -108,6 +108,7 @@ var routes = []route{
 	{method: "DELETE", path: "/projects/{project}/scan-policy", action: "scan.policy.delete", h: (*API).deleteScanPolicy},
 	{method: "GET", path: "/projects/{project}/repositories/{repository}/manifests/{digest}/scan", h: (*API).getScanReport},
 	{method: "POST", path: "/projects/{project}/repositories/{repository}/manifests/{digest}/scan", action: "scan.request", h: (*API).requestScan},
+	{method: "GET", path: "/projects/{project}/scan/reports", h: (*API).projectReports},
 	{method: "GET", path: "/vulnerabilities/{id}", h: (*API).affected},
 	{method: "GET", path: "/scan/db", h: (*API).scanDB},
 

@@ -21,6 +21,7 @@ type Scanner interface {
 	Request(ctx context.Context, repo, digest string) error
 	Report(ctx context.Context, digest string) (scan.Report, error)
 	Affected(ctx context.Context, id string, limit int) ([]scan.Affected, error)
+	ProjectReports(ctx context.Context, project string, limit int) ([]scan.ArtifactReport, error)
 	DB() scan.DBInfo
 }
 
@@ -100,11 +101,11 @@ func (a *API) deleteScanPolicy(w http.ResponseWriter, r *http.Request, c *caller
 }
 
 // scanTarget parses and authorizes a manifest's scan route.
-func (a *API) scanTarget(r *http.Request, c *caller, act auth.Action) (string, oci.Digest, error) {
+func (a *API) scanTarget(r *http.Request, c *caller, act auth.Action, params ...string) (string, oci.Digest, error) {
 	if err := a.scanEnabled(); err != nil {
 		return "", "", err
 	}
-	repo, err := a.repoRoute(r, c, act)
+	repo, err := a.repoRoute(r, c, act, params...)
 	if err != nil {
 		return "", "", err
 	}
@@ -135,16 +136,53 @@ func (a *API) requestScan(w http.ResponseWriter, r *http.Request, c *caller) err
 }
 
 func (a *API) getScanReport(w http.ResponseWriter, r *http.Request, c *caller) error {
-	repo, d, err := a.scanTarget(r, c, auth.Pull)
+	repo, d, err := a.scanTarget(r, c, auth.Pull, "format")
 	if err != nil {
 		return err
+	}
+	format := r.URL.Query().Get("format")
+	if format != "" && format != "json" && format != "sarif" {
+		return invalid("format %q: want json or sarif", format)
 	}
 	rep, err := a.scanner.Report(r.Context(), string(d))
 	if err != nil {
 		return scanErr(err, "scan report of "+repo+"@"+string(d))
 	}
 	rep.Repository = repo
+	if format == "sarif" {
+		out, err := scan.SARIF(rep, repo+"@"+string(d))
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Content-Type", "application/sarif+json")
+		_, err = w.Write(out)
+		return err
+	}
 	return writeJSON(w, http.StatusOK, rep)
+}
+
+// projectReports lists the scanned images of a project, worst first: for callers who
+// can see the project.
+func (a *API) projectReports(w http.ResponseWriter, r *http.Request, c *caller) error {
+	if err := a.scanEnabled(); err != nil {
+		return err
+	}
+	name, err := a.projectRoute(r, c, false, "n")
+	if err != nil {
+		return err
+	}
+	n := 100
+	if v := r.URL.Query().Get("n"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 1 || n > 10000 {
+			return invalid("n must be an integer from 1 to 10000")
+		}
+	}
+	reports, err := a.scanner.ProjectReports(r.Context(), name, n)
+	if err != nil {
+		return storeErr(err, "")
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"project": name, "artifacts": reports})
 }
 
 // affected lists the images holding a vulnerability, in the repositories the caller

@@ -388,6 +388,11 @@ func (s *Service) Affected(ctx context.Context, id string, limit int) ([]Affecte
 	return s.store.Affected(ctx, id, limit)
 }
 
+// ProjectReports lists the report summaries of a project's images, worst first.
+func (s *Service) ProjectReports(ctx context.Context, project string, limit int) ([]ArtifactReport, error) {
+	return s.store.ProjectReports(ctx, project, limit)
+}
+
 // Policy returns a project's scan policy.
 func (s *Service) Policy(ctx context.Context, project string) (Policy, error) {
 	return s.store.Policy(ctx, project)

@@ -143,6 +143,48 @@ func (s *Store) Affected(ctx context.Context, id string, limit int) ([]Affected,
 	return out, rows.Err()
 }
 
+// ArtifactReport is the summary of one manifest's report, in one repository.
+type ArtifactReport struct {
+	Repository  string    `json:"repository"`
+	Digest      string    `json:"digest"`
+	Engine      string    `json:"engine"`
+	Status      string    `json:"status"`
+	ScannedAt   time.Time `json:"scannedAt"`
+	DBUpdatedAt time.Time `json:"dbUpdatedAt,omitzero"`
+	Summary     Summary   `json:"summary"`
+}
+
+// ProjectReports lists the reports of the manifests in project's repositories, worst
+// first (critical, then high counts), at most limit.
+func (s *Store) ProjectReports(ctx context.Context, project string, limit int) ([]ArtifactReport, error) {
+	prefix := project + "/"
+	rows, err := s.db.Query(ctx, `SELECT rp.name, r.digest, r.engine, r.status, r.scanned_at, r.db_updated_at,
+			r.critical, r.high, r.medium, r.low, r.unknown, r.fixable
+		FROM scan_reports r JOIN manifests m ON m.digest = r.digest JOIN repositories rp ON rp.id = m.repository_id
+		WHERE substr(rp.name, 1, $1) = $2
+		ORDER BY r.critical DESC, r.high DESC, r.medium DESC, rp.name, r.digest LIMIT $3`, len(prefix), prefix, limit)
+	if err != nil {
+		return nil, fmt.Errorf("scan: reports of project %s: %w", project, err)
+	}
+	defer rows.Close()
+	out := []ArtifactReport{}
+	for rows.Next() {
+		var a ArtifactReport
+		var scanned, dbUpdated int64
+		sm := &a.Summary
+		if err := rows.Scan(&a.Repository, &a.Digest, &a.Engine, &a.Status, &scanned, &dbUpdated,
+			&sm.Critical, &sm.High, &sm.Medium, &sm.Low, &sm.Unknown, &sm.Fixable); err != nil {
+			return nil, fmt.Errorf("scan: reports of project %s: %w", project, err)
+		}
+		a.ScannedAt = time.UnixMilli(scanned).UTC()
+		if dbUpdated > 0 {
+			a.DBUpdatedAt = time.UnixMilli(dbUpdated).UTC()
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
 // PutPolicy creates or replaces a project's policy.
 func (s *Store) PutPolicy(ctx context.Context, project string, p Policy) error {
 	spec, err := json.Marshal(p)
