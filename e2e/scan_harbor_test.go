@@ -32,6 +32,7 @@ type shAdapter struct {
 	*scannertest.Server
 	trivy string
 	env   []string
+	url   string
 	db    atomic.Pointer[string] // the database copy scans read
 }
 
@@ -85,19 +86,11 @@ func (a *shAdapter) scan(ctx context.Context, r scannertest.Request) (scannertes
 	return res, nil
 }
 
-// TestScanHarborAdapter: with scan.engine harbor, a push is scanned by the adapter with a
-// pull-only token that grants nothing else; the report is stored with the adapter's
-// engine name; enforce refuses the vulnerable image to crane and containerd and serves
-// the fixed one; when the adapter's database moves, berth scans again and the new
-// finding appears; nothing berth sent departed from the API specification.
-func TestScanHarborAdapter(t *testing.T) {
-	requireTool(t, "crane")
-	requireTool(t, "oras")
-	trivy := requireTool(t, "trivy")
-	env := toolEnv(t)
-	work := t.TempDir()
-
-	a := &shAdapter{trivy: trivy, env: append(toolEnv(t), "TRIVY_INSECURE=true", "TRIVY_NO_PROGRESS=true", "TRIVY_DISABLE_TELEMETRY=true")}
+// shStartAdapter starts the adapter on loopback; cfg is a berth configuration with
+// authentication and scanning through it.
+func shStartAdapter(t *testing.T, trivy string) (a *shAdapter, cfg string) {
+	t.Helper()
+	a = &shAdapter{trivy: trivy, env: append(toolEnv(t), "TRIVY_INSECURE=true", "TRIVY_NO_PROGRESS=true", "TRIVY_DISABLE_TELEMETRY=true")}
 	srv, err := scannertest.New(a.scan)
 	if err != nil {
 		t.Fatal(err)
@@ -114,16 +107,32 @@ func TestScanHarborAdapter(t *testing.T) {
 	hs.Listener = ln
 	hs.Start()
 	t.Cleanup(hs.Close)
-
-	b := startBerth(t, BerthOptions{Config: "auth:\n  enabled: true\n  admin:\n    username: admin\n    password: " + admPassword +
+	a.url = hs.URL
+	return a, "auth:\n  enabled: true\n  admin:\n    username: admin\n    password: " + admPassword +
 		"\nscan:\n  enabled: true\n  engine: harbor\n  dbCheckInterval: 1s\n  harbor:\n    url: " + hs.URL +
-		"\n    authorization: Bearer adapter-secret-e2e\n"})
+		"\n    authorization: Bearer adapter-secret-e2e\n"
+}
+
+// TestScanHarborAdapter: with scan.engine harbor, a push is scanned by the adapter with a
+// pull-only token that grants nothing else; the report is stored with the adapter's
+// engine name; enforce refuses the vulnerable image to crane and containerd and serves
+// the fixed one; when the adapter's database moves, berth scans again and the new
+// finding appears; nothing berth sent departed from the API specification.
+func TestScanHarborAdapter(t *testing.T) {
+	requireTool(t, "crane")
+	requireTool(t, "oras")
+	trivy := requireTool(t, "trivy")
+	env := toolEnv(t)
+	work := t.TempDir()
+
+	a, cfg := shStartAdapter(t, trivy)
+	b := startBerth(t, BerthOptions{Config: cfg})
 	admOK(t, b, "", "project", "create", "aquasecurity")
 	admOK(t, b, "", "project", "create", "team")
 	admOK(t, b, "", "project", "create", "other")
 	admOK(t, b, "reader-password-e2e\n", "user", "add", "reader", "--new-password-stdin")
 	admOK(t, b, "", "member", "add", "team", "reader", "guest")
-	if out := admOK(t, b, "", "scan", "db"); !strings.Contains(out, "scanner adapter "+hs.URL) {
+	if out := admOK(t, b, "", "scan", "db"); !strings.Contains(out, "scanner adapter "+a.url) {
 		t.Errorf("scan db does not name the adapter:\n%s", out)
 	}
 
