@@ -16,14 +16,16 @@ import (
 // an errcode value (401 with a challenge set on w, 403, 429, 503).
 func (g *Guard) AuthorizePull(w http.ResponseWriter, r *http.Request, repo string) error {
 	if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
-		v := strings.TrimPrefix(h, "Bearer ")
-		if _, err := g.svc.Tokens.Verify(v); err != nil {
-			if name, secret, ok := strings.Cut(v, ":"); ok && name != "" {
-				r = r.Clone(r.Context())
-				r.SetBasicAuth(name, secret)
-			} else {
-				return errcode.Unauthorized.New("invalid or expired token (HF_TOKEN is a token from /token or name:secret)")
-			}
+		// @huggingface/hub refuses tokens that do not start with hf_: the prefix is
+		// dropped (HF_TOKEN=hf_name:secret).
+		v := strings.TrimPrefix(strings.TrimPrefix(h, "Bearer "), "hf_")
+		r = r.Clone(r.Context())
+		if _, err := g.svc.Tokens.Verify(v); err == nil {
+			r.Header.Set("Authorization", "Bearer "+v)
+		} else if name, secret, ok := strings.Cut(v, ":"); ok && name != "" {
+			r.SetBasicAuth(name, secret)
+		} else {
+			return errcode.Unauthorized.New("invalid or expired token (HF_TOKEN is a token from /token or name:secret, either with an hf_ prefix)")
 		}
 	}
 	c, err := g.authenticate(r)

@@ -93,15 +93,19 @@ func (s *Service) allows(r Repo) bool {
 
 // ServeHTTP answers the Hub's read API below the prefix.
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		s.fail(w, r, &hubError{status: http.StatusMethodNotAllowed, msg: "the Hugging Face mirror is read-only"})
-		return
-	}
 	esc := strings.TrimPrefix(r.URL.EscapedPath(), s.cfg.Prefix)
 	rt, err := parseRoute(esc)
 	if err != nil {
 		s.fail(w, r, err)
+		return
+	}
+	method := http.MethodGet
+	if rt.kind == routePathsInfo {
+		method = http.MethodPost // a read, with the paths in the body
+	}
+	if r.Method != method && (method != http.MethodGet || r.Method != http.MethodHead) {
+		w.Header().Set("Allow", map[string]string{http.MethodGet: "GET, HEAD", http.MethodPost: "POST"}[method])
+		s.fail(w, r, &hubError{status: http.StatusMethodNotAllowed, msg: "the Hugging Face mirror is read-only; this path answers " + method})
 		return
 	}
 	if !s.allows(rt.repo) {
@@ -126,6 +130,8 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveTree(w, r, rt)
 	case routeResolve:
 		s.serveFile(w, r, rt, local)
+	case routePathsInfo:
+		s.servePathsInfo(w, r, rt)
 	}
 }
 
@@ -415,7 +421,9 @@ func (s *Service) tree(ctx context.Context, repo Repo, commit, p, query string) 
 			if err != nil {
 				return nil, err
 			}
-			all = append(all, items...)
+			for _, it := range items {
+				all = append(all, withoutXet(it))
+			}
 			next = link
 		}
 		if all == nil {
@@ -481,4 +489,93 @@ func nextLink(h string) string {
 		}
 	}
 	return ""
+}
+
+// withoutXet drops an entry's xetHash: huggingface_hub with hf_xet installed reads it
+// from a listing and downloads from the Xet CAS directly, around the mirror. Without
+// it every client downloads over plain HTTP from Berth.
+func withoutXet(item json.RawMessage) json.RawMessage {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(item, &m) != nil {
+		return item
+	}
+	if _, ok := m["xetHash"]; !ok {
+		return item
+	}
+	delete(m, "xetHash")
+	out, err := json.Marshal(m)
+	if err != nil {
+		return item
+	}
+	return out
+}
+
+// maxPathsInfoBody bounds a paths-info request.
+const maxPathsInfoBody = 1 << 20
+
+// servePathsInfo answers POST /api/{type}s/{repo}/paths-info/{rev}: the entries of the
+// commit's recursive listing for the paths asked, as JSON ({"paths": [...]}, what
+// @huggingface/hub sends) or a form (paths=...&paths=..., huggingface_hub).
+func (s *Service) servePathsInfo(w http.ResponseWriter, r *http.Request, rt route) {
+	ctx := r.Context()
+	var req struct {
+		Paths []string `json:"paths"`
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxPathsInfoBody+1))
+	if err != nil || len(body) > maxPathsInfoBody {
+		s.fail(w, r, bad("paths-info: a body of at most %d bytes", maxPathsInfoBody))
+		return
+	}
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		if err := json.Unmarshal(body, &req); err != nil {
+			s.fail(w, r, bad("paths-info: %v", err))
+			return
+		}
+	} else {
+		form, err := url.ParseQuery(string(body))
+		if err != nil {
+			s.fail(w, r, bad("paths-info: %v", err))
+			return
+		}
+		req.Paths = form["paths"]
+	}
+	want := map[string]bool{}
+	for _, p := range req.Paths {
+		if err := ValidatePath(p); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		want[p] = true
+	}
+	commit, _, err := s.commitOf(ctx, rt.repo, rt.revision)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	listing, err := s.tree(ctx, rt.repo, commit, "", "recursive=true")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(listing, &items); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := []json.RawMessage{}
+	for _, it := range items {
+		var e struct {
+			Path string `json:"path"`
+		}
+		if json.Unmarshal(it, &e) == nil && want[e.Path] {
+			out = append(out, it)
+		}
+	}
+	answer, err := json.Marshal(out)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("X-Repo-Commit", commit)
+	writeJSON(w, r, answer, "hit")
 }

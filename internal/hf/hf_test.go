@@ -243,6 +243,29 @@ func TestProtocol(t *testing.T) {
 				t.Errorf("tree of a directory = %d %s", resp.StatusCode, body)
 			}
 
+			if strings.Contains(string(body), "xetHash") {
+				t.Errorf("the tree listing passes on xetHash (clients with hf_xet would go around the mirror)")
+			}
+			// paths-info, as @huggingface/hub (JSON) and huggingface_hub (a form) post it.
+			for _, tc := range []struct{ ct, body string }{
+				{"application/json", `{"paths":["config.json","model.safetensors"],"expand":true}`},
+				{"application/x-www-form-urlencoded", "paths=config.json&paths=model.safetensors&expand=False"},
+			} {
+				resp, err := http.Post(mi.srv.URL+"/hf/api/models/Org/Tiny-Model/paths-info/main", tc.ct, strings.NewReader(tc.body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got []map[string]any
+				err = json.NewDecoder(resp.Body).Decode(&got)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || err != nil || len(got) != 2 || got[1]["lfs"] == nil || got[1]["xetHash"] != nil {
+					t.Errorf("paths-info (%s) = %d %v %v", tc.ct, resp.StatusCode, got, err)
+				}
+			}
+			if resp, err := http.Post(mi.srv.URL+"/hf/api/models/Org/Tiny-Model/paths-info/main", "application/json", strings.NewReader(`{"paths":["../x"]}`)); err != nil || resp.StatusCode != 400 {
+				t.Errorf("paths-info with traversal: %v %v", resp, err)
+			}
+
 			// HEAD as huggingface_hub sends it: a regular file, then an LFS file.
 			resp, _ = mi.do(t, "HEAD", "/hf/Org/Tiny-Model/resolve/main/config.json", "Accept-Encoding", "identity", "Authorization", "Bearer client-token")
 			reg := hubtest.File{Data: fx.config}

@@ -144,13 +144,17 @@ const (
 	routeInfo routeKind = iota + 1
 	routeTree
 	routeResolve
+	routePathsInfo // POST /api/models/{repo}/paths-info/{rev}
 )
+
+func apiKeyword(s string) bool { return s == "revision" || s == "tree" || s == "paths-info" }
 
 // parseRoute parses the escaped path below the prefix:
 //
 //	/api/models/{repo}                         repository info (default branch)
 //	/api/models/{repo}/revision/{rev}          repository info at a revision
 //	/api/models/{repo}/tree/{rev}[/{path}]     tree listing
+//	/api/models/{repo}/paths-info/{rev}        POST: the listing's entries for given paths
 //	/{repo}/resolve/{rev}/{path}               a file (models)
 //	/datasets/{repo}/resolve/{rev}/{path}      a file (datasets); likewise /api/datasets/...
 //
@@ -178,7 +182,7 @@ func parseRoute(escaped string) (route, error) {
 		rest := segs[2:]
 		// org/name/keyword/..., or a legacy name/keyword/...
 		n := 2
-		if len(rest) >= 2 && (rest[1] == "revision" || rest[1] == "tree") && (len(rest) < 3 || (rest[2] != "revision" && rest[2] != "tree")) {
+		if len(rest) >= 2 && apiKeyword(rest[1]) && (len(rest) < 3 || !apiKeyword(rest[2])) {
 			n = 1
 		}
 		if len(rest) < n {
@@ -194,6 +198,8 @@ func parseRoute(escaped string) (route, error) {
 		case rest[0] == "tree" && len(rest) >= 2:
 			rt.kind, rt.revision = routeTree, rest[1]
 			rt.path = strings.Join(rest[2:], "/")
+		case rest[0] == "paths-info" && len(rest) == 2:
+			rt.kind, rt.revision = routePathsInfo, rest[1]
 		default:
 			return route{}, errNoRoute
 		}

@@ -21,9 +21,9 @@ import (
 // NewGC builds the garbage collector over the stores; mirror may be nil.
 func NewGC(cfg config.Config, m *meta.Store, b blobstore.Driver, mirror *proxy.Mirror, metrics *gc.Metrics, log *slog.Logger) (*gc.Collector, *jobs.Store) {
 	queue := jobs.NewStore(m.DB())
-	mirrored := func(string) bool { return false }
+	mirrored := func(repo string) bool { return hfManaged(cfg, oci.Project(repo)) }
 	if mirror != nil {
-		mirrored = func(repo string) bool { return mirror.Reserved(oci.Project(repo)) }
+		mirrored = func(repo string) bool { return mirror.Reserved(oci.Project(repo)) || hfManaged(cfg, oci.Project(repo)) }
 	}
 	g := cfg.GC
 	return gc.New(gc.NewStore(m.DB()), queue, b, m, gc.Options{

@@ -9,6 +9,7 @@
 package hubtest
 
 import (
+	"bytes"
 	"crypto/sha1" //nolint:gosec // git blob ids
 	"crypto/sha256"
 	"encoding/hex"
@@ -29,13 +30,24 @@ type File struct {
 	Path string
 	Data []byte
 	LFS  bool
+
+	sha, oid string // computed once by New
 }
 
 // SHA256 is the file's sha256 (hex).
-func (f File) SHA256() string { s := sha256.Sum256(f.Data); return hex.EncodeToString(s[:]) }
+func (f File) SHA256() string {
+	if f.sha != "" {
+		return f.sha
+	}
+	s := sha256.Sum256(f.Data)
+	return hex.EncodeToString(s[:])
+}
 
 // GitOID is the file's git blob id.
 func (f File) GitOID() string {
+	if f.oid != "" {
+		return f.oid
+	}
 	h := sha1.New() //nolint:gosec // git blob ids
 	fmt.Fprintf(h, "blob %d\x00", len(f.Data))
 	h.Write(f.Data)
@@ -81,13 +93,24 @@ type Hub struct {
 	rate     int64 // CDN bytes per second, 0 unlimited
 	hold     chan struct{}
 	cdnBytes int64
+	byHash   map[string][]byte // LFS contents by sha256
 }
 
 // New starts a Hub with the given repositories.
 func New(repos ...*Repo) *Hub {
 	h := &Hub{repos: map[string]*Repo{}, PageSize: 2}
+	h.byHash = map[string][]byte{}
 	for _, r := range repos {
 		h.repos[r.Type+"/"+r.ID] = r
+		for c, files := range r.Commits {
+			for i := range files {
+				files[i].sha, files[i].oid = files[i].SHA256(), files[i].GitOID()
+				if files[i].LFS {
+					h.byHash[files[i].sha] = files[i].Data
+				}
+			}
+			r.Commits[c] = files
+		}
 	}
 	h.Hub = httptest.NewServer(http.HandlerFunc(h.serveHub))
 	h.CDN = httptest.NewServer(http.HandlerFunc(h.serveCDN))
@@ -357,7 +380,7 @@ func (h *Hub) serveResolve(w http.ResponseWriter, r *http.Request, typ, id, rev,
 			data[len(data)-1] ^= 0xff
 		}
 		h.mu.Unlock()
-		http.ServeContent(w, r, "", time.Time{}, strings.NewReader(string(data)))
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
 		return
 	}
 	sha := file.SHA256()
@@ -382,17 +405,8 @@ func (h *Hub) serveCDN(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sha := r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]
-	var data []byte
 	h.mu.Lock()
-	for _, repo := range h.repos {
-		for _, files := range repo.Commits {
-			for _, f := range files {
-				if f.LFS && f.SHA256() == sha {
-					data = f.Data
-				}
-			}
-		}
-	}
+	data := h.byHash[sha]
 	hold, rate := h.hold, h.rate
 	h.mu.Unlock()
 	if data == nil {
@@ -412,7 +426,7 @@ func (h *Hub) serveCDN(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("ETag", `"`+sha+`"`)
-	http.ServeContent(&countingWriter{ResponseWriter: w, h: h, rate: rate}, r, "", time.Time{}, strings.NewReader(string(data)))
+	http.ServeContent(&countingWriter{ResponseWriter: w, h: h, rate: rate}, r, "", time.Time{}, bytes.NewReader(data))
 }
 
 type countingWriter struct {
