@@ -24,7 +24,6 @@ import (
 	"github.com/berth-registry/berth/internal/certs"
 	"github.com/berth-registry/berth/internal/config"
 	"github.com/berth-registry/berth/internal/distribution"
-	"github.com/berth-registry/berth/internal/events"
 	"github.com/berth-registry/berth/internal/inventory"
 	"github.com/berth-registry/berth/internal/jobs"
 	"github.com/berth-registry/berth/internal/ldapauth"
@@ -55,8 +54,6 @@ type Server struct {
 	pulls *inventory.Pulls
 	// pressure refuses new data while storage is short of room.
 	pressure *storagepressure.Monitor
-	// events records changes and delivers webhooks (nil with events.enabled off).
-	events *events.Service
 }
 
 // OpenStores opens the metadata and blob stores the configuration names.
@@ -123,11 +120,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	pressure := newPressure(ctx, cfg, m, log)
 	registerPressureMetrics(promReg, pressure)
 	tagRules := newTagRules(m, &mirror, promReg, log)
-	eventSvc, err := newEvents(cfg, m, &mirror, promReg, log)
-	if err != nil {
-		m.Close()
-		return nil, err
-	}
 	var authSvc *auth.Service
 	limiter, sessions := newLimits(cfg.Throttle, cfg.Auth.Enabled, m, promReg, log, &authSvc)
 	reg := registry.New(m, b, registry.Options{
@@ -172,7 +164,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		m.Close()
 		return nil, err
 	}
-	scanner, err := newScan(ctx, cfg, m, reg, authSvc, runner, promReg, log)
+	scanner, err := newScan(ctx, cfg, m, authSvc, runner, promReg, log)
 	if err != nil {
 		m.Close()
 		return nil, err
@@ -195,7 +187,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	metrics := promhttp.HandlerFor(promReg, promhttp.HandlerOpts{})
 	if authSvc != nil {
 		mux.Handle("/token", distribution.BodyDeadline(tokenBodyTimeout, distribution.TokenHandler(authSvc)))
-		mux.Handle(adminapi.Prefix+"/", distribution.BodyDeadline(adminBodyTimeout, adminapi.New(authSvc, m, log).WithTrust(ev).WithQuotas(quotas).WithWarm(warmFunc(mirror)).WithRepositories(reg, inventory.NewStore(m.DB())).WithTagRules(tagRules).WithScanner(scanAPI).WithWebhooks(webhooksAPI(eventSvc))))
+		mux.Handle(adminapi.Prefix+"/", distribution.BodyDeadline(adminBodyTimeout, adminapi.New(authSvc, m, log).WithTrust(ev).WithQuotas(quotas).WithWarm(warmFunc(mirror)).WithRepositories(reg, inventory.NewStore(m.DB())).WithTagRules(tagRules).WithScanner(scanAPI)))
 		registerAuditMetrics(promReg, authSvc)
 		if !cfg.Metrics.Public {
 			metrics = guard.Metrics(metrics)
@@ -238,7 +230,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		m.Close()
 		return nil, err
 	}
-	return &Server{cfg: cfg, log: log, meta: m, Registry: reg, mirror: mirror, trust: ev, auth: authSvc, handler: handler, jobs: runner, certs: cm, pulls: pulls, prom: promReg, pressure: pressure, events: eventSvc}, nil
+	return &Server{cfg: cfg, log: log, meta: m, Registry: reg, mirror: mirror, trust: ev, auth: authSvc, handler: handler, jobs: runner, certs: cm, pulls: pulls, prom: promReg, pressure: pressure}, nil
 }
 
 // Body deadlines: a token request is a small form, an admin request a JSON object or
@@ -408,11 +400,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { defer close(jobsDone); s.jobs.Run(ctx) }()
 	// Returning waits for the tasks in flight: their outcome is recorded before exit.
 	defer func() { <-jobsDone }()
-	if s.events != nil {
-		eventsDone := make(chan struct{})
-		go func() { defer close(eventsDone); s.events.Run(ctx) }()
-		defer func() { <-eventsDone }()
-	}
 	if s.mirror != nil {
 		go s.mirror.Run(ctx)
 	}
