@@ -66,6 +66,7 @@ API's JSON.`,
 	cmd.AddCommand(c.repoCmd(), c.tagCmd())            // admin_repo.go
 	cmd.AddCommand(c.retentionCmd(), c.immutableCmd()) // retention.go
 	cmd.AddCommand(c.scanCmd())                        // scan.go
+	cmd.AddCommand(c.webhookCmd())                     // webhook.go
 	return cmd
 }
 

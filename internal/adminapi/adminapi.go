@@ -55,6 +55,8 @@ type API struct {
 	tagRules TagRules
 	// scanner serves scan policies and reports (scan.go); nil answers them UNSUPPORTED.
 	scanner Scanner
+	// webhooks serves webhook subscriptions (webhooks.go); nil answers them UNSUPPORTED.
+	webhooks Webhooks
 	// reg and inv serve the repository routes (repositories.go); nil answers them
 	// UNSUPPORTED.
 	reg *registry.Registry
@@ -111,6 +113,19 @@ var routes = []route{
 	{method: "GET", path: "/projects/{project}/scan/reports", h: (*API).projectReports},
 	{method: "GET", path: "/vulnerabilities/{id}", h: (*API).affected},
 	{method: "GET", path: "/scan/db", h: (*API).scanDB},
+
+	{method: "GET", path: "/webhooks", h: (*API).listWebhooks},
+	{method: "POST", path: "/webhooks", action: "webhook.create", h: (*API).createSystemWebhook},
+	{method: "GET", path: "/projects/{project}/webhooks", h: (*API).listProjectWebhooks},
+	{method: "POST", path: "/projects/{project}/webhooks", action: "webhook.create", h: (*API).createProjectWebhook},
+	{method: "GET", path: "/webhooks/{webhook}", h: (*API).getWebhook},
+	{method: "PATCH", path: "/webhooks/{webhook}", action: "webhook.update", h: (*API).patchWebhook},
+	{method: "DELETE", path: "/webhooks/{webhook}", action: "webhook.delete", h: (*API).deleteWebhook},
+	{method: "POST", path: "/webhooks/{webhook}/ping", action: "webhook.ping", h: (*API).pingWebhook},
+	{method: "GET", path: "/webhooks/{webhook}/deliveries", h: (*API).listDeliveries},
+	{method: "GET", path: "/webhooks/{webhook}/deliveries/{delivery}", h: (*API).getDelivery},
+	{method: "POST", path: "/webhooks/{webhook}/deliveries/{delivery}/replay", action: "webhook.replay", h: (*API).replayDelivery},
+	{method: "POST", path: "/webhooks/{webhook}/replay", action: "webhook.replay", h: (*API).replayFailed},
 
 	{method: "GET", path: "/projects/{project}/members", h: (*API).listMembers},
 	{method: "PUT", path: "/projects/{project}/members", action: "member.set", h: (*API).setMember},
@@ -206,6 +221,7 @@ func (a *API) dispatch(methods map[string]route) http.Handler {
 				return
 			}
 			c.p = p
+			r = r.WithContext(meta.WithActor(r.Context(), p.Name)) // events name who changed what
 		}
 		err := rt.h(a, w, r, c)
 		if err == nil {

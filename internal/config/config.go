@@ -47,6 +47,7 @@ type Config struct {
 	Throttle  Throttle  `yaml:"throttle"`
 	Scan      Scan      `yaml:"scan"`
 	HF        HF        `yaml:"hf"`
+	Events    Events    `yaml:"events"`
 }
 
 // Metrics configures the Prometheus endpoint, /metrics.
@@ -316,6 +317,7 @@ func Default() Config {
 		Throttle: defaultThrottle(),
 		Scan:     defaultScan(),
 		HF:       defaultHF(),
+		Events:   defaultEvents(),
 		HTTP: HTTP{
 			ReadHeaderTimeout: Duration(10 * time.Second),
 			IdleTimeout:       Duration(120 * time.Second),
@@ -458,6 +460,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.Storage.Pressure.validate()...)
 	errs = append(errs, c.Scan.validate()...)
 	errs = append(errs, c.HF.validate()...)
+	errs = append(errs, c.Events.validate()...)
 	errs = append(errs, c.Throttle.validate()...)
 	if c.Metrics.Addr != "" {
 		if _, _, err := net.SplitHostPort(c.Metrics.Addr); err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/berth-registry/berth/internal/auth"
 	"github.com/berth-registry/berth/internal/errcode"
 	"github.com/berth-registry/berth/internal/limits"
+	"github.com/berth-registry/berth/internal/meta"
 	"github.com/berth-registry/berth/internal/oci"
 	"github.com/berth-registry/berth/internal/proxy"
 	"github.com/berth-registry/berth/internal/registry"
@@ -241,7 +242,7 @@ func (a *API) admit(w http.ResponseWriter, r *http.Request, rt route, mirrorWrit
 		a.fail(w, r, err)
 		return r, false
 	}
-	r = r.WithContext(context.WithValue(r.Context(), callerKey{}, c))
+	r = r.WithContext(meta.WithActor(context.WithValue(r.Context(), callerKey{}, c), c.p.Name)) // events name who changed what
 	// Credentials are charged to their principal's budget once known; anonymous callers
 	// were charged by address before this.
 	if err := limits.Charge(w, r, c.budgetKey()); err != nil {

@@ -462,3 +462,23 @@ func (s *Service) Ping(ctx context.Context, id int64, actor string) (int64, erro
 	})
 	return did, err
 }
+
+// Subscription returns one subscription (never its secret).
+func (s *Service) Subscription(ctx context.Context, id int64) (Subscription, error) {
+	return s.store.Subscription(ctx, id)
+}
+
+// Subscriptions lists a project's subscriptions ("" : the system-wide ones; all: every one).
+func (s *Service) Subscriptions(ctx context.Context, project string, all bool) ([]Subscription, error) {
+	return s.store.Subscriptions(ctx, project, all)
+}
+
+// Deliveries lists a subscription's deliveries, newest first.
+func (s *Service) Deliveries(ctx context.Context, id int64, f DeliveryFilter) ([]Delivery, error) {
+	return s.store.Deliveries(ctx, id, f)
+}
+
+// Delivery returns one delivery with its attempts.
+func (s *Service) Delivery(ctx context.Context, id, delivery int64) (Delivery, error) {
+	return s.store.Delivery(ctx, id, delivery)
+}

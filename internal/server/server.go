@@ -24,6 +24,7 @@ import (
 	"github.com/berth-registry/berth/internal/certs"
 	"github.com/berth-registry/berth/internal/config"
 	"github.com/berth-registry/berth/internal/distribution"
+	"github.com/berth-registry/berth/internal/events"
 	"github.com/berth-registry/berth/internal/inventory"
 	"github.com/berth-registry/berth/internal/jobs"
 	"github.com/berth-registry/berth/internal/ldapauth"
@@ -54,6 +55,8 @@ type Server struct {
 	pulls *inventory.Pulls
 	// pressure refuses new data while storage is short of room.
 	pressure *storagepressure.Monitor
+	// events records changes and delivers webhooks (nil with events.enabled off).
+	events *events.Service
 }
 
 // OpenStores opens the metadata and blob stores the configuration names.
@@ -120,6 +123,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	pressure := newPressure(ctx, cfg, m, log)
 	registerPressureMetrics(promReg, pressure)
 	tagRules := newTagRules(m, &mirror, promReg, log)
+	eventSvc, err := newEvents(cfg, m, &mirror, promReg, log)
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
 	var authSvc *auth.Service
 	limiter, sessions := newLimits(cfg.Throttle, cfg.Auth.Enabled, m, promReg, log, &authSvc)
 	reg := registry.New(m, b, registry.Options{
@@ -175,11 +183,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	if scanner != nil {
 		scanPolicy, scanAPI = scanner, scanner
 	}
-	hfMirror, err := newHF(ctx, cfg, m, reg, guard, promReg, log)
-	if err != nil {
-		m.Close()
-		return nil, err
-	}
 	pulls := inventory.NewPulls(m.DB(), time.Second, log)
 	api := distribution.New(reg, distribution.Options{MaxManifestSize: int64(cfg.Limits.ManifestSize), Mirror: mirror, Guard: guard, Trust: ev, Scan: scanPolicy, Pulls: pulls}, log)
 
@@ -187,7 +190,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	metrics := promhttp.HandlerFor(promReg, promhttp.HandlerOpts{})
 	if authSvc != nil {
 		mux.Handle("/token", distribution.BodyDeadline(tokenBodyTimeout, distribution.TokenHandler(authSvc)))
-		mux.Handle(adminapi.Prefix+"/", distribution.BodyDeadline(adminBodyTimeout, adminapi.New(authSvc, m, log).WithTrust(ev).WithQuotas(quotas).WithWarm(warmFunc(mirror)).WithRepositories(reg, inventory.NewStore(m.DB())).WithTagRules(tagRules).WithScanner(scanAPI)))
+		mux.Handle(adminapi.Prefix+"/", distribution.BodyDeadline(adminBodyTimeout, adminapi.New(authSvc, m, log).WithTrust(ev).WithQuotas(quotas).WithWarm(warmFunc(mirror)).WithRepositories(reg, inventory.NewStore(m.DB())).WithTagRules(tagRules).WithScanner(scanAPI).WithWebhooks(webhooksAPI(eventSvc))))
 		registerAuditMetrics(promReg, authSvc)
 		if !cfg.Metrics.Public {
 			metrics = guard.Metrics(metrics)
@@ -218,11 +221,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 			v2.ServeHTTP(w, r)
 			return
 		}
-		// The Hugging Face mirror validates its raw paths itself too.
-		if p := r.URL.Path; hfMirror != nil && strings.HasPrefix(p, hfMirror.Prefix()+"/") {
-			hfMirror.ServeHTTP(w, r)
-			return
-		}
 		mux.ServeHTTP(w, r)
 	}))
 	cm, err := certs.New(ctx, cfg.TLS, m.DB(), log)
@@ -230,7 +228,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		m.Close()
 		return nil, err
 	}
-	return &Server{cfg: cfg, log: log, meta: m, Registry: reg, mirror: mirror, trust: ev, auth: authSvc, handler: handler, jobs: runner, certs: cm, pulls: pulls, prom: promReg, pressure: pressure}, nil
+	return &Server{cfg: cfg, log: log, meta: m, Registry: reg, mirror: mirror, trust: ev, auth: authSvc, handler: handler, jobs: runner, certs: cm, pulls: pulls, prom: promReg, pressure: pressure, events: eventSvc}, nil
 }
 
 // Body deadlines: a token request is a small form, an admin request a JSON object or
@@ -400,6 +398,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { defer close(jobsDone); s.jobs.Run(ctx) }()
 	// Returning waits for the tasks in flight: their outcome is recorded before exit.
 	defer func() { <-jobsDone }()
+	if s.events != nil {
+		eventsDone := make(chan struct{})
+		go func() { defer close(eventsDone); s.events.Run(ctx) }()
+		defer func() { <-eventsDone }()
+	}
 	if s.mirror != nil {
 		go s.mirror.Run(ctx)
 	}

@@ -1,0 +1,69 @@
+package config
+
+import (
+	"fmt"
+	"time"
+)
+
+// Events configures the event log and its webhooks (package events). Every push, tag
+// delete and manifest delete is recorded in the change's own transaction; webhook
+// subscriptions (admin API, berth admin webhook) receive the events they filter for.
+type Events struct {
+	// Enabled records events. Off, nothing is recorded and no webhook is sent.
+	Enabled bool `yaml:"enabled"`
+	// Keep is how long events and finished deliveries stay in the history.
+	Keep     Duration `yaml:"keep"`
+	Webhooks Webhooks `yaml:"webhooks"`
+}
+
+// Webhooks configures delivery.
+type Webhooks struct {
+	// Timeout bounds one delivery request (connect, TLS, answer).
+	Timeout Duration `yaml:"timeout"`
+	// RetryFor is how long a failing delivery is retried (exponential backoff from
+	// Backoff to MaxBackoff) before it is marked failed and later events of its
+	// repository go on.
+	RetryFor   Duration `yaml:"retryFor"`
+	Backoff    Duration `yaml:"backoff"`
+	MaxBackoff Duration `yaml:"maxBackoff"`
+	// Workers is how many (subscription, repository) lanes this process sends at once.
+	Workers int `yaml:"workers"`
+	// SecretKeyFile holds the key that encrypts subscription secrets in the database
+	// (base64 of 32 bytes; created when absent). Every replica needs the same file.
+	// Default: <data>/webhook-secrets.key.
+	SecretKeyFile string `yaml:"secretKeyFile"`
+	// AllowPrivateTargets lets project webhooks (created by project administrators)
+	// reach loopback, private and link-local addresses. System-wide webhooks always may.
+	AllowPrivateTargets bool `yaml:"allowPrivateTargets"`
+	// Source is the CloudEvents source attribute (default "berth"); Host prefixes the
+	// resource URLs of Harbor payloads (the registry's public host:port).
+	Source string `yaml:"source"`
+	Host   string `yaml:"host"`
+}
+
+func defaultEvents() Events {
+	return Events{Enabled: true, Keep: Duration(7 * 24 * time.Hour), Webhooks: Webhooks{
+		Timeout: Duration(10 * time.Second), RetryFor: Duration(24 * time.Hour), Backoff: Duration(2 * time.Second),
+		MaxBackoff: Duration(10 * time.Minute), Workers: 4, Source: "berth"}}
+}
+
+func (e Events) validate() []error {
+	var errs []error
+	w := e.Webhooks
+	if e.Keep < Duration(time.Hour) {
+		errs = append(errs, fmt.Errorf("events.keep must be at least 1h"))
+	}
+	if w.Timeout < Duration(100*time.Millisecond) || w.Timeout > Duration(5*time.Minute) {
+		errs = append(errs, fmt.Errorf("events.webhooks.timeout must be from 100ms to 5m"))
+	}
+	if w.Backoff < Duration(10*time.Millisecond) || w.MaxBackoff < w.Backoff {
+		errs = append(errs, fmt.Errorf("events.webhooks: backoff must be at least 10ms and maxBackoff at least backoff"))
+	}
+	if w.RetryFor < 0 || w.RetryFor > e.Keep {
+		errs = append(errs, fmt.Errorf("events.webhooks.retryFor must be from 0 to events.keep"))
+	}
+	if w.Workers < 1 {
+		errs = append(errs, fmt.Errorf("events.webhooks.workers must be at least 1"))
+	}
+	return errs
+}
