@@ -94,6 +94,8 @@ serves them and records an audit entry.`,
 	fl.StringVar(&p.Severity, "severity", "", "lowest blocking severity: LOW, MEDIUM, HIGH or CRITICAL")
 	fl.BoolVar(&p.BlockUnscanned, "block-unscanned", false, "also block images without a successful scan")
 	fl.StringArrayVar(&allow, "allow", nil, "never block this vulnerability: ID=REASON[@EXPIRY] (repeatable)")
+	fl.BoolVar(&p.AttachSBOM, "attach-sbom", false, "store the SBOM of each scanned image as its OCI referrer (CycloneDX)")
+	fl.BoolVar(&p.UsePushedSBOMs, "use-pushed-sboms", false, "evaluate a CycloneDX SBOM pushed as the image's referrer instead of reading its layers (trust who pushes)")
 	show := &cobra.Command{
 		Use:   "show PROJECT",
 		Short: "Show the project's scan policy",
@@ -238,6 +240,12 @@ func policyText(p scan.Policy) string {
 	}
 	if p.BlockUnscanned {
 		s += ", blocks unscanned images"
+	}
+	if p.AttachSBOM {
+		s += ", attaches SBOMs"
+	}
+	if p.UsePushedSBOMs {
+		s += ", uses pushed SBOMs"
 	}
 	for _, a := range p.Allow {
 		s += ", allows " + a.ID

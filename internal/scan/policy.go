@@ -25,6 +25,14 @@ type Policy struct {
 	// Allow lists vulnerabilities that never block, each with a reason and an
 	// optional expiry.
 	Allow []Allowance `json:"allow,omitempty"`
+	// AttachSBOM stores the SBOM Berth makes of each image as an OCI referrer of the
+	// image (artifact type application/vnd.cyclonedx+json), for clients to fetch.
+	AttachSBOM bool `json:"attachSBOM,omitempty"`
+	// UsePushedSBOMs evaluates a CycloneDX SBOM pushed as a referrer of the image (by
+	// CI) instead of reading the image's layers. Whoever may push to the project can
+	// then decide what the scan sees: turn it on where pushes are trusted (a signing
+	// trust policy, CI-only push robots).
+	UsePushedSBOMs bool `json:"usePushedSBOMs,omitempty"`
 }
 
 // Allowance exempts one vulnerability from blocking until Expires (zero: for good).

@@ -57,6 +57,9 @@ type Options struct {
 	Adapter *Adapter
 	// RescanInterval re-scans images whose report is older than this (0: never).
 	RescanInterval time.Duration
+	// Referrers keeps SBOMs as referrers of images (nil: projects cannot attach or
+	// use them).
+	Referrers Referrers
 }
 
 // Service scans images as jobs and answers pull verdicts.
@@ -286,7 +289,7 @@ func (s *Service) scanImage(ctx context.Context, t jobs.Task) error {
 	if !isImage(m) {
 		return nil
 	}
-	err = s.inventory(ctx, repo, digest, m.MediaType)
+	err = s.inventory(ctx, repo, m)
 	var permanent *AdapterError
 	if errors.As(err, &permanent) {
 		s.fail(ctx, repo, digest, err)
@@ -298,13 +301,30 @@ func (s *Service) scanImage(ctx context.Context, t jobs.Task) error {
 	return err
 }
 
-func (s *Service) inventory(ctx context.Context, repo, digest, mediaType string) error {
+func (s *Service) inventory(ctx context.Context, repo string, m meta.Manifest) error {
+	digest := m.Digest
 	if s.opts.Adapter != nil {
-		return s.adapterScan(ctx, repo, digest, mediaType)
+		return s.adapterScan(ctx, repo, digest, m.MediaType)
 	}
 	dir, updated, err := s.currentDB(ctx)
 	if err != nil {
 		return err
+	}
+	pol, err := s.projectPolicy(ctx, repo)
+	if err != nil {
+		return err
+	}
+	if pol.UsePushedSBOMs && s.opts.Referrers != nil {
+		sbom, err := s.opts.Referrers.PushedSBOM(ctx, repo, digest)
+		if err != nil {
+			return err
+		}
+		if sbom != nil {
+			if err := s.store.PutSBOM(ctx, digest, repo, sbom); err != nil {
+				return err
+			}
+			return s.evaluate(ctx, repo, digest, sbom, dir, updated, time.Now())
+		}
 	}
 	repos := []string{repo}
 	if dbRepo, _, ok := s.localDB(); ok {
@@ -322,6 +342,12 @@ func (s *Service) inventory(ctx context.Context, repo, digest, mediaType string)
 	}
 	if err := s.store.PutSBOM(ctx, digest, repo, sbom); err != nil {
 		return err
+	}
+	if pol.AttachSBOM && s.opts.Referrers != nil {
+		// The report does not depend on it: a failure (a full quota) is logged.
+		if err := s.opts.Referrers.AttachSBOM(ctx, repo, digest, m.MediaType, m.Size, sbom, "trivy"); err != nil {
+			s.log.Warn("attach SBOM", "repository", repo, "digest", digest, "err", err)
+		}
 	}
 	return s.evaluate(ctx, repo, digest, sbom, dir, updated, start)
 }

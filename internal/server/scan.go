@@ -17,12 +17,13 @@ import (
 	"github.com/berth-registry/berth/internal/distribution"
 	"github.com/berth-registry/berth/internal/jobs"
 	"github.com/berth-registry/berth/internal/meta"
+	"github.com/berth-registry/berth/internal/registry"
 	"github.com/berth-registry/berth/internal/scan"
 )
 
 // newScan builds the vulnerability scanner (nil when scan.enabled is off) with its
 // handlers on runner.
-func newScan(ctx context.Context, cfg config.Config, m *meta.Store, authSvc *auth.Service, runner *jobs.Runner, reg prometheus.Registerer, log *slog.Logger) (*scan.Service, error) {
+func newScan(ctx context.Context, cfg config.Config, m *meta.Store, r *registry.Registry, authSvc *auth.Service, runner *jobs.Runner, reg prometheus.Registerer, log *slog.Logger) (*scan.Service, error) {
 	sc := cfg.Scan
 	if !sc.Enabled {
 		return nil, nil
@@ -58,6 +59,7 @@ func newScan(ctx context.Context, cfg config.Config, m *meta.Store, authSvc *aut
 	svc := scan.New(scan.NewStore(m.DB()), jobs.NewStore(m.DB()), m, trivy, m, scan.Options{
 		Registry: addr, DBRepository: sc.Trivy.DBRepository, DBCheckInterval: time.Duration(sc.DBCheckInterval),
 		StaleAfter: time.Duration(sc.StaleAfter), Token: token, Adapter: adapter, RescanInterval: time.Duration(sc.RescanInterval),
+		Referrers: scanReferrers{r},
 	}, scan.NewMetrics(reg), log)
 	if err := svc.Setup(ctx); err != nil {
 		return nil, fmt.Errorf("scan: %w", err)

@@ -172,7 +172,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		m.Close()
 		return nil, err
 	}
-	scanner, err := newScan(ctx, cfg, m, authSvc, runner, promReg, log)
+	scanner, err := newScan(ctx, cfg, m, reg, authSvc, runner, promReg, log)
 	if err != nil {
 		m.Close()
 		return nil, err
@@ -182,6 +182,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	var scanAPI adminapi.Scanner
 	if scanner != nil {
 		scanPolicy, scanAPI = scanner, scanner
+	}
+	hfMirror, err := newHF(ctx, cfg, m, reg, guard, promReg, log)
+	if err != nil {
+		m.Close()
+		return nil, err
 	}
 	pulls := inventory.NewPulls(m.DB(), time.Second, log)
 	api := distribution.New(reg, distribution.Options{MaxManifestSize: int64(cfg.Limits.ManifestSize), Mirror: mirror, Guard: guard, Trust: ev, Scan: scanPolicy, Pulls: pulls}, log)
@@ -219,6 +224,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	handler := limiter.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if p := r.URL.Path; p == "/v2" || strings.HasPrefix(p, "/v2/") {
 			v2.ServeHTTP(w, r)
+			return
+		}
+		// The Hugging Face mirror validates its raw paths itself too.
+		if p := r.URL.Path; hfMirror != nil && strings.HasPrefix(p, hfMirror.Prefix()+"/") {
+			hfMirror.ServeHTTP(w, r)
 			return
 		}
 		mux.ServeHTTP(w, r)
