@@ -23,13 +23,18 @@ func TestScanSBOMReferrers(t *testing.T) {
 	env := toolEnv(t)
 	work := t.TempDir()
 	b := startBerth(t, BerthOptions{Config: "auth:\n  enabled: true\n  admin:\n    username: admin\n    password: " + admPassword +
-		"\nscan:\n  enabled: true\n  dbCheckInterval: 1s\n  trivy:\n    path: " + trivy + "\n"})
+		"\nscan:\n  enabled: true\n  dbCheckInterval: 1s\n  trivy:\n    path: " + trivy +
+		"\nevents:\n  webhooks:\n    backoff: 200ms\n    maxBackoff: 1s\n    allowPrivateTargets: true\n"})
 	run(t, env, "crane", "auth", "login", b.Addr, "-u", "admin", "-p", admPassword)
 	admOK(t, b, "", "project", "create", "aquasecurity")
 	admOK(t, b, "", "project", "create", "team")
 	scPushDB(t, env, b, scBuildTrivyDB(t, filepath.Join(work, "db"), time.Now().Add(-time.Hour).UTC().Truncate(time.Second),
 		[]scAdvisory{{ID: "CVE-2099-0001", Severity: "HIGH", Title: "musl overflow", AlpinePkg: "musl", Fixed: "1.2.4-r3"}}))
 	admOK(t, b, "", "scan", "policy", "set", "team", "--scan-on-push", "--attach-sbom", "--use-pushed-sboms")
+	hook := whNewReceiver(t, "cloudevents", 0)
+	var sub whWebhook
+	admJSON(t, b, &sub, "webhook", "create", "scans", hook.url(), "--project", "team", "--events", "scan.completed")
+	hook.secret = sub.Secret
 
 	vuln := scPushImage(t, env, b, "team/app:vuln", map[string]string{"musl": "1.2.4-r2"}, "")
 	if r := scWaitReport(t, b, "team/app@"+vuln, time.Time{}); len(r.Findings) != 1 {
@@ -52,6 +57,13 @@ func TestScanSBOMReferrers(t *testing.T) {
 			out = append(out, d.Digest)
 		}
 		return out
+	}
+	// The scan's completion reached the webhook, signed, with the report's counts.
+	msg := hook.waitFor(1, time.Minute)[0]
+	data, _ := msg.body["data"].(map[string]any)
+	counts, _ := data["data"].(map[string]any)
+	if c := whParse(msg); !strings.HasSuffix(c.Type, "scan.completed") || c.Digest != vuln || counts["high"] != float64(1) || counts["status"] != "ok" {
+		t.Fatalf("scan.completed webhook: %+v %v", c, counts)
 	}
 	attached := sboms(vuln)
 	if len(attached) != 1 {

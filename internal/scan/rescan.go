@@ -44,7 +44,7 @@ func (s *Service) adapterScan(ctx context.Context, repo, digest, mediaType strin
 	}
 	r := Report{Digest: digest, Repository: repo, Engine: res.Engine, Status: StatusOK, ScannedAt: time.Now().UTC(),
 		DBUpdatedAt: res.DBUpdatedAt, Findings: res.Findings}
-	if err := s.store.PutReport(ctx, r); err != nil {
+	if err := s.store.PutReport(ctx, r, s.opts.OnReport); err != nil {
 		return err
 	}
 	s.cache.forget(digest)

@@ -2,6 +2,7 @@ package scan
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"strings"
 	"testing"
@@ -89,12 +90,24 @@ func TestStore(t *testing.T) {
 			db := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 			r := Report{Digest: "sha256:x", Repository: "p/a", Engine: "trivy", Status: StatusOK, ScannedAt: time.Now(), DBUpdatedAt: db,
 				Findings: []Finding{{ID: "M", Severity: Medium, Package: "m", Installed: "1", Target: "t"}, {ID: "C", Severity: Critical, Package: "c", Installed: "1", Fixed: "2", Target: "t"}}}
-			if err := s.PutReport(ctx, r); err != nil {
+			if err := s.PutReport(ctx, r, nil); err != nil {
 				t.Fatal(err)
 			}
 			r.Findings = r.Findings[1:] // replaced, not added to
-			if err := s.PutReport(ctx, r); err != nil {
+			// A failing hook (the event outbox) rolls the report back with it.
+			boom := errors.New("outbox down")
+			if err := s.PutReport(ctx, r, func(context.Context, *sql.Tx, Report) error { return boom }); !errors.Is(err, boom) {
+				t.Fatalf("PutReport with a failing hook: %v", err)
+			}
+			if got, _ := s.Report(ctx, "sha256:x"); len(got.Findings) != 2 {
+				t.Fatalf("a report whose hook failed was stored: %+v", got)
+			}
+			var hooked Report
+			if err := s.PutReport(ctx, r, func(_ context.Context, _ *sql.Tx, r Report) error { hooked = r; return nil }); err != nil {
 				t.Fatal(err)
+			}
+			if hooked.Summary.Critical != 1 || hooked.Digest != "sha256:x" {
+				t.Fatalf("hook saw %+v", hooked)
 			}
 			got, err := s.Report(ctx, "sha256:x")
 			if err != nil || len(got.Findings) != 1 || got.Summary.Critical != 1 || got.Summary.Fixable != 1 || !got.DBUpdatedAt.Equal(db) {

@@ -60,6 +60,9 @@ type Options struct {
 	// Referrers keeps SBOMs as referrers of images (nil: projects cannot attach or
 	// use them).
 	Referrers Referrers
+	// OnReport runs in the transaction of every stored report, ok or failed (the
+	// scan.completed event).
+	OnReport ReportHook
 }
 
 // Service scans images as jobs and answers pull verdicts.
@@ -376,7 +379,7 @@ func (s *Service) evaluate(ctx context.Context, repo, digest string, sbom []byte
 	}
 	r := Report{Digest: digest, Repository: repo, Engine: "trivy", Status: StatusOK, ScannedAt: time.Now().UTC(),
 		DBUpdatedAt: updated, Findings: findings}
-	if err := s.store.PutReport(ctx, r); err != nil {
+	if err := s.store.PutReport(ctx, r, s.opts.OnReport); err != nil {
 		return err
 	}
 	s.cache.forget(digest)
@@ -398,7 +401,7 @@ func (s *Service) fail(ctx context.Context, repo, digest string, cause error) {
 	if old, err := s.store.Report(ctx, digest); err == nil && old.Status == StatusOK {
 		return // keep the last good findings
 	}
-	if err := s.store.PutReport(ctx, r); err != nil {
+	if err := s.store.PutReport(ctx, r, s.opts.OnReport); err != nil {
 		s.log.Warn("record failed scan", "digest", digest, "err", err)
 	}
 	s.cache.forget(digest)

@@ -46,8 +46,12 @@ func (s *Store) SBOM(ctx context.Context, digest string) ([]byte, string, error)
 	return sbom, repo, nil
 }
 
-// PutReport replaces a manifest's report and findings in one transaction.
-func (s *Store) PutReport(ctx context.Context, r Report) error {
+// ReportHook runs inside the transaction that stores a report (an event for webhooks).
+type ReportHook func(ctx context.Context, tx *sql.Tx, r Report) error
+
+// PutReport replaces a manifest's report and findings in one transaction, in which
+// hook (if any) runs too.
+func (s *Store) PutReport(ctx context.Context, r Report, hook ReportHook) error {
 	sum := Summarize(r.Findings)
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO scan_reports (digest, repository, engine, status, error, scanned_at, db_updated_at,
@@ -70,6 +74,10 @@ func (s *Store) PutReport(ctx context.Context, r Report) error {
 			if err != nil {
 				return fmt.Errorf("scan: store finding %s of %s: %w", f.ID, r.Digest, err)
 			}
+		}
+		if hook != nil {
+			r.Summary = sum
+			return hook(ctx, tx, r)
 		}
 		return nil
 	})

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"log/slog"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"github.com/berth-registry/berth/internal/auth"
 	"github.com/berth-registry/berth/internal/config"
 	"github.com/berth-registry/berth/internal/distribution"
+	"github.com/berth-registry/berth/internal/events"
 	"github.com/berth-registry/berth/internal/jobs"
 	"github.com/berth-registry/berth/internal/meta"
 	"github.com/berth-registry/berth/internal/registry"
@@ -23,7 +25,7 @@ import (
 
 // newScan builds the vulnerability scanner (nil when scan.enabled is off) with its
 // handlers on runner.
-func newScan(ctx context.Context, cfg config.Config, m *meta.Store, r *registry.Registry, authSvc *auth.Service, runner *jobs.Runner, reg prometheus.Registerer, log *slog.Logger) (*scan.Service, error) {
+func newScan(ctx context.Context, cfg config.Config, m *meta.Store, r *registry.Registry, authSvc *auth.Service, runner *jobs.Runner, ev *events.Service, reg prometheus.Registerer, log *slog.Logger) (*scan.Service, error) {
 	sc := cfg.Scan
 	if !sc.Enabled {
 		return nil, nil
@@ -59,7 +61,7 @@ func newScan(ctx context.Context, cfg config.Config, m *meta.Store, r *registry.
 	svc := scan.New(scan.NewStore(m.DB()), jobs.NewStore(m.DB()), m, trivy, m, scan.Options{
 		Registry: addr, DBRepository: sc.Trivy.DBRepository, DBCheckInterval: time.Duration(sc.DBCheckInterval),
 		StaleAfter: time.Duration(sc.StaleAfter), Token: token, Adapter: adapter, RescanInterval: time.Duration(sc.RescanInterval),
-		Referrers: scanReferrers{r},
+		Referrers: scanReferrers{r}, OnReport: scanEvent(ev),
 	}, scan.NewMetrics(reg), log)
 	if err := svc.Setup(ctx); err != nil {
 		return nil, fmt.Errorf("scan: %w", err)
@@ -86,4 +88,24 @@ func harborAdapter(sc config.Scan, registry string) (*scan.Adapter, error) {
 		regURL = "http://" + registry
 	}
 	return &scan.Adapter{URL: sc.Harbor.URL, Authorization: authz, RegistryURL: regURL, Timeout: time.Duration(sc.Timeout)}, nil
+}
+
+// scanEvent emits scan.completed with each stored report, in its transaction (nil
+// without events).
+func scanEvent(ev *events.Service) scan.ReportHook {
+	if ev == nil {
+		return nil
+	}
+	return func(ctx context.Context, tx *sql.Tx, r scan.Report) error {
+		s := r.Summary
+		data := map[string]any{"status": r.Status, "engine": r.Engine, "critical": s.Critical, "high": s.High,
+			"medium": s.Medium, "low": s.Low, "unknown": s.Unknown, "fixable": s.Fixable}
+		if r.Error != "" {
+			data["error"] = r.Error
+		}
+		if !r.DBUpdatedAt.IsZero() {
+			data["dbUpdatedAt"] = r.DBUpdatedAt
+		}
+		return ev.PublishTx(ctx, tx, events.Event{Type: events.ScanCompleted, Repository: r.Repository, Digest: r.Digest, Data: data})
+	}
 }
