@@ -1,0 +1,389 @@
+package e2e
+
+// The Hugging Face mirror (issue 16), end to end: a berth with hf.enabled in front of
+// hubtest's Hub (on loopback, answering as huggingface.co does: LFS files redirected
+// to a CDN host, X-Repo-Commit / X-Linked-Etag / X-Linked-Size, Xet headers, paginated
+// listings, X-Error-Code). Clients: Hugging Face's own JavaScript client
+// (@huggingface/hub from npm, run with node: listFiles, downloadFile, snapshotDownload
+// with hubUrl at Berth) and Go's HTTP client replaying huggingface_hub's request
+// sequence (repo info, tree, HEAD with Accept-Encoding: identity, GET, Range resume).
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/berth-registry/berth/internal/hf/hubtest"
+)
+
+const (
+	hfCommit   = "0123456789abcdef0123456789abcdef01234567"
+	hfRepo     = "hf-e2e/Tiny-LM"
+	hfBigSize  = 256 << 20
+	hfJSPkg    = "@huggingface/hub"
+	hfJSVer    = "2.17.5"
+	hfUpToken  = "hf_upstream_token_never_shown"
+	hfUserAuth = "hf_admin:" + auAdminPass
+)
+
+// hfJSClient returns the directory holding @huggingface/hub at the pinned version,
+// installing it with npm into $BERTH_TOOLS/node on first use. Outside CI a missing node
+// or npm skips the test; in CI it fails.
+func hfJSClient(t *testing.T) string {
+	t.Helper()
+	requireTool(t, "node")
+	tools := os.Getenv("BERTH_TOOLS")
+	if tools == "" {
+		tools = "/opt/berth-tools"
+	}
+	dir := filepath.Join(tools, "node", "huggingface-hub-"+hfJSVer)
+	pkg := filepath.Join(dir, "node_modules", "@huggingface", "hub")
+	if b, err := os.ReadFile(filepath.Join(pkg, "package.json")); err == nil && strings.Contains(string(b), `"version": "`+hfJSVer+`"`) {
+		return pkg
+	}
+	requireTool(t, "npm")
+	stage, err := os.MkdirTemp(filepath.Dir(dir), "stage-")
+	if err != nil {
+		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if stage, err = os.MkdirTemp(filepath.Dir(dir), "stage-"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer os.RemoveAll(stage)
+	out, err := exec.Command("npm", "install", "--prefix", stage, "--no-audit", "--no-fund", "--no-save", hfJSPkg+"@"+hfJSVer).CombinedOutput()
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("npm install %s@%s: %v\n%s", hfJSPkg, hfJSVer, err, out)
+		}
+		t.Skipf("npm install %s@%s failed: %v", hfJSPkg, hfJSVer, err)
+	}
+	if err := os.Rename(stage, dir); err != nil && !os.IsExist(err) {
+		if _, serr := os.Stat(pkg); serr != nil {
+			t.Fatalf("install %s: %v", dir, err)
+		}
+	}
+	return pkg
+}
+
+// hfScript drives @huggingface/hub against HUB_URL and prints what it got as JSON.
+const hfScript = `
+const hub = require(process.env.HFHUB);
+const crypto = require("crypto");
+const fs = require("fs");
+const path = require("path");
+(async () => {
+  const hubUrl = process.env.HUB_URL, accessToken = process.env.HF_TOKEN || undefined;
+  const repo = { type: process.env.REPO_TYPE || "model", name: process.env.REPO };
+  const out = { files: [], downloads: {}, snapshot: {} };
+  for await (const f of hub.listFiles({ repo, hubUrl, accessToken, recursive: true })) {
+    out.files.push({ path: f.path, type: f.type, size: f.size, lfs: f.lfs ? f.lfs.oid : null });
+  }
+  for (const f of out.files.filter((f) => f.type === "file")) {
+    const blob = await hub.downloadFile({ repo, path: f.path, hubUrl, accessToken });
+    const h = crypto.createHash("sha256");
+    let n = 0;
+    for await (const chunk of blob.stream()) { h.update(chunk); n += chunk.length; }
+    out.downloads[f.path] = { sha256: h.digest("hex"), size: n };
+  }
+  if (process.env.SNAPSHOT_DIR) {
+    const dir = await hub.snapshotDownload({ repo, hubUrl, accessToken, cacheDir: process.env.SNAPSHOT_DIR });
+    const walk = (d) => fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)]);
+    for (const p of walk(dir)) {
+      out.snapshot[path.relative(dir, p)] = crypto.createHash("sha256").update(fs.readFileSync(p)).digest("hex");
+    }
+  }
+  console.log(JSON.stringify(out));
+})().catch((e) => { console.error(e && e.stack || e); process.exit(1); });
+`
+
+type hfJSResult struct {
+	Files []struct {
+		Path, Type string
+		Size       int64
+		LFS        *string
+	}
+	Downloads map[string]struct {
+		SHA256 string
+		Size   int64
+	}
+	Snapshot map[string]string
+}
+
+func runHFJS(t *testing.T, pkg, hubURL, token, repo, snapshot string) (hfJSResult, error) {
+	t.Helper()
+	script := filepath.Join(t.TempDir(), "hf.cjs")
+	if err := os.WriteFile(script, []byte(hfScript), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("node", script)
+	cmd.Env = append(os.Environ(), "HFHUB="+pkg, "HUB_URL="+hubURL, "HF_TOKEN="+token, "REPO="+repo, "SNAPSHOT_DIR="+snapshot)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return hfJSResult{}, fmt.Errorf("node: %v\n%s", err, stderr.String())
+	}
+	// snapshotDownload prints progress lines; the result is the last line.
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	var res hfJSResult
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil {
+		return hfJSResult{}, fmt.Errorf("node output: %v\n%s", err, stdout.String())
+	}
+	return res, nil
+}
+
+func sha256Hex(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
+
+// hfGet sends one request as a Hugging Face client would.
+func hfGet(t *testing.T, method, url string, hdr ...string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("User-Agent", "huggingface_hub/1.0; python/3.12")
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, body
+}
+
+func TestHFMirror(t *testing.T) {
+	big := make([]byte, hfBigSize)
+	_, _ = rand.Read(big)
+	small := make([]byte, 1<<20)
+	_, _ = rand.Read(small)
+	files := []hubtest.File{
+		{Path: "config.json", Data: []byte(`{"architectures":["LlamaForCausalLM"],"model_type":"llama","hidden_size":64}`)},
+		{Path: "generation_config.json", Data: []byte(`{"max_length":32}`)},
+		{Path: "tokenizer.json", Data: []byte(`{"version":"1.0","model":{"type":"BPE","vocab":{"a":0}}}`)},
+		{Path: "README.md", Data: []byte("---\nlicense: apache-2.0\n---\n# Tiny-LM\n")},
+		{Path: "model.safetensors", Data: big, LFS: true},
+		{Path: "onnx/model.onnx", Data: small, LFS: true},
+	}
+	hub := hubtest.New(&hubtest.Repo{Type: "model", ID: hfRepo, Refs: map[string]string{"main": hfCommit}, Commits: map[string][]hubtest.File{hfCommit: files}})
+	hub.Token = hfUpToken
+	hub.PageSize = 3
+	defer hub.Close()
+	want := map[string][]byte{}
+	for _, f := range files {
+		want[f.Path] = f.Data
+	}
+
+	cfg := "auth:\n  enabled: true\n  admin:\n    username: admin\n    password: " + auAdminPass + "\n" +
+		"hf:\n  enabled: true\n  upstream: " + hub.Hub.URL + "\n  token: " + hfUpToken + "\n  allowPrivateRedirects: true\n  revisionTTL: 1s\n"
+	b := startBerth(t, BerthOptions{Config: cfg})
+	endpoint := b.URL("/hf")
+	auth := []string{"Authorization", "Bearer " + hfUserAuth}
+
+	t.Run("anonymous refused on a private project", func(t *testing.T) {
+		if resp, _ := hfGet(t, "GET", endpoint+"/api/models/"+hfRepo+"/revision/main"); resp.StatusCode != 401 {
+			t.Errorf("anonymous = %d, want 401", resp.StatusCode)
+		}
+		if resp, _ := hfGet(t, "GET", endpoint+"/api/models/"+hfRepo+"/revision/main", "Authorization", "Bearer hf_admin:wrong"); resp.StatusCode != 401 {
+			t.Errorf("wrong password = %d, want 401", resp.StatusCode)
+		}
+	})
+
+	// The request sequence of huggingface_hub's snapshot_download/hf_hub_download.
+	t.Run("huggingface_hub request sequence", func(t *testing.T) {
+		resp, body := hfGet(t, "GET", endpoint+"/api/models/"+hfRepo+"/revision/main", auth...)
+		if resp.StatusCode != 200 || !strings.Contains(string(body), `"sha":"`+hfCommit+`"`) {
+			t.Fatalf("repo_info = %d %s", resp.StatusCode, body)
+		}
+		resp, body = hfGet(t, "GET", endpoint+"/api/models/"+hfRepo+"/tree/"+hfCommit+"?recursive=True&expand=False", auth...)
+		var tree []map[string]any
+		if resp.StatusCode != 200 || json.Unmarshal(body, &tree) != nil || len(tree) != 7 {
+			t.Fatalf("list_repo_tree = %d %s", resp.StatusCode, body)
+		}
+		for _, f := range []string{"config.json", "tokenizer.json", "onnx/model.onnx"} {
+			url := endpoint + "/" + hfRepo + "/resolve/" + hfCommit + "/" + f
+			resp, _ := hfGet(t, "HEAD", url, append(auth, "Accept-Encoding", "identity")...)
+			etag := resp.Header.Get("X-Linked-Etag")
+			if etag == "" {
+				etag = resp.Header.Get("ETag")
+			}
+			size := resp.Header.Get("X-Linked-Size")
+			if size == "" {
+				size = resp.Header.Get("Content-Length")
+			}
+			if resp.StatusCode != 200 || resp.Header.Get("X-Repo-Commit") != hfCommit || etag == "" || size != fmt.Sprint(len(want[f])) || resp.Header.Get("Location") != "" {
+				t.Errorf("HEAD %s = %d %v", f, resp.StatusCode, resp.Header)
+			}
+			resp, body := hfGet(t, "GET", url, auth...)
+			if resp.StatusCode != 200 || !bytes.Equal(body, want[f]) {
+				t.Errorf("GET %s = %d, %d bytes", f, resp.StatusCode, len(body))
+			}
+		}
+	})
+
+	t.Run("10 concurrent downloads of the big file, one upstream fetch", func(t *testing.T) {
+		hub.ResetLog()
+		hub.SetRate(256 << 20) // about a second, so the clients overlap
+		defer hub.SetRate(0)
+		var wg sync.WaitGroup
+		errs := make([]error, 10)
+		for i := range errs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				req, _ := http.NewRequest("GET", endpoint+"/"+hfRepo+"/resolve/main/model.safetensors", nil)
+				req.Header.Set("Authorization", "Bearer "+hfUserAuth)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				defer resp.Body.Close()
+				h := sha256.New()
+				n, err := io.Copy(h, resp.Body)
+				if err == nil && (resp.StatusCode != 200 || n != hfBigSize || hex.EncodeToString(h.Sum(nil)) != sha256Hex(big)) {
+					err = fmt.Errorf("status %d, %d bytes", resp.StatusCode, n)
+				}
+				errs[i] = err
+			}()
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Errorf("client %d: %v", i, err)
+			}
+		}
+		if n := hub.Count("GET", "/repos/"); n != 1 {
+			t.Errorf("CDN GETs = %d, want 1", n)
+		}
+		if got := hub.CDNBytes(); got != hfBigSize {
+			t.Errorf("CDN bytes = %d, want %d (1.0x)", got, hfBigSize)
+		}
+		for _, r := range hub.Requests() {
+			if r.Host == "cdn" && r.Authorization != "" {
+				t.Errorf("the CDN received Authorization")
+			}
+		}
+	})
+
+	t.Run("interrupted download resumed with Range", func(t *testing.T) {
+		url := endpoint + "/" + hfRepo + "/resolve/main/model.safetensors"
+		req, _ := http.NewRequest("GET", url, nil)
+		req.Header.Set("Authorization", "Bearer "+hfUserAuth)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		part := make([]byte, hfBigSize/3)
+		if _, err := io.ReadFull(resp.Body, part); err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close() // the client is cut off
+		resp, rest := hfGet(t, "GET", url, append(auth, "Range", fmt.Sprintf("bytes=%d-", len(part)))...)
+		if resp.StatusCode != 206 || resp.Header.Get("Content-Range") != fmt.Sprintf("bytes %d-%d/%d", len(part), hfBigSize-1, hfBigSize) {
+			t.Fatalf("resume = %d %v", resp.StatusCode, resp.Header)
+		}
+		if sha256Hex(append(part, rest...)) != sha256Hex(big) {
+			t.Errorf("the resumed file differs")
+		}
+		if resp, _ := hfGet(t, "GET", url, append(auth, "Range", "bytes=999999999999-")...); resp.StatusCode != 416 {
+			t.Errorf("huge Range = %d, want 416", resp.StatusCode)
+		}
+	})
+
+	t.Run("corrupt upstream bytes never served", func(t *testing.T) {
+		hub.SetFault(hubtest.Corrupt)
+		defer hub.SetFault(hubtest.NoFault)
+		// generation_config.json has not been downloaded yet.
+		url := endpoint + "/" + hfRepo + "/resolve/" + hfCommit + "/generation_config.json"
+		req, _ := http.NewRequest("GET", url, nil)
+		req.Header.Set("Authorization", "Bearer "+hfUserAuth)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			body, rerr := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 && rerr == nil {
+				t.Errorf("a complete body (%d bytes) was served from corrupt upstream bytes", len(body))
+			}
+		}
+	})
+
+	pkg := hfJSClient(t)
+	t.Run("@huggingface/hub listFiles, downloadFile, snapshotDownload", func(t *testing.T) {
+		snap := t.TempDir()
+		res, err := runHFJS(t, pkg, endpoint, hfUserAuth, hfRepo, snap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Downloads) != len(files) {
+			t.Errorf("downloaded %d files, want %d (listing %v)", len(res.Downloads), len(files), res.Files)
+		}
+		for _, f := range files {
+			d := res.Downloads[f.Path]
+			if d.SHA256 != sha256Hex(f.Data) || d.Size != int64(len(f.Data)) {
+				t.Errorf("downloadFile %s: %+v", f.Path, d)
+			}
+			if res.Snapshot[f.Path] != sha256Hex(f.Data) {
+				t.Errorf("snapshotDownload %s: %q", f.Path, res.Snapshot[f.Path])
+			}
+		}
+		t.Logf("@huggingface/hub %s: listFiles %d entries, downloadFile %d files, snapshotDownload %d files", hfJSVer, len(res.Files), len(res.Downloads), len(res.Snapshot))
+	})
+
+	t.Run("upstream stopped: the cached revision still downloads", func(t *testing.T) {
+		time.Sleep(1100 * time.Millisecond) // past revisionTTL
+		hub.Hub.Close()
+		hub.CDN.Close()
+		res, err := runHFJS(t, pkg, endpoint, hfUserAuth, hfRepo, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			if res.Downloads[f.Path].SHA256 != sha256Hex(f.Data) {
+				t.Errorf("with the Hub stopped, %s: %+v", f.Path, res.Downloads[f.Path])
+			}
+		}
+		resp, _ := hfGet(t, "HEAD", endpoint+"/"+hfRepo+"/resolve/main/config.json", append(auth, "Accept-Encoding", "identity")...)
+		if resp.StatusCode != 200 || resp.Header.Get("X-Repo-Commit") != hfCommit {
+			t.Errorf("HEAD with the Hub stopped = %d %v", resp.StatusCode, resp.Header)
+		}
+		if resp, _ := hfGet(t, "GET", endpoint+"/api/models/other/never-cached/revision/main", auth...); resp.StatusCode != 503 {
+			t.Errorf("never cached with the Hub stopped = %d, want 503", resp.StatusCode)
+		}
+	})
+
+	t.Run("bad input refused with 400", func(t *testing.T) {
+		for _, p := range []string{
+			"/" + hfRepo + "/resolve/main/..%2F..%2F..%2Fetc%2Fpasswd",
+			"/" + hfRepo + "/resolve/main/a/%2E%2E/%2E%2E/b",
+			"/..%2Fhf-e2e/x/resolve/main/config.json",
+			"/" + hfRepo + "/resolve/..%2Fmain/config.json",
+			"/api/models/" + hfRepo + "/revision/ma%00in",
+		} {
+			resp, body := hfGet(t, "GET", endpoint+p, auth...)
+			if resp.StatusCode != 400 || !strings.Contains(string(body), `"error"`) {
+				t.Errorf("GET %s = %d %s, want 400", p, resp.StatusCode, body)
+			}
+		}
+	})
+
+	logb, _ := os.ReadFile(b.logPath)
+	if bytes.Contains(logb, []byte(hfUpToken)) {
+		t.Errorf("berth's log carries the upstream token")
+	}
+}
