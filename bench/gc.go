@@ -198,6 +198,10 @@ func (b *bench) phaseGC(ctx context.Context) error {
 	res := map[string]*gcResult{}
 	run := map[string]func(context.Context) (*gcResult, error){"berth": b.gcBerth, "distribution": b.gcDistribution}
 	for _, name := range b.o.targets {
+		if run[name] == nil {
+			b.res.note("gc %s: not run (the phase drives Berth's online collector and Distribution's offline garbage-collect)", name)
+			continue
+		}
 		r, err := run[name](ctx)
 		if err != nil {
 			return err
@@ -259,7 +263,7 @@ func (b *bench) phaseGC(ctx context.Context) error {
 	})).target("0", atMost(0))
 	b.res.add("gc", "review lag, mean (berth_gc_review_lag_seconds)", "s", vals(func(r *gcResult) float64 { return r.lagMean }))
 	b.res.add("gc", "review lag, max oldest due task (berth_jobs_oldest_due_seconds)", "s", vals(func(r *gcResult) float64 { return r.oldestDue }))
-	for _, name := range b.o.targets {
+	for name := range res {
 		for _, n := range res[name].notes {
 			b.res.note("gc %s: %s", name, n)
 		}

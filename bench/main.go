@@ -43,6 +43,7 @@ type options struct {
 	registry   string
 	crane      string
 	skopeo     string
+	zot        string // zot binary; empty: zot is not run
 	clients    int
 	// upstreamRate caps the mirror phase's upstream link, bytes/s (0: loopback speed).
 	upstreamRate int64
@@ -99,11 +100,12 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "measured duration of each request-rate figure")
 	fs.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "unmeasured warm-up before each request-rate figure")
 	fs.IntVar(&o.reps, "reps", 3, "repetitions of the push, pull, layers, concurrent-push and tag-walk figures (the median is reported)")
-	fs.StringVar(&targets, "targets", "berth,distribution", "registries to run: berth, distribution or both")
+	fs.StringVar(&targets, "targets", "", "registries to run, comma list of berth, distribution, zot (default: berth,distribution, and zot when its binary is found)")
 	fs.StringVar(&o.tmpBase, "tmp", os.TempDir(), "parent of the scratch directory")
 	fs.BoolVar(&o.keep, "keep", false, "keep the scratch directory (data, logs) after the run")
 	fs.StringVar(&o.registry, "registry", "", "CNCF Distribution binary (default: registry on PATH or /opt/berth-tools/bin/registry)")
 	fs.StringVar(&o.crane, "crane", "", "crane binary (default: crane on PATH or /opt/berth-tools/bin/crane)")
+	fs.StringVar(&o.zot, "zot", "", "zot binary, the third registry (default: zot on PATH or /opt/berth-tools/bin/zot, when present; .ci/install-tools.sh zot builds it)")
 	fs.StringVar(&o.skopeo, "skopeo", "", "skopeo binary for the cric phase (default: skopeo on PATH or /opt/berth-tools/bin/skopeo)")
 	fs.IntVar(&o.clients, "mirror-clients", 20, "concurrent cold pulls of the big image in the mirror phase")
 	fs.StringVar(&upstreamRate, "upstream-rate", "0", "mirror phase: cap the link to the upstream at this many bytes per second, e.g. 500MB (0: loopback speed)")
@@ -153,19 +155,30 @@ func parseFlags(args []string) (options, error) {
 	if len(o.phases) == 0 {
 		return o, errors.New("no phases selected")
 	}
+	if targets == "" {
+		targets = "berth,distribution"
+		if zot, err := findTool(o.zot, "zot"); err == nil {
+			o.zot, targets = zot, targets+",zot"
+		}
+	}
 	for t := range strings.SplitSeq(targets, ",") {
 		switch t = strings.TrimSpace(t); t {
-		case "berth", "distribution":
+		case "berth", "distribution", "zot":
 			o.targets = append(o.targets, t)
 		case "both":
 			o.targets = append(o.targets, "berth", "distribution")
 		case "":
 		default:
-			return o, fmt.Errorf("unknown target %q (want berth, distribution or both)", t)
+			return o, fmt.Errorf("unknown target %q (want berth, distribution, zot or both)", t)
 		}
 	}
 	if len(o.targets) == 0 {
 		return o, errors.New("no targets selected")
+	}
+	if slices.Contains(o.targets, "zot") {
+		if o.zot, err = findTool(o.zot, "zot"); err != nil {
+			return o, err
+		}
 	}
 	if o.layers < 1 || o.tags < 1 || o.page < 1 || o.pushes < 1 || o.conns < 1 || o.reps < 1 || o.tagWorkers < 1 || o.clients < 1 || o.gcBlobs < 1 || o.gcLayers < 1 {
 		return o, errors.New("-layers, -tags, -page, -pushes, -conns, -reps, -tag-workers, -mirror-clients, -gc-blobs and -gc-layers must be positive")
@@ -282,7 +295,11 @@ func run(ctx context.Context, o options) error {
 
 func (b *bench) header(elapsed time.Duration) string {
 	var s strings.Builder
-	fmt.Fprintf(&s, "Berth vs CNCF Distribution v3.1.2 on 127.0.0.1 (%d CPUs, %s)\n", numCPU(), time.Now().Format(time.RFC3339))
+	peers := "CNCF Distribution v3.1.2"
+	if slices.Contains(b.o.targets, "zot") {
+		peers += " and zot " + zotVersion(b.o.zot)
+	}
+	fmt.Fprintf(&s, "Berth vs %s on 127.0.0.1 (%d CPUs, %s)\n", peers, numCPU(), time.Now().Format(time.RFC3339))
 	fmt.Fprintf(&s, "berth tree %s; big layer %s, %d x %s layers, %d tags (n=%d), %d concurrent pushes, %d conns x %s per rate figure, %d mirror clients, %d reps; phases %s; total run %s\n",
 		treeVersion(b.modRoot), fmtSize(b.o.size), b.o.layers, fmtSize(b.o.layerSize), b.o.tags, b.o.page, b.o.pushes, b.o.conns, b.o.duration, b.o.clients, b.o.reps,
 		strings.Join(b.o.phases, ","), elapsed.Round(time.Second))

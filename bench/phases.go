@@ -48,7 +48,7 @@ func (b *bench) repeated(key string, fn func(t *target, rep int) error) (map[str
 		}
 	}()
 	for rep := range b.o.reps {
-		for _, t := range ordered(b.targets, rep%2 == 1) {
+		for _, t := range rotated(b.targets, rep) {
 			syscall.Sync()
 			el, c, err := measure(t, key, false, func() error { return fn(t, rep) })
 			if err != nil {
@@ -275,7 +275,7 @@ func (b *bench) phasePull(ctx context.Context) error {
 	// A pull takes a fraction of a second: repeat it more often than the other figures.
 	reps := 3 * b.o.reps
 	for rep := range reps {
-		for _, t := range append([]*target{fs}, ordered(b.targets, rep%2 == 1)...) {
+		for _, t := range append([]*target{fs}, rotated(b.targets, rep)...) {
 			var n int64
 			el, c, err := measure(t, "pull", false, func() error {
 				var err error
@@ -444,7 +444,7 @@ func (b *bench) rate(ctx context.Context, key, method string, path func(t *targe
 		}
 	}()
 	for i := range nslices {
-		order := ordered(b.targets, i%2 == 1)
+		order := rotated(b.targets, i)
 		for _, t := range order {
 			r, err := loadGen(ctx, t, method, path(t), header, b.o.conns, b.o.warmup, slice, key)
 			if err != nil {
@@ -467,15 +467,14 @@ func (b *bench) rate(ctx context.Context, key, method string, path func(t *targe
 	return rps, cpu, nil
 }
 
-// ordered returns the targets, reversed when rev is set.
-func ordered(ts []*target, rev bool) []*target {
-	out := append([]*target{}, ts...)
-	if rev {
-		for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-			out[i], out[j] = out[j], out[i]
-		}
+// rotated is s with its first rep % len(s) elements moved to the end: over len(s)
+// repetitions every target goes first once (for two targets, alternation).
+func rotated[T any](s []T, rep int) []T {
+	if len(s) == 0 {
+		return nil
 	}
-	return out
+	k := rep % len(s)
+	return append(append([]T{}, s[k:]...), s[:k]...)
 }
 
 // phaseManifest: manifest GET and HEAD by tag and by digest.

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -156,6 +157,8 @@ func (b *bench) setup(ctx context.Context) error {
 			t, err = b.startBerth(ctx)
 		case "distribution":
 			t, err = b.startDistribution(ctx)
+		case "zot":
+			t, err = b.startZot(ctx)
 		}
 		if err != nil {
 			return err
@@ -307,6 +310,58 @@ http:
 		return nil, err
 	}
 	return t, nil
+}
+
+// startZot starts zot (minimal build) with its data under the scratch directory. Same
+// durability as the others: storage.commit makes zot fsync each blob before it answers
+// (its default leaves that to the page cache). No per-request logging: zot logs every
+// request at info, so the level is warn. Its online GC is off, as Distribution has none
+// and Berth's reviews wait 24h; dedupe (hard links across repositories) stays at zot's
+// default, on.
+func (b *bench) startZot(ctx context.Context) (*target, error) {
+	addr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	root := filepath.Join(b.dir, "zot-data")
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, err
+	}
+	conf, err := json.MarshalIndent(map[string]any{
+		"distSpecVersion": "1.1.1",
+		"storage":         map[string]any{"rootDirectory": root, "commit": true, "gc": false, "dedupe": true},
+		"http":            map[string]any{"address": host, "port": port},
+		"log":             map[string]any{"level": "warn"},
+	}, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	confPath := filepath.Join(b.dir, "zot.json")
+	if err := os.WriteFile(confPath, conf, 0o644); err != nil {
+		return nil, err
+	}
+	t := &target{name: "zot", label: "zot", host: addr}
+	if err := b.start(ctx, t, b.o.zot, []string{"serve", confPath}, cleanEnv()); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// zotVersion is what `zot -v` reports of its build (commit and binary type).
+func zotVersion(bin string) string {
+	out, err := exec.Command(bin, "-v").CombinedOutput()
+	var v struct {
+		Commit     string `json:"commit"`
+		BinaryType string `json:"binary-type"`
+	}
+	if err != nil || json.Unmarshal(bytes.TrimSpace(out), &v) != nil || v.Commit == "" {
+		return "(" + filepath.Base(bin) + ", version unknown)"
+	}
+	if len(v.Commit) > 12 {
+		v.Commit = v.Commit[:12]
+	}
+	return strings.TrimSpace(v.Commit + " " + v.BinaryType)
 }
 
 // start runs a server process and waits until GET /v2/ (or /) answers.

@@ -13,14 +13,16 @@ import (
 	"unicode/utf8"
 )
 
-// row is one figure: both registries' values, the ratio Berth/Distribution, and the
-// target when the issue sets one.
+// row is one figure: each registry's value, the ratios of Berth to its peers
+// (Distribution, zot when it ran, and the best of them), and the target when the issue
+// sets one.
 type row struct {
 	Section string  `json:"section"`
 	Figure  string  `json:"figure"`
 	Unit    string  `json:"unit"`
 	Berth   float64 `json:"berth"`        // NaN: not measured
 	Dist    float64 `json:"distribution"` // NaN: not measured
+	Zot     float64 `json:"zot"`          // NaN: not measured
 	Target  string  `json:"target,omitempty"`
 	// Verdict is "PASS" or "MISS" when a target applies and both needed values exist.
 	Verdict string `json:"verdict,omitempty"`
@@ -83,12 +85,15 @@ var nan = math.NaN()
 
 // add records a figure; vals maps target name to value.
 func (r *results) add(section, figure, unit string, vals map[string]float64) *row {
-	x := &row{Section: section, Figure: figure, Unit: unit, Berth: nan, Dist: nan}
+	x := &row{Section: section, Figure: figure, Unit: unit, Berth: nan, Dist: nan, Zot: nan}
 	if v, ok := vals["berth"]; ok {
 		x.Berth = v
 	}
 	if v, ok := vals["distribution"]; ok {
 		x.Dist = v
+	}
+	if v, ok := vals["zot"]; ok {
+		x.Zot = v
 	}
 	r.rows = append(r.rows, x)
 	return x
@@ -96,7 +101,7 @@ func (r *results) add(section, figure, unit string, vals map[string]float64) *ro
 
 // addTo records a figure of another table; vals maps its column keys to values.
 func (r *results) addTo(table, section, figure, unit string, vals map[string]float64) *row {
-	x := &row{Section: section, Figure: figure, Unit: unit, Berth: nan, Dist: nan, Table: table, Values: map[string]float64{}}
+	x := &row{Section: section, Figure: figure, Unit: unit, Berth: nan, Dist: nan, Zot: nan, Table: table, Values: map[string]float64{}}
 	for k, v := range vals {
 		x.Values[k] = v
 	}
@@ -185,6 +190,32 @@ func fmtRatio(b, d float64) string {
 	return strconv.FormatFloat(b/d, 'f', 2, 64) + "x"
 }
 
+// lowerIsBetter reports whether a smaller value of unit is the better one (times, CPU,
+// memory, failures, upstream traffic); rates, speeds and shares are better larger.
+func lowerIsBetter(unit string) bool {
+	switch {
+	case unit == "s", unit == "ms", unit == "MiB", unit == "requests", unit == "x image":
+		return true
+	case strings.HasPrefix(unit, "CPU "):
+		return true
+	}
+	return false
+}
+
+// bestPeer is the better of Distribution's and zot's values for the row's unit (NaN
+// when neither was measured).
+func (x *row) bestPeer() float64 {
+	best := nan
+	for _, v := range []float64{x.Dist, x.Zot} {
+		switch {
+		case math.IsNaN(v):
+		case math.IsNaN(best), lowerIsBetter(x.Unit) && v < best, !lowerIsBetter(x.Unit) && v > best:
+			best = v
+		}
+	}
+	return best
+}
+
 // sectionOrder is the order sections are printed in.
 var sectionOrder = []string{"throughput", "time", "request rate", "mirror", "gc", "registry CPU", "memory"}
 
@@ -209,18 +240,33 @@ func (r *results) print(w io.Writer, header string) {
 	fmt.Fprintln(w)
 	fmt.Fprint(w, header)
 	if len(main) > 0 {
-		cells := [][]string{{"figure", "unit", "Berth", "Distribution", "Berth/Dist", "target (Berth)", "verdict"}}
+		// zot's columns appear when zot ran: its value, Berth/zot, and Berth over the
+		// better of the two peers for the row's unit.
+		zot := slices.ContainsFunc(main, func(x *row) bool { return !math.IsNaN(x.Zot) })
+		head := []string{"figure", "unit", "Berth", "Distribution", "Berth/Dist"}
+		if zot {
+			head = []string{"figure", "unit", "Berth", "Distribution", "zot", "Berth/Dist", "Berth/zot", "Berth/best peer"}
+		}
+		head = append(head, "target (Berth)", "verdict")
+		cells := [][]string{head}
 		section := ""
 		for _, x := range main {
 			miss(x)
 			if x.Section != section {
 				section = x.Section
-				cells = append(cells, []string{"**" + section + "**", "", "", "", "", "", ""})
+				c := make([]string, len(head))
+				c[0] = "**" + section + "**"
+				cells = append(cells, c)
 			}
-			cells = append(cells, []string{x.Figure, x.Unit, fmtVal(x.Berth), fmtVal(x.Dist), fmtRatio(x.Berth, x.Dist), x.Target, x.Verdict})
+			c := []string{x.Figure, x.Unit, fmtVal(x.Berth), fmtVal(x.Dist), fmtRatio(x.Berth, x.Dist)}
+			if zot {
+				c = []string{x.Figure, x.Unit, fmtVal(x.Berth), fmtVal(x.Dist), fmtVal(x.Zot),
+					fmtRatio(x.Berth, x.Dist), fmtRatio(x.Berth, x.Zot), fmtRatio(x.Berth, x.bestPeer())}
+			}
+			cells = append(cells, append(c, x.Target, x.Verdict))
 		}
 		fmt.Fprintln(w)
-		printCells(w, cells, 3)
+		printCells(w, cells, len(head)-4)
 	}
 	for _, tb := range tables {
 		var rows []*row
@@ -324,6 +370,9 @@ func (r *results) writeJSON(path string) error {
 		}
 		if math.IsNaN(c.Dist) {
 			c.Dist = -1
+		}
+		if math.IsNaN(c.Zot) {
+			c.Zot = -1
 		}
 		if c.Values != nil {
 			c.Values = map[string]float64{}
