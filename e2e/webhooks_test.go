@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -425,5 +426,59 @@ func whWait(t *testing.T, timeout time.Duration, what string, ok func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestWebhooksReplicas: two replicas on one PostgreSQL database share the delivery work:
+// pushes through either reach the receiver once each, in sequence per repository, and
+// when the replica holding the lanes is killed (kill -9) while the receiver is down, the
+// other takes them over once their leases run out and delivers everything.
+func TestWebhooksReplicas(t *testing.T) {
+	requireTool(t, "crane")
+	env := toolEnv(t)
+	key := filepath.Join(t.TempDir(), "webhook-secrets.key") // one key for both replicas
+	cfg := "database:\n  driver: postgres\n  dsn: " + postgresDSN(t) + "\nauth:\n  enabled: true\n  admin:\n    username: admin\n    password: " + admPassword +
+		"\nevents:\n  webhooks:\n    backoff: 200ms\n    maxBackoff: 1s\n    secretKeyFile: " + key + "\n"
+	a := startBerth(t, BerthOptions{Config: cfg})
+	bb := startBerth(t, BerthOptions{Config: cfg})
+	admOK(t, a, "", "project", "create", "team")
+	for _, b := range []*Berth{a, bb} {
+		run(t, env, "crane", "auth", "login", b.Addr, "-u", "admin", "-p", admPassword)
+	}
+	r := whNewReceiver(t, "cloudevents", 2)
+	var w whWebhook
+	admJSON(t, bb, &w, "webhook", "create", "all", r.url()) // created on B, sealed with the shared key
+	r.secret = w.Secret
+
+	seed := uint64(0)
+	push := func(b *Berth, repo string) {
+		seed++
+		whPush(t, env, b, repo, fmt.Sprint("t", seed), 500+seed)
+	}
+	for i := 0; i < 3; i++ {
+		push(a, "team/app")
+		push(bb, "team/app")
+		push(bb, "team/web")
+	}
+	got := r.waitFor(9, 60*time.Second)
+	whCheckOrder(t, got)
+
+	// Receiver down, more pushes through both; kill A, bring the receiver back: B
+	// delivers all, once each, in order.
+	r.down()
+	push(a, "team/app")
+	push(bb, "team/app")
+	push(a, "team/web")
+	time.Sleep(time.Second) // attempts fail on whichever replica holds the lanes
+	a.Kill()
+	r.up()
+	got = r.waitFor(12, 90*time.Second)
+	per := whCheckOrder(t, got)
+	if len(per["team/app"]) != 8 || len(per["team/web"]) != 4 {
+		t.Fatalf("after the kill: team/app %d, team/web %d events, want 8 and 4", len(per["team/app"]), len(per["team/web"]))
+	}
+	time.Sleep(time.Second)
+	if got, reqs, _, _, bad := r.snapshot(); len(got) != 12 || len(bad) != 0 {
+		t.Fatalf("%d messages in %d requests (want 12), refused %v", len(got), reqs, bad)
 	}
 }
