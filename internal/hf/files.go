@@ -384,6 +384,9 @@ func (s *Service) fetch(repo Repo, commit, p, local string, m fileMeta, key stri
 	s.mu.Unlock()
 	s.reg.ReleaseLease(context.Background(), lease)
 	d.f.Finish(err)
+	if err == nil {
+		s.afterFile(ctx, repo, commit)
+	}
 }
 
 func (s *Service) fetchFile(ctx context.Context, repo Repo, commit, p, local string, m fileMeta, d *download, spoolFile *os.File) error {

@@ -539,3 +539,5 @@ func TestTokenNeverLeaks(t *testing.T) {
 		}
 	}
 }
+
+func waitABit() { time.Sleep(20 * time.Millisecond) }

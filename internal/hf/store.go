@@ -152,3 +152,22 @@ func (s *Store) MarkPulled(ctx context.Context, r Repo, commit, path string) err
 	}
 	return nil
 }
+
+// RevisionsOf lists the branch and tag names last seen naming commit.
+func (s *Store) RevisionsOf(ctx context.Context, r Repo, commit string) ([]string, error) {
+	rows, err := s.db.Query(ctx, `SELECT DISTINCT revision FROM hf_revisions
+		WHERE repo_type = $1 AND repo = $2 AND commit_sha = $3 AND revision <> '' ORDER BY revision`, string(r.Type), r.ID, commit)
+	if err != nil {
+		return nil, fmt.Errorf("hf: revisions of %s@%s: %w", r, commit, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var rev string
+		if err := rows.Scan(&rev); err != nil {
+			return nil, err
+		}
+		out = append(out, rev)
+	}
+	return out, rows.Err()
+}
