@@ -387,3 +387,66 @@ func TestHFMirror(t *testing.T) {
 		t.Errorf("berth's log carries the upstream token")
 	}
 }
+
+// TestHFModelPack: berth mirror warm hf://org/model@main caches a revision and makes it
+// a ModelPack artifact; with the Hub gone, oras pulls it from /v2/hf/... and its files
+// equal the originals, the same bytes the HF_ENDPOINT clients get.
+func TestHFModelPack(t *testing.T) {
+	oras := requireTool(t, "oras")
+	weights := make([]byte, 8<<20)
+	_, _ = rand.Read(weights)
+	files := []hubtest.File{
+		{Path: "config.json", Data: []byte(`{"model_type":"llama"}`)},
+		{Path: "README.md", Data: []byte("# Tiny-LM\n")},
+		{Path: "model.safetensors", Data: weights, LFS: true},
+		{Path: "onnx/model.onnx", Data: weights[:1<<20], LFS: true},
+	}
+	hub := hubtest.New(&hubtest.Repo{Type: "model", ID: hfRepo, Refs: map[string]string{"main": hfCommit}, Commits: map[string][]hubtest.File{hfCommit: files}})
+	defer hub.Close()
+
+	data := t.TempDir()
+	cfg := "hf:\n  enabled: true\n  upstream: " + hub.Hub.URL + "\n  allowPrivateRedirects: true\n"
+	cfgFile := filepath.Join(data, "warm.yaml")
+	if err := os.WriteFile(cfgFile, []byte("log:\n  format: text\n"+cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := run(t, nil, berthBin, "mirror", "warm", "--config", cfgFile, "--data", data, "hf://"+hfRepo+"@main")
+	if !strings.Contains(out, "ModelPack artifact hf/hf-e2e/tiny-lm@sha256:") || !strings.Contains(out, "model.safetensors: 8388608 bytes fetched") {
+		t.Fatalf("berth mirror warm:\n%s", out)
+	}
+	// Warming again fetches nothing.
+	hub.ResetLog()
+	if out := run(t, nil, berthBin, "mirror", "warm", "--config", cfgFile, "--data", data, "hf://"+hfRepo+"@main"); !strings.Contains(out, "model.safetensors: 8388608 bytes already cached") || hub.Count("GET", "/repos/") != 0 {
+		t.Errorf("second warm-up:\n%s", out)
+	}
+	if out, err := runErr(nil, berthBin, "mirror", "warm", "--config", cfgFile, "--data", data, "hf://../x@main"); err == nil || !strings.Contains(out, "repository id") {
+		t.Errorf("a bad model reference: %v\n%s", err, out)
+	}
+
+	b := startBerth(t, BerthOptions{Config: cfg, Data: data})
+	hub.Close() // offline: everything below comes from Berth's cache
+
+	ref := b.Addr + "/hf/hf-e2e/tiny-lm"
+	manifest := run(t, nil, oras, "manifest", "fetch", "--plain-http", ref+":main")
+	for _, want := range []string{`"artifactType":"application/vnd.cncf.model.manifest.v1+json"`, `"application/vnd.cncf.model.config.v1+json"`,
+		`"application/vnd.cncf.model.weight.v1.raw"`, `"org.cncf.model.filepath":"onnx/model.onnx"`} {
+		if !strings.Contains(manifest, want) {
+			t.Errorf("manifest lacks %s:\n%s", want, manifest)
+		}
+	}
+	if byCommit := run(t, nil, oras, "manifest", "fetch", "--plain-http", ref+":"+hfCommit); byCommit != manifest {
+		t.Errorf("the commit tag names another manifest")
+	}
+	dir := t.TempDir()
+	run(t, nil, oras, "pull", "--plain-http", "-o", dir, ref+":main")
+	for _, f := range files {
+		got, err := os.ReadFile(filepath.Join(dir, f.Path))
+		if err != nil || !bytes.Equal(got, f.Data) {
+			t.Errorf("oras pull %s: %d bytes, %v", f.Path, len(got), err)
+		}
+		resp, body := hfGet(t, "GET", b.URL("/hf/"+hfRepo+"/resolve/main/"+f.Path))
+		if resp.StatusCode != 200 || !bytes.Equal(body, f.Data) {
+			t.Errorf("HF_ENDPOINT GET %s offline = %d", f.Path, resp.StatusCode)
+		}
+	}
+}

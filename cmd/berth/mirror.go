@@ -18,16 +18,17 @@ func mirrorCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "mirror", Short: "Operate the pull-through cache of upstream registries"}
 
 	var fromFile string
-	var platforms []string
+	var platforms, hfInclude, hfExclude []string
 	remote := &adminClient{}
 	warm := &cobra.Command{
-		Use:   "warm [IMAGE...]",
-		Short: "Pre-fill the cache with images (e.g. the output of kubeadm config images list)",
+		Use:   "warm [IMAGE|hf://ORG/MODEL[@REV]...]",
+		Short: "Pre-fill the cache with images (e.g. the output of kubeadm config images list) and Hugging Face models",
 		Long: `Pre-fill the cache with images. With --url the running server does the work (any
 database and storage, from a laptop: only admin credentials are needed) and its progress
 is streamed back; without, this command opens the configured database and storage itself.`,
 		Example: `  kubeadm config images list | berth mirror warm --from-file - --platform linux/amd64
   berth mirror warm registry.k8s.io/pause:3.10 registry.k8s.io/coredns/coredns:v1.11.3
+  berth mirror warm hf://Qwen/Qwen2.5-0.5B-Instruct@main --include '*.json' --include '*.safetensors'
   BERTH_ADMIN_PASSWORD=… berth mirror warm --url https://berth.internal:5000 --username admin registry.k8s.io/pause:3.10`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			images := append([]string(nil), args...)
@@ -38,10 +39,14 @@ is streamed back; without, this command opens the configured database and storag
 				}
 				images = append(images, more...)
 			}
-			if len(images) == 0 {
+			models, images := splitModels(images)
+			if len(images) == 0 && len(models) == 0 {
 				return fmt.Errorf("no images given (arguments or --from-file)")
 			}
 			if remote.url != "" {
+				if len(models) > 0 {
+					return fmt.Errorf("hf:// models are warmed by this command itself (without --url)")
+				}
 				return remote.warm(cmd, images, platforms)
 			}
 			cfg, err := g.load()
@@ -55,7 +60,13 @@ is streamed back; without, this command opens the configured database and storag
 			}
 			defer m.Close()
 			log := newLogger(cfg)
-			mirror, err := server.NewMirror(cfg, m, registry.New(m, b, registry.Options{}, log), log)
+			reg := registry.New(m, b, registry.Options{}, log)
+			if len(models) > 0 {
+				if err := warmModels(cmd, cfg, m, reg, models, hfInclude, hfExclude, log); err != nil || len(images) == 0 {
+					return err
+				}
+			}
+			mirror, err := server.NewMirror(cfg, m, reg, log)
 			if err != nil {
 				return err
 			}
@@ -82,6 +93,8 @@ is streamed back; without, this command opens the configured database and storag
 	warm.Flags().StringVar(&remote.username, "username", "", "administrator name for --url (default $BERTH_ADMIN_USERNAME)")
 	warm.Flags().BoolVar(&remote.passwordStdin, "password-stdin", false, "read the password for --url from the first line of stdin (default $BERTH_ADMIN_PASSWORD)")
 	warm.Flags().StringSliceVar(&platforms, "platform", nil, "only these platforms of multi-platform images (os/arch[/variant]; repeatable); default all")
+	warm.Flags().StringSliceVar(&hfInclude, "include", nil, "for hf:// models: only files matching these patterns (path or base name, e.g. '*.safetensors'); default all")
+	warm.Flags().StringSliceVar(&hfExclude, "exclude", nil, "for hf:// models: skip files matching these patterns")
 
 	var berthURL, dir, caFile, namespace, installImage string
 	var kube bool

@@ -182,7 +182,8 @@ func (s *Service) modelPack(ctx context.Context, repo Repo, commit string, tags 
 	layers := make([]descriptor, 0, len(files))
 	for _, f := range files {
 		layers = append(layers, descriptor{MediaType: layerMediaType(repo.Type, f.Path), Digest: f.Digest, Size: f.Size,
-			Annotations: map[string]string{AnnotationFilepath: f.Path}})
+			// The title is what oras pull names the file by.
+			Annotations: map[string]string{AnnotationFilepath: f.Path, "org.opencontainers.image.title": f.Path}})
 		cfg.ModelFS.DiffIDs = append(cfg.ModelFS.DiffIDs, f.Digest)
 	}
 	cfgBytes, err := json.Marshal(cfg)

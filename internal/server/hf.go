@@ -37,3 +37,9 @@ func newHF(ctx context.Context, cfg config.Config, m *meta.Store, reg *registry.
 func hfManaged(cfg config.Config, project string) bool {
 	return cfg.HF.Enabled && project == cfg.HF.Project
 }
+
+// NewHFMirror builds the Hugging Face mirror for commands that run without a server
+// (berth mirror warm hf://...); auth does not apply.
+func NewHFMirror(cfg config.Config, m *meta.Store, reg *registry.Registry, log *slog.Logger) (*hf.Service, error) {
+	return hf.New(cfg.HF, hf.NewStore(m.DB()), reg, nil, filepath.Join(cfg.Data, "spool", "hf"), hf.NewMetrics(nil), log)
+}
