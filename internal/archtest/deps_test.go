@@ -34,6 +34,8 @@ var allowed = map[string][]string{
 	"internal/scan/scannertest": {"github.com/getkin/kin-openapi"},
 	"internal/ldapauth":         {"github.com/go-ldap/ldap/v3"},
 	// storagepressure measures and refuses; prometheus stays in server.
+	// trivydbtest builds test databases with trivy-db's own packages.
+	"internal/scan/trivydbtest": {"github.com/aquasecurity/trivy-db", "go.etcd.io/bbolt"},
 	"internal/storagepressure": {"internal/errcode"},
 	"internal/trust": {"internal/blobstore", "internal/config", "internal/errcode", "internal/meta", "internal/oci", "internal/registry",
 		"github.com/notaryproject/notation-go", "github.com/opencontainers/go-digest", "github.com/opencontainers/image-spec/specs-go/v1",
