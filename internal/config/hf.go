@@ -39,6 +39,11 @@ type HF struct {
 	// Timeout bounds each request to the Hub (a file download may take longer while
 	// bytes flow).
 	Timeout Duration `yaml:"timeout"`
+	// CacheSize bounds the bytes of files cached (0: unbounded); past it the repositories
+	// pulled least recently are evicted whole (files and ModelPack artifacts), except
+	// those pulled within CacheMinAge.
+	CacheSize   ByteSize `yaml:"cacheSize"`
+	CacheMinAge Duration `yaml:"cacheMinAge"`
 	// MaxAPIBody bounds a JSON answer of the Hub (repository info, a tree listing).
 	MaxAPIBody ByteSize `yaml:"maxAPIBody"`
 	// CA is a PEM file of extra roots for the Hub and its CDN; Insecure skips
@@ -52,7 +57,7 @@ type HF struct {
 
 func defaultHF() HF {
 	return HF{Prefix: "/hf", Project: "hf", Upstream: "https://huggingface.co", RevisionTTL: Duration(5 * time.Minute),
-		Timeout: Duration(30 * time.Second), MaxAPIBody: 32 << 20}
+		Timeout: Duration(30 * time.Second), MaxAPIBody: 32 << 20, CacheMinAge: Duration(10 * time.Minute)}
 }
 
 func (h HF) validate() []error {
@@ -84,8 +89,8 @@ func (h HF) validate() []error {
 	if n > 1 {
 		bad("hf: set one of token, tokenFile and tokenEnv")
 	}
-	if h.RevisionTTL < 0 || h.Timeout <= 0 {
-		bad("hf: revisionTTL must be ≥ 0 and timeout positive")
+	if h.RevisionTTL < 0 || h.Timeout <= 0 || h.CacheSize < 0 || h.CacheMinAge < 0 {
+		bad("hf: revisionTTL, cacheSize and cacheMinAge must be ≥ 0 and timeout positive")
 	}
 	if h.MaxAPIBody < 1<<20 {
 		bad("hf.maxAPIBody must be at least 1MiB")

@@ -386,6 +386,7 @@ func (s *Service) fetch(repo Repo, commit, p, local string, m fileMeta, key stri
 	d.f.Finish(err)
 	if err == nil {
 		s.afterFile(ctx, repo, commit)
+		s.nudge()
 	}
 }
 

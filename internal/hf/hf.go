@@ -57,6 +57,8 @@ type Service struct {
 	mu      sync.Mutex
 	flights map[string]*download
 	heads   map[string]headEntry // file metadata at a commit, briefly (HEAD then GET)
+	// evictNow nudges Run after a download.
+	evictNow chan struct{}
 }
 
 // New builds the mirror. spoolDir holds downloads in flight.
@@ -72,7 +74,7 @@ func New(cfg config.HF, store *Store, reg *registry.Registry, auth Authorizer, s
 		m = NewMetrics(nil)
 	}
 	return &Service{cfg: cfg, store: store, reg: reg, up: up, auth: auth, spoolDir: spoolDir, log: log, metrics: m,
-		flights: map[string]*download{}, heads: map[string]headEntry{}}, nil
+		flights: map[string]*download{}, heads: map[string]headEntry{}, evictNow: make(chan struct{}, 1)}, nil
 }
 
 // Prefix is the URL path the mirror answers under.

@@ -7,6 +7,8 @@ type Metrics struct {
 	requests       *prometheus.CounterVec
 	upstreamBytes  prometheus.Counter
 	upstreamErrors *prometheus.CounterVec
+	cacheBytes     prometheus.Gauge
+	evictedBytes   prometheus.Counter
 }
 
 // NewMetrics registers the mirror's instruments on reg (nil: unregistered).
@@ -22,6 +24,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "berth_hf_upstream_errors_total", Help: "Failed requests to the Hugging Face Hub by reason (HTTP status, network, digest).",
 		}, []string{"reason"}),
 	}
+	m.cacheBytes = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "berth_hf_cache_bytes", Help: "Bytes of files in the Hugging Face cache (measured around evictions, with hf.cacheSize set).",
+	})
+	m.evictedBytes = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "berth_hf_evicted_bytes_total", Help: "Bytes deleted from the Hugging Face cache to keep it within hf.cacheSize.",
+	})
 	for _, k := range []string{"info", "tree", "file"} {
 		for _, h := range []string{"hit", "miss", "stale", "coalesced"} {
 			m.requests.WithLabelValues(k, h)
@@ -31,7 +39,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.upstreamErrors.WithLabelValues(r)
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.upstreamBytes, m.upstreamErrors)
+		reg.MustRegister(m.requests, m.upstreamBytes, m.upstreamErrors, m.cacheBytes, m.evictedBytes)
 	}
 	return m
 }

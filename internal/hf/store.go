@@ -160,14 +160,47 @@ func (s *Store) RevisionsOf(ctx context.Context, r Repo, commit string) ([]strin
 	if err != nil {
 		return nil, fmt.Errorf("hf: revisions of %s@%s: %w", r, commit, err)
 	}
+	return scanStrings(rows)
+}
+
+// LeastRecentlyPulled lists the local repositories whose files were all last pulled
+// before before, least recent first.
+func (s *Store) LeastRecentlyPulled(ctx context.Context, before time.Time, n int) ([]string, error) {
+	rows, err := s.db.Query(ctx, `SELECT local_repo FROM hf_files GROUP BY local_repo
+		HAVING MAX(last_pulled_at) < $1 ORDER BY MAX(last_pulled_at), local_repo LIMIT $2`, before.UnixMilli(), n)
+	if err != nil {
+		return nil, fmt.Errorf("hf: eviction candidates: %w", err)
+	}
+	return scanStrings(rows)
+}
+
+// DeleteFiles forgets every cached file of a local repository.
+func (s *Store) DeleteFiles(ctx context.Context, local string) error {
+	if _, err := s.db.Exec(ctx, `DELETE FROM hf_files WHERE local_repo = $1`, local); err != nil {
+		return fmt.Errorf("hf: delete files of %s: %w", local, err)
+	}
+	return nil
+}
+
+// Manifests lists the manifests (ModelPack artifacts) stored in a local repository.
+func (s *Store) Manifests(ctx context.Context, local string) ([]string, error) {
+	rows, err := s.db.Query(ctx, `SELECT m.digest FROM manifests m JOIN repositories r ON r.id = m.repository_id
+		WHERE r.name = $1 ORDER BY m.digest`, local)
+	if err != nil {
+		return nil, fmt.Errorf("hf: manifests of %s: %w", local, err)
+	}
+	return scanStrings(rows)
+}
+
+func scanStrings(rows *sql.Rows) ([]string, error) {
 	defer rows.Close()
 	var out []string
 	for rows.Next() {
-		var rev string
-		if err := rows.Scan(&rev); err != nil {
+		var v string
+		if err := rows.Scan(&v); err != nil {
 			return nil, err
 		}
-		out = append(out, rev)
+		out = append(out, v)
 	}
 	return out, rows.Err()
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/berth-registry/berth/internal/config"
 	"github.com/berth-registry/berth/internal/distribution"
 	"github.com/berth-registry/berth/internal/events"
+	"github.com/berth-registry/berth/internal/hf"
 	"github.com/berth-registry/berth/internal/inventory"
 	"github.com/berth-registry/berth/internal/jobs"
 	"github.com/berth-registry/berth/internal/ldapauth"
@@ -55,6 +56,8 @@ type Server struct {
 	pulls *inventory.Pulls
 	// pressure refuses new data while storage is short of room.
 	pressure *storagepressure.Monitor
+	// hf is the Hugging Face mirror (nil with hf.enabled off).
+	hf *hf.Service
 	// events records changes and delivers webhooks (nil with events.enabled off).
 	events *events.Service
 }
@@ -238,7 +241,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		m.Close()
 		return nil, err
 	}
-	return &Server{cfg: cfg, log: log, meta: m, Registry: reg, mirror: mirror, trust: ev, auth: authSvc, handler: handler, jobs: runner, certs: cm, pulls: pulls, prom: promReg, pressure: pressure, events: eventSvc}, nil
+	return &Server{cfg: cfg, log: log, meta: m, Registry: reg, mirror: mirror, trust: ev, auth: authSvc, handler: handler, jobs: runner, certs: cm, pulls: pulls, prom: promReg, pressure: pressure, hf: hfMirror, events: eventSvc}, nil
 }
 
 // Body deadlines: a token request is a small form, an admin request a JSON object or
@@ -415,6 +418,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	if s.mirror != nil {
 		go s.mirror.Run(ctx)
+	}
+	if s.hf != nil {
+		go s.hf.Run(ctx)
 	}
 	if w := s.cfg.Mirror.Warm; s.mirror != nil && w.Interval > 0 && len(w.Images) > 0 {
 		go s.warmLoop(ctx, w)
