@@ -67,6 +67,7 @@ API's JSON.`,
 	cmd.AddCommand(c.retentionCmd(), c.immutableCmd()) // retention.go
 	cmd.AddCommand(c.scanCmd())                        // scan.go
 	cmd.AddCommand(c.webhookCmd())                     // webhook.go
+	cmd.AddCommand(c.replicationCmd())                 // replication.go
 	return cmd
 }
 

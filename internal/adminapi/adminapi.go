@@ -57,6 +57,8 @@ type API struct {
 	scanner Scanner
 	// webhooks serves webhook subscriptions (webhooks.go); nil answers them UNSUPPORTED.
 	webhooks Webhooks
+	// replication serves replication rules (replication.go); nil answers them UNSUPPORTED.
+	replication Replication
 	// reg and inv serve the repository routes (repositories.go); nil answers them
 	// UNSUPPORTED.
 	reg *registry.Registry
@@ -126,6 +128,15 @@ var routes = []route{
 	{method: "GET", path: "/webhooks/{webhook}/deliveries/{delivery}", h: (*API).getDelivery},
 	{method: "POST", path: "/webhooks/{webhook}/deliveries/{delivery}/replay", action: "webhook.replay", h: (*API).replayDelivery},
 	{method: "POST", path: "/webhooks/{webhook}/replay", action: "webhook.replay", h: (*API).replayFailed},
+
+	{method: "GET", path: "/replication/rules", h: (*API).listReplicationRules},
+	{method: "POST", path: "/replication/rules", action: "replication.create", h: (*API).createReplicationRule},
+	{method: "GET", path: "/replication/rules/{rule}", h: (*API).getReplicationRule},
+	{method: "PATCH", path: "/replication/rules/{rule}", action: "replication.update", h: (*API).patchReplicationRule},
+	{method: "DELETE", path: "/replication/rules/{rule}", action: "replication.delete", h: (*API).deleteReplicationRule},
+	{method: "POST", path: "/replication/rules/{rule}/run", action: "replication.run", h: (*API).runReplicationRule},
+	{method: "GET", path: "/replication/rules/{rule}/executions", h: (*API).listReplicationExecutions},
+	{method: "GET", path: "/replication/executions/{execution}", h: (*API).getReplicationExecution},
 
 	{method: "GET", path: "/projects/{project}/members", h: (*API).listMembers},
 	{method: "PUT", path: "/projects/{project}/members", action: "member.set", h: (*API).setMember},

@@ -30,6 +30,10 @@ var allowed = map[string][]string{
 	"internal/tagrules": {"internal/jobs", "internal/meta", "internal/oci", "github.com/prometheus/client_golang/prometheus"},
 	"internal/scan":     {"internal/errcode", "internal/jobs", "internal/meta", "internal/oci", "github.com/prometheus/client_golang/prometheus"},
 	"internal/events":   {"internal/jobs", "internal/meta", "github.com/prometheus/client_golang/prometheus"},
+
+	"internal/replication": {"internal/cric", "internal/events", "internal/jobs", "internal/meta",
+		"github.com/google/go-containerregistry/pkg/authn", "github.com/prometheus/client_golang/prometheus"},
+
 	// scannertest is a test adapter; it validates traffic against the API's OpenAPI document.
 	"internal/scan/scannertest": {"github.com/getkin/kin-openapi"},
 	"internal/ldapauth":         {"github.com/go-ldap/ldap/v3"},
@@ -51,8 +55,8 @@ var allowed = map[string][]string{
 	"internal/spool":     {},
 	"internal/hf": {"internal/blobstore", "internal/config", "internal/errcode", "internal/meta", "internal/oci", "internal/proxy", "internal/registry", "internal/spool",
 		"github.com/prometheus/client_golang/prometheus", "golang.org/x/sync/singleflight"},
-	"internal/adminapi": {"internal/auth", "internal/config", "internal/errcode", "internal/events", "internal/inventory", "internal/meta", "internal/oci", "internal/quota", "internal/registry", "internal/scan", "internal/tagrules", "internal/trust", "golang.org/x/crypto/bcrypt"},
-	"internal/server": {"internal/adminapi", "internal/auth", "internal/blobstore", "internal/certs", "internal/events", "internal/ldapauth", "internal/config", "internal/distribution", "internal/gc", "internal/hf", "internal/inventory", "internal/jobs", "internal/limits", "internal/meta", "internal/oci", "internal/proxy", "internal/quota", "internal/registry", "internal/scan", "internal/tagrules",
+	"internal/adminapi": {"internal/auth", "internal/config", "internal/errcode", "internal/events", "internal/replication", "internal/inventory", "internal/meta", "internal/oci", "internal/quota", "internal/registry", "internal/scan", "internal/tagrules", "internal/trust", "golang.org/x/crypto/bcrypt"},
+	"internal/server": {"internal/adminapi", "internal/auth", "internal/blobstore", "internal/certs", "internal/events", "internal/replication", "internal/ldapauth", "internal/config", "internal/distribution", "internal/gc", "internal/hf", "internal/inventory", "internal/jobs", "internal/limits", "internal/meta", "internal/oci", "internal/proxy", "internal/quota", "internal/registry", "internal/scan", "internal/tagrules",
 		"internal/storagepressure", "internal/trust", "github.com/prometheus/client_golang/prometheus"},
 	"internal/certs": {"internal/config", "internal/meta", "golang.org/x/crypto/acme"},
 	"internal/cric": {"github.com/docker/cli/cli/config", "github.com/google/go-containerregistry/pkg",

@@ -48,6 +48,8 @@ type Config struct {
 	Scan      Scan      `yaml:"scan"`
 	HF        HF        `yaml:"hf"`
 	Events    Events    `yaml:"events"`
+
+	Replication Replication `yaml:"replication"` // replication.go
 }
 
 // Metrics configures the Prometheus endpoint, /metrics.
@@ -318,6 +320,8 @@ func Default() Config {
 		Scan:     defaultScan(),
 		HF:       defaultHF(),
 		Events:   defaultEvents(),
+
+		Replication: defaultReplication(),
 		HTTP: HTTP{
 			ReadHeaderTimeout: Duration(10 * time.Second),
 			IdleTimeout:       Duration(120 * time.Second),
@@ -461,6 +465,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.Scan.validate()...)
 	errs = append(errs, c.HF.validate()...)
 	errs = append(errs, c.Events.validate()...)
+	errs = append(errs, c.Replication.validate()...)
 	errs = append(errs, c.Throttle.validate()...)
 	if c.Metrics.Addr != "" {
 		if _, _, err := net.SplitHostPort(c.Metrics.Addr); err != nil {

@@ -89,6 +89,28 @@ type Service struct {
 
 	pruneMu   sync.Mutex
 	lastPrune time.Time
+
+	consumersMu sync.Mutex
+	consumers   []Consumer
+}
+
+// Consumer sees every event (pings aside) once, in the dispatcher's transaction and in
+// commit order per repository: what it writes with tx (jobs it queues) commits with the
+// fan-out, so an event is never lost to it nor handed to it twice. It must be quick; an
+// error leaves the batch for the next round.
+type Consumer func(ctx context.Context, tx *sql.Tx, e Event) error
+
+// Consume registers c (package replication's on-event trigger).
+func (s *Service) Consume(c Consumer) {
+	s.consumersMu.Lock()
+	defer s.consumersMu.Unlock()
+	s.consumers = append(s.consumers, c)
+}
+
+func (s *Service) consumerList() []Consumer {
+	s.consumersMu.Lock()
+	defer s.consumersMu.Unlock()
+	return slices.Clone(s.consumers)
 }
 
 var _ Publisher = (*Service)(nil)
@@ -159,7 +181,7 @@ func (s *Service) Run(ctx context.Context) {
 
 // Drain dispatches and delivers everything due now in this process (tests, tools).
 func (s *Service) Drain(ctx context.Context) error {
-	if _, _, err := s.store.dispatch(ctx, 1000); err != nil {
+	if _, _, err := s.store.dispatch(ctx, 1000, s.consumerList()); err != nil {
 		return err
 	}
 	return s.runner.Drain(ctx, laneKind)
@@ -172,7 +194,7 @@ const dispatchInterval = 250 * time.Millisecond
 // dispatchInterval. It never fails: a database outage is logged and tried again.
 func (s *Service) runDispatch(ctx context.Context, _ jobs.Task) error {
 	for ctx.Err() == nil {
-		n, d, err := s.store.dispatch(ctx, 500)
+		n, d, err := s.store.dispatch(ctx, 500, s.consumerList())
 		if err != nil {
 			if ctx.Err() == nil {
 				s.log.Warn("dispatch events", "err", err)

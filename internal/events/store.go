@@ -257,6 +257,7 @@ type outboxRow struct {
 	project    string
 	repository string
 	eventID    string
+	payload    string
 }
 
 // dispatch fans up to n undispatched events out to the enabled subscriptions whose
@@ -264,10 +265,10 @@ type outboxRow struct {
 // pending delivery and its lane task is queued. It returns how many events it handled.
 // Rows are taken in id order and locked (not skipped), so a second dispatcher waits and
 // the fan-out order stays the commit order within each repository.
-func (st *Store) dispatch(ctx context.Context, n int) (events, deliveries int, err error) {
+func (st *Store) dispatch(ctx context.Context, n int, consumers []Consumer) (events, deliveries int, err error) {
 	err = st.db.InTx(ctx, func(tx *sql.Tx) error {
 		events, deliveries = 0, 0
-		rows, err := tx.QueryContext(ctx, `SELECT id, type, project, repository, event_id FROM event_outbox
+		rows, err := tx.QueryContext(ctx, `SELECT id, type, project, repository, event_id, payload FROM event_outbox
 			WHERE dispatched_at = 0 ORDER BY id LIMIT $1`+st.db.ForUpdate(), n)
 		if err != nil {
 			return fmt.Errorf("events: read outbox: %w", err)
@@ -275,7 +276,7 @@ func (st *Store) dispatch(ctx context.Context, n int) (events, deliveries int, e
 		var batch []outboxRow
 		for rows.Next() {
 			var r outboxRow
-			if err := rows.Scan(&r.id, &r.typ, &r.project, &r.repository, &r.eventID); err != nil {
+			if err := rows.Scan(&r.id, &r.typ, &r.project, &r.repository, &r.eventID, &r.payload); err != nil {
 				rows.Close()
 				return err
 			}
@@ -295,6 +296,17 @@ func (st *Store) dispatch(ctx context.Context, n int) (events, deliveries int, e
 		now := time.Now().UnixMilli()
 		lanes := map[string]bool{}
 		for _, r := range batch {
+			if len(consumers) > 0 && r.typ != Ping {
+				var e Event
+				if err := json.Unmarshal([]byte(r.payload), &e); err != nil {
+					return fmt.Errorf("events: decode event %s: %w", r.eventID, err)
+				}
+				for _, c := range consumers {
+					if err := c(ctx, tx, e); err != nil {
+						return fmt.Errorf("events: consumer of %s: %w", r.eventID, err)
+					}
+				}
+			}
 			for _, s := range subs {
 				if !s.matches(r.typ, r.project, r.repository) {
 					continue

@@ -25,10 +25,7 @@ func newEvents(cfg config.Config, m *meta.Store, mirror **proxy.Mirror, reg prom
 	if !ec.Enabled {
 		return nil, nil
 	}
-	keyFile := ec.Webhooks.SecretKeyFile
-	if keyFile == "" {
-		keyFile = filepath.Join(cfg.Data, "webhook-secrets.key")
-	}
+	keyFile := secretKeyFile(cfg)
 	sealer, err := events.LoadKey(keyFile, true)
 	if err != nil {
 		return nil, fmt.Errorf("events.webhooks.secretKeyFile: %w", err)
@@ -66,4 +63,12 @@ func webhooksAPI(svc *events.Service) adminapi.Webhooks {
 		return nil
 	}
 	return svc
+}
+
+// secretKeyFile is the key that seals webhook secrets and replication passwords.
+func secretKeyFile(cfg config.Config) string {
+	if f := cfg.Events.Webhooks.SecretKeyFile; f != "" {
+		return f
+	}
+	return filepath.Join(cfg.Data, "webhook-secrets.key")
 }

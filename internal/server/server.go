@@ -32,6 +32,7 @@ import (
 	"github.com/berth-registry/berth/internal/meta"
 	"github.com/berth-registry/berth/internal/proxy"
 	"github.com/berth-registry/berth/internal/registry"
+	"github.com/berth-registry/berth/internal/replication"
 	"github.com/berth-registry/berth/internal/storagepressure"
 	"github.com/berth-registry/berth/internal/trust"
 )
@@ -60,6 +61,8 @@ type Server struct {
 	hf *hf.Service
 	// events records changes and delivers webhooks (nil with events.enabled off).
 	events *events.Service
+	// replication runs replication rules (nil with replication.enabled off).
+	replication *replication.Service
 }
 
 // OpenStores opens the metadata and blob stores the configuration names.
@@ -170,6 +173,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		}
 		guard = distribution.NewGuard(authSvc, cfg.Auth.Realm)
 	}
+	replSvc, err := newReplication(cfg, m, eventSvc, authSvc, promReg, log)
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
 	ev, err := newTrust(ctx, cfg, m, reg, mirror, authSvc, promReg, log)
 	if err != nil {
 		m.Close()
@@ -198,7 +206,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	metrics := promhttp.HandlerFor(promReg, promhttp.HandlerOpts{})
 	if authSvc != nil {
 		mux.Handle("/token", distribution.BodyDeadline(tokenBodyTimeout, distribution.TokenHandler(authSvc)))
-		mux.Handle(adminapi.Prefix+"/", distribution.BodyDeadline(adminBodyTimeout, adminapi.New(authSvc, m, log).WithTrust(ev).WithQuotas(quotas).WithWarm(warmFunc(mirror)).WithRepositories(reg, inventory.NewStore(m.DB())).WithTagRules(tagRules).WithScanner(scanAPI).WithWebhooks(webhooksAPI(eventSvc))))
+		mux.Handle(adminapi.Prefix+"/", distribution.BodyDeadline(adminBodyTimeout, adminapi.New(authSvc, m, log).WithTrust(ev).WithQuotas(quotas).WithWarm(warmFunc(mirror)).WithRepositories(reg, inventory.NewStore(m.DB())).WithTagRules(tagRules).WithScanner(scanAPI).WithWebhooks(webhooksAPI(eventSvc)).WithReplication(replicationAPI(replSvc))))
 		registerAuditMetrics(promReg, authSvc)
 		if !cfg.Metrics.Public {
 			metrics = guard.Metrics(metrics)
@@ -241,7 +249,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		m.Close()
 		return nil, err
 	}
-	return &Server{cfg: cfg, log: log, meta: m, Registry: reg, mirror: mirror, trust: ev, auth: authSvc, handler: handler, jobs: runner, certs: cm, pulls: pulls, prom: promReg, pressure: pressure, hf: hfMirror, events: eventSvc}, nil
+	return &Server{cfg: cfg, log: log, meta: m, Registry: reg, mirror: mirror, trust: ev, auth: authSvc, handler: handler, jobs: runner, certs: cm, pulls: pulls, prom: promReg, pressure: pressure, hf: hfMirror, events: eventSvc, replication: replSvc}, nil
 }
 
 // Body deadlines: a token request is a small form, an admin request a JSON object or
@@ -415,6 +423,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		eventsDone := make(chan struct{})
 		go func() { defer close(eventsDone); s.events.Run(ctx) }()
 		defer func() { <-eventsDone }()
+	}
+	if s.replication != nil {
+		replDone := make(chan struct{})
+		go func() { defer close(replDone); s.replication.Run(ctx) }()
+		defer func() { <-replDone }()
 	}
 	if s.mirror != nil {
 		go s.mirror.Run(ctx)

@@ -1,0 +1,605 @@
+package replication
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/berth-registry/berth/internal/cric"
+	"github.com/berth-registry/berth/internal/events"
+	"github.com/berth-registry/berth/internal/jobs"
+	"github.com/berth-registry/berth/internal/meta"
+)
+
+// Job kinds.
+const (
+	kindRun      = "replication.run"      // a manual run of a rule (key: rule id)
+	kindSchedule = "replication.schedule" // a rule's periodic run (key: rule id)
+	kindPush     = "replication.push"     // one pushed artifact (key: "rule repo<ref>")
+)
+
+// Options configure the service.
+type Options struct {
+	// Local is this registry as the replicator reaches it (host:port on loopback).
+	Local string
+	// LocalToken returns a bearer token for the rule's creator with the given actions
+	// on repo of this registry ("" with auth off).
+	LocalToken func(user, repo string, actions ...string) (string, error)
+	// Worker names this process among replicas (job leases).
+	Worker string
+	// Workers is how many replications this process runs at once (default 2).
+	Workers int
+}
+
+// Service runs replication rules. It is safe for concurrent use.
+type Service struct {
+	store   *Store
+	db      *meta.DB
+	meta    *meta.Store
+	queue   *jobs.Store
+	sealer  *events.Sealer
+	pub     events.Publisher
+	opts    Options
+	log     *slog.Logger
+	runner  *jobs.Runner
+	metrics *metrics
+}
+
+// New returns the service; pub may be nil (no replication events).
+func New(m *meta.Store, sealer *events.Sealer, pub events.Publisher, opts Options, reg prometheus.Registerer, log *slog.Logger) *Service {
+	if opts.Workers <= 0 {
+		opts.Workers = 2
+	}
+	queue := jobs.NewStore(m.DB())
+	s := &Service{store: NewStore(m.DB()), db: m.DB(), meta: m, queue: queue, sealer: sealer, pub: pub, opts: opts, log: log, metrics: newMetrics(reg)}
+	// Transfers run on their own workers over the shared queue: long copies never hold
+	// up garbage collection or webhooks.
+	s.runner = jobs.NewRunner(queue, jobs.Options{Worker: opts.Worker, Concurrency: opts.Workers, Lease: 30 * time.Second,
+		Backoff: 2 * time.Second, MaxBackoff: 5 * time.Minute}, nil, log)
+	s.runner.Handle(kindRun, s.runJob)
+	s.runner.Handle(kindSchedule, s.scheduleJob)
+	s.runner.Handle(kindPush, s.pushJob)
+	return s
+}
+
+// Run works replication jobs on this replica until ctx ends.
+func (s *Service) Run(ctx context.Context) { s.runner.Run(ctx) }
+
+// Drain runs every due replication job in this process (tests).
+func (s *Service) Drain(ctx context.Context) error { return s.runner.Drain(ctx) }
+
+// InvalidError reports a rule that cannot be stored as given.
+type InvalidError struct{ Msg string }
+
+func (e *InvalidError) Error() string { return e.Msg }
+
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+
+// remoteHost parses a remote URL into its host[:port] and whether it is plain http.
+func remoteHost(raw string) (host string, plain bool, err error) {
+	s := raw
+	switch {
+	case strings.HasPrefix(s, "https://"):
+		s = strings.TrimPrefix(s, "https://")
+	case strings.HasPrefix(s, "http://"):
+		s, plain = strings.TrimPrefix(s, "http://"), true
+	case strings.Contains(s, "://"):
+		return "", false, fmt.Errorf("remote.url %q: the scheme must be http or https", raw)
+	}
+	s = strings.TrimSuffix(s, "/")
+	u, perr := url.Parse("https://" + s)
+	if perr != nil || u.Host != s || u.Hostname() == "" || u.User != nil {
+		return "", false, fmt.Errorf("remote.url %q: want a registry host[:port], optionally with http:// or https://", raw)
+	}
+	return s, plain, nil
+}
+
+func validGlob(g string) bool {
+	if g == "" {
+		return false
+	}
+	for _, seg := range strings.Split(g, "/") {
+		if _, err := path.Match(seg, ""); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// globMatch matches name against a glob: path.Match per segment, "**" any segments.
+func globMatch(glob, name string) bool {
+	return matchSegs(strings.Split(glob, "/"), strings.Split(name, "/"))
+}
+
+func matchSegs(g, n []string) bool {
+	for len(g) > 0 {
+		if g[0] == "**" {
+			for i := 0; i <= len(n); i++ {
+				if matchSegs(g[1:], n[i:]) {
+					return true
+				}
+			}
+			return false
+		}
+		if len(n) == 0 {
+			return false
+		}
+		if ok, err := path.Match(g[0], n[0]); err != nil || !ok {
+			return false
+		}
+		g, n = g[1:], n[1:]
+	}
+	return len(n) == 0
+}
+
+func anyMatch(globs []string, name string) bool {
+	if len(globs) == 0 {
+		return true
+	}
+	for _, g := range globs {
+		if globMatch(g, name) {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Rule) validate() error {
+	if !nameRE.MatchString(r.Name) {
+		return &InvalidError{"name: 1 to 64 characters of a-z, 0-9, '.', '_' and '-'"}
+	}
+	if r.Direction != Push && r.Direction != Pull {
+		return &InvalidError{"direction must be push or pull"}
+	}
+	if _, _, err := remoteHost(r.Remote.URL); err != nil {
+		return &InvalidError{err.Error()}
+	}
+	if len(r.Repositories) == 0 {
+		return &InvalidError{"repositories: at least one repository glob (team/**, team/app)"}
+	}
+	for _, g := range append(append([]string{}, r.Repositories...), r.Tags...) {
+		if !validGlob(g) {
+			return &InvalidError{fmt.Sprintf("glob %q is not valid", g)}
+		}
+	}
+	if r.Tags == nil {
+		r.Tags = []string{}
+	}
+	if p := r.DestinationPrefix; p != "" && (!strings.HasSuffix(p, "/") || strings.HasPrefix(p, "/") || strings.Contains(p, "//")) {
+		return &InvalidError{"destinationPrefix must be a path ending in / (mirror/)"}
+	}
+	if r.Schedule < 0 || (r.Schedule > 0 && r.Schedule < Duration(time.Minute)) {
+		return &InvalidError{"schedule must be at least 1m (or 0: by hand)"}
+	}
+	if r.OnPush && r.Direction != Push {
+		return &InvalidError{"onPush is for push rules (a pull rule cannot see the remote's pushes; give it a schedule)"}
+	}
+	return nil
+}
+
+// Create stores a rule (its password sealed) and schedules it.
+func (s *Service) Create(ctx context.Context, r Rule) (Rule, error) {
+	if err := r.validate(); err != nil {
+		return r, err
+	}
+	sealed := ""
+	if r.Remote.Password != "" {
+		sealed = s.sealer.Seal(r.Remote.Password)
+	}
+	out, err := s.store.create(ctx, r, sealed)
+	if err != nil {
+		return out, err
+	}
+	if err := s.schedule(ctx, out); err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+func (s *Service) schedule(ctx context.Context, r Rule) error {
+	if r.Schedule <= 0 || !r.Enabled {
+		return nil
+	}
+	return s.queue.Schedule(ctx, jobs.Task{Kind: kindSchedule, Key: strconv.FormatInt(r.ID, 10), Due: time.Now().Add(time.Duration(r.Schedule))})
+}
+
+// Rule returns one rule (never its password).
+func (s *Service) Rule(ctx context.Context, id int64) (Rule, error) {
+	r, _, err := s.store.rule(ctx, readRow{s.db}, id)
+	return r, err
+}
+
+// Rules lists every rule.
+func (s *Service) Rules(ctx context.Context) ([]Rule, error) { return s.store.Rules(ctx) }
+
+// SetEnabled turns a rule on or off.
+func (s *Service) SetEnabled(ctx context.Context, id int64, on bool) (Rule, error) {
+	r, err := s.Rule(ctx, id)
+	if err != nil {
+		return r, err
+	}
+	r.Enabled = on
+	if err := s.store.setEnabled(ctx, r); err != nil {
+		return r, err
+	}
+	return r, s.schedule(ctx, r)
+}
+
+// Delete removes a rule and its history; its queued runs end when they see it gone.
+func (s *Service) Delete(ctx context.Context, id int64) error { return s.store.delete(ctx, id) }
+
+// Start queues a manual run of the rule.
+func (s *Service) Start(ctx context.Context, id int64) error {
+	if _, err := s.Rule(ctx, id); err != nil {
+		return err
+	}
+	return s.queue.Enqueue(ctx, jobs.Task{Kind: kindRun, Key: strconv.FormatInt(id, 10), MaxAttempts: 5})
+}
+
+// Executions lists a rule's executions, newest first.
+func (s *Service) Executions(ctx context.Context, id int64, n int) ([]Execution, error) {
+	return s.store.Executions(ctx, id, n)
+}
+
+// Execution returns one execution with its per-artifact results.
+func (s *Service) Execution(ctx context.Context, id int64) (Execution, error) {
+	return s.store.Execution(ctx, id)
+}
+
+// Consume is the events consumer: a push matching an enabled onPush rule queues its
+// replication, in the dispatcher's transaction.
+func (s *Service) Consume(ctx context.Context, tx *sql.Tx, e events.Event) error {
+	if e.Type != events.ArtifactPushed {
+		return nil
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT id, spec, password FROM replication_rules`)
+	if err != nil {
+		return err
+	}
+	rules, err := collectRules(rows)
+	if err != nil {
+		return err
+	}
+	for _, r := range rules {
+		if !r.Enabled || !r.OnPush || r.Direction != Push || !anyMatch(r.Repositories, e.Repository) {
+			continue
+		}
+		var refs []string
+		for _, t := range e.Tags {
+			if anyMatch(r.Tags, t) {
+				refs = append(refs, ":"+t)
+			}
+		}
+		switch {
+		case len(e.Tags) > 0:
+		case e.Subject != "": // a signature or SBOM pushed by digest: its subject's graph with it
+			refs = append(refs, "@"+e.Subject)
+		default:
+			refs = append(refs, "@"+e.Digest)
+		}
+		for _, ref := range refs {
+			p, _ := json.Marshal(pushTask{Rule: r.ID, Repository: e.Repository, Ref: ref})
+			if err := jobs.EnqueueTx(ctx, tx, jobs.Task{Kind: kindPush, Key: fmt.Sprintf("%d %s%s", r.ID, e.Repository, ref), Payload: p}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+type pushTask struct {
+	Rule       int64  `json:"rule"`
+	Repository string `json:"repository"`
+	Ref        string `json:"ref"` // ":tag" or "@digest"
+}
+
+func (s *Service) pushJob(ctx context.Context, t jobs.Task) error {
+	var p pushTask
+	if err := json.Unmarshal(t.Payload, &p); err != nil {
+		return jobs.Permanent(err)
+	}
+	r, sealed, err := s.store.rule(ctx, readRow{s.db}, p.Rule)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !r.Enabled {
+		return nil
+	}
+	return s.execute(ctx, r, sealed, "event", []artifact{{repo: p.Repository, ref: p.Ref}})
+}
+
+func (s *Service) runJob(ctx context.Context, t jobs.Task) error {
+	id, err := strconv.ParseInt(t.Key, 10, 64)
+	if err != nil {
+		return jobs.Permanent(err)
+	}
+	r, sealed, err := s.store.rule(ctx, readRow{s.db}, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return s.execute(ctx, r, sealed, "manual", nil)
+}
+
+// scheduleJob runs a rule and comes back after its schedule; a failed run is recorded
+// and the next one tries again.
+func (s *Service) scheduleJob(ctx context.Context, t jobs.Task) error {
+	id, err := strconv.ParseInt(t.Key, 10, 64)
+	if err != nil {
+		return jobs.Permanent(err)
+	}
+	r, sealed, err := s.store.rule(ctx, readRow{s.db}, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !r.Enabled || r.Schedule <= 0 {
+		return nil
+	}
+	if err := s.execute(ctx, r, sealed, "schedule", nil); err != nil && ctx.Err() == nil {
+		s.log.Warn("scheduled replication incomplete", "rule", r.Name, "err", err)
+	}
+	return jobs.Postpone(time.Now().Add(time.Duration(r.Schedule)))
+}
+
+type artifact struct{ repo, ref string }
+
+// keychain answers credentials per registry host.
+type keychain map[string]authn.Authenticator
+
+func (k keychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
+	if a, ok := k[r.RegistryStr()]; ok {
+		return a, nil
+	}
+	return authn.Anonymous, nil
+}
+
+// client returns a cric client for the rule, with the local token for repo (if any).
+func (s *Service) client(r Rule, password, localRepo string) (*cric.Client, string, error) {
+	host, plain, err := remoteHost(r.Remote.URL)
+	if err != nil {
+		return nil, "", err
+	}
+	kc := keychain{}
+	if r.Remote.Username != "" {
+		kc[host] = authn.FromConfig(authn.AuthConfig{Username: r.Remote.Username, Password: password})
+	}
+	if localRepo != "" && s.opts.LocalToken != nil {
+		actions := []string{"pull"}
+		if r.Direction == Pull {
+			actions = append(actions, "push")
+		}
+		tok, err := s.opts.LocalToken(r.CreatedBy, localRepo, actions...)
+		if err != nil {
+			return nil, "", fmt.Errorf("token for %s: %w", localRepo, err)
+		}
+		if tok != "" {
+			kc[s.opts.Local] = authn.FromConfig(authn.AuthConfig{RegistryToken: tok})
+		}
+	}
+	o := cric.Options{Quiet: true, Progress: "none", Stdout: io.Discard, Stderr: io.Discard, Keychain: kc, Retries: 3,
+		Insecure: []string{s.opts.Local}}
+	if r.Remote.Insecure {
+		o.Insecure = append(o.Insecure, host)
+	}
+	if plain {
+		o.PlainHTTP = []string{host}
+	}
+	c, err := cric.New(o)
+	return c, host, err
+}
+
+// list finds the rule's artifacts: local repositories and tags for push, the remote's
+// for pull (its catalog unless every repository is named literally).
+func (s *Service) list(ctx context.Context, r Rule, password string) ([]artifact, error) {
+	var out []artifact
+	if r.Direction == Push {
+		for last := ""; ; {
+			repos, err := s.meta.Repositories(ctx, last, 500)
+			if err != nil {
+				return nil, err
+			}
+			for _, repo := range repos {
+				if !anyMatch(r.Repositories, repo) {
+					continue
+				}
+				for tl := ""; ; {
+					tags, err := s.meta.Tags(ctx, repo, tl, 1000)
+					if err != nil {
+						return nil, err
+					}
+					for _, t := range tags {
+						if anyMatch(r.Tags, t) {
+							out = append(out, artifact{repo: repo, ref: ":" + t})
+						}
+					}
+					if len(tags) < 1000 {
+						break
+					}
+					tl = tags[len(tags)-1]
+				}
+			}
+			if len(repos) < 500 {
+				return out, nil
+			}
+			last = repos[len(repos)-1]
+		}
+	}
+	c, host, err := s.client(r, password, "")
+	if err != nil {
+		return nil, err
+	}
+	var repos []string
+	literal := true
+	for _, g := range r.Repositories {
+		if strings.ContainsAny(g, "*?[") {
+			literal = false
+		}
+	}
+	if literal {
+		repos = r.Repositories
+	} else {
+		cat, err := c.Catalog(ctx, host)
+		if err != nil {
+			return nil, fmt.Errorf("catalog of %s: %w", host, err)
+		}
+		for _, repo := range cat.Repositories {
+			if anyMatch(r.Repositories, repo) {
+				repos = append(repos, repo)
+			}
+		}
+	}
+	for _, repo := range repos {
+		tl, err := c.Tags(ctx, host+"/"+repo)
+		if err != nil {
+			return nil, fmt.Errorf("tags of %s/%s: %w", host, repo, err)
+		}
+		for _, t := range tl.Tags {
+			if anyMatch(r.Tags, t) && !strings.HasPrefix(t, "sha256-") { // tag-schema referrers travel with their subject
+				out = append(out, artifact{repo: repo, ref: ":" + t})
+			}
+		}
+	}
+	return out, nil
+}
+
+// execute runs the rule over the artifacts (nil: everything it selects) as one
+// execution, recording each artifact's result. It returns an error when any failed, so
+// the job is retried; a retry sends only what the destination still lacks.
+func (s *Service) execute(ctx context.Context, r Rule, sealed, cause string, only []artifact) error {
+	password := ""
+	if sealed != "" {
+		var err error
+		if password, err = s.sealer.Open(sealed); err != nil {
+			return jobs.Permanent(err)
+		}
+	}
+	id, err := s.store.startExecution(ctx, r.ID, cause)
+	if err != nil {
+		return err
+	}
+	ex := Execution{ID: id, Rule: r.ID, Cause: cause, State: Succeeded}
+	arts := only
+	if arts == nil {
+		if arts, err = s.list(ctx, r, password); err != nil {
+			ex.State, ex.Error = Failed, err.Error()
+		}
+	}
+	for _, a := range arts {
+		if ctx.Err() != nil {
+			break
+		}
+		it := s.copyOne(ctx, r, password, a)
+		if err := s.store.addItem(ctx, id, it); err != nil {
+			s.log.Warn("record replication item", "err", err)
+		}
+		if it.State == Succeeded {
+			ex.Copied++
+			ex.Bytes += it.Bytes
+		} else {
+			ex.Failed++
+			if ex.Error == "" {
+				ex.Error = it.Error
+			}
+		}
+	}
+	if ctx.Err() != nil && ex.Error == "" {
+		ex.Error = "stopped: " + ctx.Err().Error()
+	}
+	if ex.Failed > 0 || ex.Error != "" {
+		ex.State = Failed
+	}
+	fctx := context.WithoutCancel(ctx)
+	if err := s.store.finishExecution(fctx, ex); err != nil {
+		s.log.Warn("record replication execution", "err", err)
+	}
+	s.metrics.executions.WithLabelValues(ex.State).Inc()
+	if s.pub != nil {
+		typ := events.ReplicationCompleted
+		if ex.State == Failed {
+			typ = events.ReplicationFailed
+		}
+		e := events.Event{Type: typ, Data: map[string]any{"rule": r.Name, "execution": id, "cause": cause, "copied": ex.Copied, "failed": ex.Failed, "error": ex.Error}}
+		if len(only) == 1 {
+			e.Repository = only[0].repo
+		}
+		if err := s.pub.Publish(fctx, e); err != nil {
+			s.log.Warn("publish replication event", "err", err)
+		}
+	}
+	if ex.State == Failed {
+		return fmt.Errorf("replication %s (execution %d): %d of %d artifacts failed: %s", r.Name, id, ex.Failed, len(arts), ex.Error)
+	}
+	return nil
+}
+
+// copyOne copies one artifact's graph with its referrers.
+func (s *Service) copyOne(ctx context.Context, r Rule, password string, a artifact) Item {
+	dstRepo := r.DestinationPrefix + a.repo
+	localRepo := a.repo
+	if r.Direction == Pull {
+		localRepo = dstRepo
+	}
+	it := Item{At: time.Now().UTC(), State: Failed}
+	c, host, err := s.client(r, password, localRepo)
+	if err != nil {
+		it.Error = err.Error()
+		return it
+	}
+	if r.Direction == Push {
+		it.Source, it.Destination = s.opts.Local+"/"+a.repo+a.ref, host+"/"+dstRepo+a.ref
+	} else {
+		it.Source, it.Destination = host+"/"+a.repo+a.ref, s.opts.Local+"/"+dstRepo+a.ref
+	}
+	res, err := c.Copy(ctx, it.Source, it.Destination, cric.CopyOptions{Referrers: r.referrers()})
+	if err != nil {
+		it.Error = err.Error()
+		s.metrics.artifacts.WithLabelValues("failed").Inc()
+		return it
+	}
+	it.State, it.Digest, it.Bytes, it.Referrers = Succeeded, res.Digest, res.Size, res.Referrers
+	s.metrics.artifacts.WithLabelValues("copied").Inc()
+	s.metrics.bytes.Add(float64(res.Size))
+	return it
+}
+
+type metrics struct {
+	executions *prometheus.CounterVec
+	artifacts  *prometheus.CounterVec
+	bytes      prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		executions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "berth_replication_executions_total",
+			Help: "Replication executions by outcome (succeeded, failed)."}, []string{"result"}),
+		artifacts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "berth_replication_artifacts_total",
+			Help: "Artifacts (with their graph and referrers) replicated, by outcome (copied, failed)."}, []string{"result"}),
+		bytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "berth_replication_graph_bytes_total",
+			Help: "Bytes of the artifact graphs replicated (manifests and blobs, each once per graph; blobs the destination had are not sent again)."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.executions, m.artifacts, m.bytes)
+	}
+	return m
+}
