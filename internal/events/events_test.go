@@ -87,8 +87,8 @@ func TestGlobMatch(t *testing.T) {
 		{"team/app-[0-9]", "team/app-7", true},
 		{"team/app", "team/apps", false},
 	} {
-		if got := globMatch(tc.glob, tc.name); got != tc.want {
-			t.Errorf("globMatch(%q, %q) = %v, want %v", tc.glob, tc.name, got, tc.want)
+		if got := GlobMatch(tc.glob, tc.name); got != tc.want {
+			t.Errorf("GlobMatch(%q, %q) = %v, want %v", tc.glob, tc.name, got, tc.want)
 		}
 	}
 }

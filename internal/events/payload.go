@@ -122,16 +122,16 @@ func (s Subscription) matches(typ, project, repo string) bool {
 		return true
 	}
 	for _, g := range s.Repositories {
-		if globMatch(g, repo) {
+		if GlobMatch(g, repo) {
 			return true
 		}
 	}
 	return false
 }
 
-// globMatch matches a repository name against a glob: path.Match per segment, with "**"
-// matching any number of segments.
-func globMatch(glob, name string) bool {
+// GlobMatch matches a repository name against a glob: path.Match per segment, with "**"
+// matching any number of segments (replication rules use the same globs).
+func GlobMatch(glob, name string) bool {
 	return matchSegs(strings.Split(glob, "/"), strings.Split(name, "/"))
 }
 
@@ -156,8 +156,8 @@ func matchSegs(g, n []string) bool {
 	return len(n) == 0
 }
 
-// validGlob reports whether every segment of glob is a valid path.Match pattern.
-func validGlob(glob string) bool {
+// ValidGlob reports whether every segment of glob is a valid path.Match pattern.
+func ValidGlob(glob string) bool {
 	if glob == "" {
 		return false
 	}

@@ -351,7 +351,7 @@ func (s *Service) validate(sub *Subscription) error {
 		sub.Repositories = []string{}
 	}
 	for _, g := range sub.Repositories {
-		if !validGlob(g) || strings.Contains(g, ",") {
+		if !ValidGlob(g) || strings.Contains(g, ",") {
 			return &InvalidError{Msg: fmt.Sprintf("repository glob %q is not valid", g)}
 		}
 	}

@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
-	"path"
 	"regexp"
 	"strconv"
 	"strings"
@@ -107,50 +106,12 @@ func remoteHost(raw string) (host string, plain bool, err error) {
 	return s, plain, nil
 }
 
-func validGlob(g string) bool {
-	if g == "" {
-		return false
-	}
-	for _, seg := range strings.Split(g, "/") {
-		if _, err := path.Match(seg, ""); err != nil {
-			return false
-		}
-	}
-	return true
-}
-
-// globMatch matches name against a glob: path.Match per segment, "**" any segments.
-func globMatch(glob, name string) bool {
-	return matchSegs(strings.Split(glob, "/"), strings.Split(name, "/"))
-}
-
-func matchSegs(g, n []string) bool {
-	for len(g) > 0 {
-		if g[0] == "**" {
-			for i := 0; i <= len(n); i++ {
-				if matchSegs(g[1:], n[i:]) {
-					return true
-				}
-			}
-			return false
-		}
-		if len(n) == 0 {
-			return false
-		}
-		if ok, err := path.Match(g[0], n[0]); err != nil || !ok {
-			return false
-		}
-		g, n = g[1:], n[1:]
-	}
-	return len(n) == 0
-}
-
 func anyMatch(globs []string, name string) bool {
 	if len(globs) == 0 {
 		return true
 	}
 	for _, g := range globs {
-		if globMatch(g, name) {
+		if events.GlobMatch(g, name) {
 			return true
 		}
 	}
@@ -171,7 +132,7 @@ func (r *Rule) validate() error {
 		return &InvalidError{"repositories: at least one repository glob (team/**, team/app)"}
 	}
 	for _, g := range append(append([]string{}, r.Repositories...), r.Tags...) {
-		if !validGlob(g) {
+		if !events.ValidGlob(g) {
 			return &InvalidError{fmt.Sprintf("glob %q is not valid", g)}
 		}
 	}
