@@ -38,7 +38,7 @@ func TestValidate(t *testing.T) {
 		{"no repositories", func(r *Rule) { r.Repositories = nil }, "repositories"},
 		{"bad glob", func(r *Rule) { r.Tags = []string{"v["} }, "glob"},
 		{"prefix without slash", func(r *Rule) { r.DestinationPrefix = "hub" }, "destinationPrefix"},
-		{"schedule too short", func(r *Rule) { r.Schedule = Duration(time.Second) }, "schedule"},
+		{"schedule too short", func(r *Rule) { r.Schedule = Duration(time.Millisecond) }, "schedule"},
 		{"onPush on a pull rule", func(r *Rule) { r.Direction, r.OnPush = Pull, true }, "onPush"},
 	} {
 		r := ok()

@@ -87,6 +87,9 @@ func (e *InvalidError) Error() string { return e.Msg }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 
+// fallbackTag is the referrers tag schema's list of a subject's referrers.
+var fallbackTag = regexp.MustCompile(`^sha256-[0-9a-f]{64}$`)
+
 // remoteHost parses a remote URL into its host[:port] and whether it is plain http.
 func remoteHost(raw string) (host string, plain bool, err error) {
 	s := raw
@@ -142,8 +145,8 @@ func (r *Rule) validate() error {
 	if p := r.DestinationPrefix; p != "" && (!strings.HasSuffix(p, "/") || strings.HasPrefix(p, "/") || strings.Contains(p, "//")) {
 		return &InvalidError{"destinationPrefix must be a path ending in / (mirror/)"}
 	}
-	if r.Schedule < 0 || (r.Schedule > 0 && r.Schedule < Duration(time.Minute)) {
-		return &InvalidError{"schedule must be at least 1m (or 0: by hand)"}
+	if r.Schedule < 0 || (r.Schedule > 0 && r.Schedule < Duration(time.Second)) {
+		return &InvalidError{"schedule must be at least 1s (or 0: by hand)"}
 	}
 	if r.OnPush && r.Direction != Push {
 		return &InvalidError{"onPush is for push rules (a pull rule cannot see the remote's pushes; give it a schedule)"}
@@ -436,7 +439,7 @@ func (s *Service) list(ctx context.Context, r Rule, password string) ([]artifact
 			return nil, fmt.Errorf("tags of %s/%s: %w", host, repo, err)
 		}
 		for _, t := range tl.Tags {
-			if anyMatch(r.Tags, t) && !strings.HasPrefix(t, "sha256-") { // tag-schema referrers travel with their subject
+			if anyMatch(r.Tags, t) && !fallbackTag.MatchString(t) { // tag-schema referrer lists travel with their subject
 				out = append(out, artifact{repo: repo, ref: ":" + t})
 			}
 		}
