@@ -2,8 +2,6 @@ package hf
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -40,20 +38,9 @@ func newUpstream(cfg config.HF) (*upstream, error) {
 	if err != nil {
 		return nil, err
 	}
-	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.Insecure} //nolint:gosec // opt-in for testing
-	if cfg.CA != "" {
-		pem, err := os.ReadFile(cfg.CA)
-		if err != nil {
-			return nil, fmt.Errorf("hf.ca: %w", err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("hf.ca %s holds no certificates", cfg.CA)
-		}
-		tlsCfg.RootCAs = pool
+	tlsCfg, err := proxy.TLSConfig(cfg.CA, cfg.Insecure)
+	if err != nil {
+		return nil, fmt.Errorf("hf: %w", err)
 	}
 	timeout := time.Duration(cfg.Timeout)
 	rt := &http.Transport{

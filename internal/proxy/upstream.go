@@ -70,20 +70,9 @@ func newUpstream(cfg config.Upstream, m *Metrics) (*Upstream, error) {
 	if err != nil {
 		return nil, fmt.Errorf("upstream %s: %w", cfg.Name, err)
 	}
-	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.Insecure} //nolint:gosec // opt-in for testing
-	if cfg.CA != "" {
-		pem, err := os.ReadFile(cfg.CA)
-		if err != nil {
-			return nil, fmt.Errorf("upstream %s: ca: %w", cfg.Name, err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("upstream %s: ca %s holds no certificates", cfg.Name, cfg.CA)
-		}
-		tlsCfg.RootCAs = pool
+	tlsCfg, err := TLSConfig(cfg.CA, cfg.Insecure)
+	if err != nil {
+		return nil, fmt.Errorf("upstream %s: %w", cfg.Name, err)
 	}
 	timeout := time.Duration(cfg.Timeout)
 	base := &http.Transport{
@@ -105,6 +94,28 @@ func newUpstream(cfg config.Upstream, m *Metrics) (*Upstream, error) {
 		auth = authn.FromConfig(authn.AuthConfig{Username: cfg.Username, Password: pw})
 	}
 	return &Upstream{cfg: cfg, registry: reg, auth: auth, base: base, metrics: m, transports: map[string]transportEntry{}}, nil
+}
+
+// TLSConfig is the client TLS configuration of an upstream: the system roots plus the
+// PEM file ca (if any); insecure skips verification (testing only).
+func TLSConfig(ca string, insecure bool) (*tls.Config, error) {
+	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: insecure} //nolint:gosec // opt-in for testing
+	if ca == "" {
+		return tlsCfg, nil
+	}
+	pem, err := os.ReadFile(ca)
+	if err != nil {
+		return nil, fmt.Errorf("ca: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("ca %s holds no certificates", ca)
+	}
+	tlsCfg.RootCAs = pool
+	return tlsCfg, nil
 }
 
 func password(cfg config.Upstream) (string, error) {
