@@ -74,8 +74,14 @@ type mirror struct {
 
 func newMirror(t *testing.T, m *meta.Store, hub *hubtest.Hub, mod func(*config.HF)) *mirror {
 	t.Helper()
+	return newReplica(t, m, filepath.Join(t.TempDir(), "blobs"), hub, mod)
+}
+
+// newReplica is a mirror over a given database and blob store, as another replica.
+func newReplica(t *testing.T, m *meta.Store, blobDir string, hub *hubtest.Hub, mod func(*config.HF)) *mirror {
+	t.Helper()
 	dir := t.TempDir()
-	blobs, err := blobstore.NewFilesystem(filepath.Join(dir, "blobs"))
+	blobs, err := blobstore.NewFilesystem(blobDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -412,6 +418,42 @@ func TestConcurrentDownloadsOneFetch(t *testing.T) {
 	}
 	if b := fx.hub.CDNBytes(); b != int64(len(fx.weights)) {
 		t.Errorf("CDN sent %d bytes, want %d (1.0x)", b, len(fx.weights))
+	}
+}
+
+// TestReplicasOneFetch: two replicas over one database and blob store, five clients
+// on each asking for the same file at once: the Hub's CDN serves it once (the other
+// replica waits on the fetch lease and serves the stored file).
+func TestReplicasOneFetch(t *testing.T) {
+	for _, b := range metatest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			fx := newFixture(t, 4<<20)
+			m := b.Open(t)
+			blobs := filepath.Join(t.TempDir(), "blobs")
+			replicas := []*mirror{newReplica(t, m, blobs, fx.hub, nil), newReplica(t, m, blobs, fx.hub, nil)}
+			fx.hub.SetRate(16 << 20)
+			var wg sync.WaitGroup
+			for i := range 10 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					resp, err := http.Get(replicas[i%2].srv.URL + "/hf/Org/Tiny-Model/resolve/main/model.safetensors")
+					if err != nil {
+						t.Errorf("client %d: %v", i, err)
+						return
+					}
+					defer resp.Body.Close()
+					body, err := io.ReadAll(resp.Body)
+					if err != nil || resp.StatusCode != 200 || !bytes.Equal(body, fx.weights) {
+						t.Errorf("client %d: %d, %d bytes, %v", i, resp.StatusCode, len(body), err)
+					}
+				}()
+			}
+			wg.Wait()
+			if n := fx.hub.Count("GET", "/repos/"); n != 1 {
+				t.Errorf("CDN GETs = %d across two replicas, want 1", n)
+			}
+		})
 	}
 }
 
