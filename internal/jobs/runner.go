@@ -63,12 +63,23 @@ type Runner struct {
 	metrics  *Metrics
 	mu       sync.Mutex
 	handlers map[string]Handler
+	// wake cuts an idle wait short: work was queued in this process.
+	wake chan struct{}
 }
 
 // NewRunner returns a runner over store; metrics may be nil.
 func NewRunner(store *Store, opts Options, metrics *Metrics, log *slog.Logger) *Runner {
 	opts.defaults()
-	return &Runner{store: store, opts: opts, log: log, metrics: metrics, handlers: map[string]Handler{}}
+	return &Runner{store: store, opts: opts, log: log, metrics: metrics, handlers: map[string]Handler{}, wake: make(chan struct{}, 1)}
+}
+
+// Wake tells the runner that this process just queued a task due now, so that it claims
+// at once instead of at its next poll (other replicas still find it by polling).
+func (r *Runner) Wake() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
 }
 
 // Handle registers the handler of a kind; only registered kinds are claimed.
@@ -135,6 +146,8 @@ func (r *Runner) Run(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			case <-wait:
+				return
+			case <-r.wake:
 				return
 			}
 		}

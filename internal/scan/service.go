@@ -22,6 +22,7 @@ const (
 	KindDB       = "scan.db"       // load a newer database, re-evaluate what is older
 	KindRescan   = "scan.rescan"   // inventory again an image already reported on
 	KindPeriodic = "scan.periodic" // queue re-scans of reports older than RescanInterval
+	KindDBPushed = "scan.dbpushed" // the database artifact was pushed: check it now
 )
 
 // scanAttempts bounds the runs of one scan: a broken image fails for good quickly.
@@ -63,6 +64,9 @@ type Options struct {
 	// OnReport runs in the transaction of every stored report, ok or failed (the
 	// scan.completed event).
 	OnReport ReportHook
+	// Wake, when set, has this process's job runner claim at once what was just
+	// queued (jobs.Runner.Wake).
+	Wake func()
 }
 
 // Service scans images as jobs and answers pull verdicts.
@@ -114,6 +118,10 @@ func (s *Service) Register(r *jobs.Runner) {
 	r.Handle(KindEvaluate, s.evaluateStored)
 	r.Handle(KindRescan, s.rescan)
 	r.Handle(KindPeriodic, s.periodic)
+	r.Handle(KindDBPushed, func(ctx context.Context, _ jobs.Task) error {
+		_, err := s.CheckDB(ctx)
+		return err
+	})
 	r.Handle(KindDB, func(ctx context.Context, _ jobs.Task) error {
 		if _, err := s.CheckDB(ctx); err != nil {
 			return err
@@ -124,7 +132,15 @@ func (s *Service) Register(r *jobs.Runner) {
 
 // Request queues a scan of repo@digest (on demand, or on push).
 func (s *Service) Request(ctx context.Context, repo, digest string) error {
-	return s.queue.Enqueue(ctx, jobs.Task{Kind: KindImage, Key: digest, Payload: []byte(repo), MaxAttempts: scanAttempts})
+	err := s.queue.Enqueue(ctx, jobs.Task{Kind: KindImage, Key: digest, Payload: []byte(repo), MaxAttempts: scanAttempts})
+	s.wake()
+	return err
+}
+
+func (s *Service) wake() {
+	if s.opts.Wake != nil {
+		s.opts.Wake()
+	}
 }
 
 // localDB splits the database reference into a repository and tag of this registry;
@@ -200,6 +216,7 @@ func (s *Service) CheckDB(ctx context.Context) (time.Time, error) {
 			return updated, err
 		}
 		if n > 0 {
+			s.wake()
 			s.log.Info("re-evaluating stored SBOMs against the newer database", "count", n)
 		}
 	}

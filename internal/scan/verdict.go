@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/berth-registry/berth/internal/errcode"
+	"github.com/berth-registry/berth/internal/jobs"
 	"github.com/berth-registry/berth/internal/meta"
 	"github.com/berth-registry/berth/internal/oci"
 )
@@ -106,6 +107,15 @@ func (s *Service) reportOf(ctx context.Context, digest string) (*Report, error) 
 // (signatures, SBOMs) are not scanned.
 func (s *Service) Pushed(ctx context.Context, repo, digest, subject string) {
 	if subject != "" {
+		return
+	}
+	if dbRepo, _, ok := s.localDB(); ok && repo == dbRepo && s.opts.Adapter == nil {
+		// A database pushed or mirrored into this registry is loaded now, not at the
+		// next periodic check.
+		if err := s.queue.Enqueue(context.WithoutCancel(ctx), jobs.Task{Kind: KindDBPushed, Key: "db"}); err != nil {
+			s.log.Warn("queue database check", "err", err)
+		}
+		s.wake()
 		return
 	}
 	p, err := s.policyOf(ctx, oci.Project(repo))

@@ -61,7 +61,7 @@ func newScan(ctx context.Context, cfg config.Config, m *meta.Store, r *registry.
 	svc := scan.New(scan.NewStore(m.DB()), jobs.NewStore(m.DB()), m, trivy, m, scan.Options{
 		Registry: addr, DBRepository: sc.Trivy.DBRepository, DBCheckInterval: time.Duration(sc.DBCheckInterval),
 		StaleAfter: time.Duration(sc.StaleAfter), Token: token, Adapter: adapter, RescanInterval: time.Duration(sc.RescanInterval),
-		Referrers: scanReferrers{r}, OnReport: scanEvent(ev),
+		Referrers: scanReferrers{r}, OnReport: scanEvent(ev), Wake: runner.Wake,
 	}, scan.NewMetrics(reg), log)
 	if err := svc.Setup(ctx); err != nil {
 		return nil, fmt.Errorf("scan: %w", err)
