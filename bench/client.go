@@ -30,6 +30,8 @@ const (
 type client struct {
 	base *url.URL
 	hc   *http.Client
+	// user and pass, when set, go with every request (Basic; Berth caches the check).
+	user, pass string
 }
 
 func newClient(base *url.URL) *client {
@@ -60,6 +62,9 @@ func (e *httpError) Error() string {
 // is drained and closed unless keep is set.
 func (c *client) do(req *http.Request, keep bool, want ...int) (*http.Response, error) {
 	req.Header.Set("User-Agent", "berth-bench")
+	if c.user != "" {
+		req.SetBasicAuth(c.user, c.pass)
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return nil, err

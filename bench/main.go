@@ -21,7 +21,7 @@ import (
 )
 
 // allPhases in the order they run.
-var allPhases = []string{"push", "pull", "layers", "manifest", "blobhead", "tags", "concurrent", "mirror", "cric", "gc"}
+var allPhases = []string{"push", "pull", "layers", "manifest", "blobhead", "tags", "concurrent", "mirror", "cric", "gc", "scan"}
 
 type options struct {
 	phases     []string
@@ -54,6 +54,9 @@ type options struct {
 	gcBlobs      int // gc phase: layers pushed in all (half become garbage)
 	gcLayers     int // gc phase: layers per image
 	gcQuiet      bool
+	trivy        string // scan phase: the trivy program
+	scanSize     int64  // scan phase: the big image's random layer
+	scanImages   int    // scan phase: images sharing base layers
 }
 
 func main() {
@@ -86,7 +89,7 @@ func main() {
 func parseFlags(args []string) (options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	var o options
-	var phases, size, chunk, layerSize, targets, upstreamRate string
+	var phases, size, chunk, layerSize, targets, upstreamRate, scanSize string
 	fs.StringVar(&phases, "phases", strings.Join(allPhases, ","), "comma-separated phases to run: "+strings.Join(allPhases, ","))
 	fs.StringVar(&size, "size", "1GiB", "size of the big layer (push, pull, and the big image of the mirror and cric phases)")
 	fs.StringVar(&chunk, "chunk", "64MiB", "chunk size of the chunked PATCH push")
@@ -105,6 +108,9 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.keep, "keep", false, "keep the scratch directory (data, logs) after the run")
 	fs.StringVar(&o.registry, "registry", "", "CNCF Distribution binary (default: registry on PATH or /opt/berth-tools/bin/registry)")
 	fs.StringVar(&o.crane, "crane", "", "crane binary (default: crane on PATH or /opt/berth-tools/bin/crane)")
+	fs.StringVar(&o.trivy, "trivy", "", "trivy binary for the scan phase (default: trivy on PATH or /opt/berth-tools/bin/trivy)")
+	fs.StringVar(&scanSize, "scan-size", "100MB", "scan phase: size of the big image's layer")
+	fs.IntVar(&o.scanImages, "scan-images", 200, "scan phase: images sharing base layers")
 	fs.StringVar(&o.zot, "zot", "", "zot binary, the third registry (default: zot on PATH or /opt/berth-tools/bin/zot, when present; .ci/install-tools.sh zot builds it)")
 	fs.StringVar(&o.skopeo, "skopeo", "", "skopeo binary for the cric phase (default: skopeo on PATH or /opt/berth-tools/bin/skopeo)")
 	fs.IntVar(&o.clients, "mirror-clients", 20, "concurrent cold pulls of the big image in the mirror phase")
@@ -128,6 +134,9 @@ func parseFlags(args []string) (options, error) {
 	}
 	if o.chunk, err = parseSize(chunk); err != nil {
 		return o, fmt.Errorf("-chunk: %w", err)
+	}
+	if o.scanSize, err = parseSize(scanSize); err != nil {
+		return o, fmt.Errorf("-scan-size: %w", err)
 	}
 	if o.layerSize, err = parseSize(layerSize); err != nil {
 		return o, fmt.Errorf("-layer-size: %w", err)
@@ -274,6 +283,8 @@ func run(ctx context.Context, o options) error {
 			err = b.phaseCric(ctx)
 		case "gc":
 			err = b.phaseGC(ctx)
+		case "scan":
+			err = b.phaseScan(ctx)
 		}
 		if err != nil {
 			return fmt.Errorf("phase %s: %w", p, err)

@@ -144,7 +144,7 @@ func (b *bench) setup(ctx context.Context) error {
 	// instances: neither needs the plain ones.
 	need := false
 	for _, p := range b.o.phases {
-		need = need || (p != "cric" && p != "gc")
+		need = need || (p != "cric" && p != "gc" && p != "scan")
 	}
 	for _, name := range b.o.targets {
 		if !need {
@@ -406,7 +406,8 @@ func (b *bench) start(ctx context.Context, t *target, bin string, args, env []st
 		if err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			// 401: a registry with authentication on is up too.
+			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized {
 				break
 			}
 		}

@@ -51,6 +51,13 @@ var tables = []struct {
 	key  string
 	spec tableSpec
 }{
+	{"scan", tableSpec{
+		title:       "Vulnerability scanning: Trivy through Berth (jobs, SBOMs kept) vs trivy image run from outside on each image, same Trivy and database (seconds: below 1x is faster)",
+		cols:        []string{"berth", "trivy"},
+		labels:      []string{"Berth", "trivy image"},
+		ratios:      [][2]int{{0, 1}},
+		targetLabel: "target",
+	}},
 	{"copy", tableSpec{
 		title:       "Copy between two local Berth registries: cric cp vs crane copy vs skopeo copy (seconds: below 1x is faster; MB/s: above 1x is faster)",
 		cols:        []string{"cric", "crane", "skopeo"},

@@ -413,7 +413,11 @@ func (s *Service) fetchFile(ctx context.Context, repo Repo, commit, p, local str
 	sum, git := sha256.New(), sha1.New() //nolint:gosec // see the import
 	fmt.Fprintf(git, "blob %d\x00", m.size)
 	counted := &countingReader{r: resp.Body, onRead: func() { idle.Reset(timeout) }}
-	body := io.TeeReader(io.LimitReader(counted, m.size+1), io.MultiWriter(sum, git))
+	var body io.Reader = io.LimitReader(counted, m.size+1)
+	if m.sha256 == "" {
+		// A regular file: hash here (the registry hashes an LFS file while storing it).
+		body = io.TeeReader(body, io.MultiWriter(sum, git))
+	}
 	defer func() { s.metrics.upstreamBytes.Add(float64(counted.n)) }()
 	var digest oci.Digest
 	if m.sha256 != "" {
