@@ -217,14 +217,10 @@ func normQuery(r *http.Request, allowed ...string) string {
 	out := make([]string, 0, len(q))
 	for _, k := range allowed {
 		for _, v := range q[k] {
-			out = append(out, k+"="+urlQueryEscape(v))
+			out = append(out, k+"="+url.QueryEscape(v))
 		}
 	}
 	return strings.Join(out, "&")
-}
-
-func urlQueryEscape(s string) string {
-	return strings.NewReplacer("%", "%25", "&", "%26", "=", "%3D", "+", "%2B", " ", "+", "#", "%23").Replace(s)
 }
 
 // writeJSON answers with a cached JSON document.
@@ -354,8 +350,16 @@ func escapePath(p string) string {
 	return strings.Join(segs, "/")
 }
 
+// maxQuery bounds the query string an answer is cached under.
+const maxQuery = 1024
+
 func (s *Service) serveInfo(w http.ResponseWriter, r *http.Request, rt route) {
-	rv, how, err := s.lookup(r.Context(), rt.repo, rt.revision, normQuery(r, "expand", "blobs", "securityStatus", "files_metadata"))
+	query := normQuery(r, "expand", "blobs", "securityStatus", "files_metadata")
+	if len(query) > maxQuery {
+		s.fail(w, r, bad("query string of more than %d bytes", maxQuery))
+		return
+	}
+	rv, how, err := s.lookup(r.Context(), rt.repo, rt.revision, query)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -387,6 +391,10 @@ func (s *Service) serveTree(w http.ResponseWriter, r *http.Request, rt route) {
 		return
 	}
 	query := normQuery(r, "recursive", "expand")
+	if len(query) > maxQuery {
+		s.fail(w, r, bad("query string of more than %d bytes", maxQuery))
+		return
+	}
 	listing, err := s.tree(ctx, rt.repo, commit, rt.path, query)
 	if err != nil {
 		s.fail(w, r, err)

@@ -357,6 +357,9 @@ func TestProtocol(t *testing.T) {
 					t.Errorf("GET %s = %d %s, want 400", p, resp.StatusCode, body)
 				}
 			}
+			if resp, _ := mi.do(t, "GET", "/hf/api/models/Org/Tiny-Model/revision/main?expand="+strings.Repeat("x", 2000)); resp.StatusCode != 400 {
+				t.Errorf("a huge query = %d, want 400", resp.StatusCode)
+			}
 			if resp, _ := mi.do(t, "PUT", "/hf/Org/Tiny-Model/resolve/main/config.json"); resp.StatusCode != 405 {
 				t.Errorf("PUT = %d, want 405", resp.StatusCode)
 			}
