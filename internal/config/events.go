@@ -14,6 +14,26 @@ type Events struct {
 	// Keep is how long events and finished deliveries stay in the history.
 	Keep     Duration `yaml:"keep"`
 	Webhooks Webhooks `yaml:"webhooks"`
+	Preheat  Preheat  `yaml:"preheat"`
+}
+
+// Preheat makes this Berth an edge that warms its mirror cache when the registry above it
+// says so: that registry's webhook (a system-wide or project subscription filtered to the
+// repositories and tags to preheat, CloudEvents format) posts artifact.pushed events to
+// POST /preheat here, signed with the subscription's secret; each pushed tag is warmed
+// from Upstream (with the existing warm-up code, the Platforms asked for) as a
+// background job, so the edge holds it before any node asks and keeps serving it when
+// cut off.
+type Preheat struct {
+	Enabled bool `yaml:"enabled"`
+	// SecretFile holds the subscription's signing secret (whsec_…).
+	SecretFile string `yaml:"secretFile"`
+	// Upstream is the mirror upstream (its name) the announcing registry is reached as.
+	Upstream string `yaml:"upstream"`
+	// Platforms to warm ("linux/amd64"); empty: every platform.
+	Platforms []string `yaml:"platforms"`
+	// Tags are globs of the announced tags to warm (empty: every tag).
+	Tags []string `yaml:"tags"`
 }
 
 // Webhooks configures delivery.
@@ -64,6 +84,9 @@ func (e Events) validate() []error {
 	}
 	if w.Workers < 1 {
 		errs = append(errs, fmt.Errorf("events.webhooks.workers must be at least 1"))
+	}
+	if p := e.Preheat; p.Enabled && (p.SecretFile == "" || p.Upstream == "") {
+		errs = append(errs, fmt.Errorf("events.preheat needs secretFile and upstream (a mirror upstream's name)"))
 	}
 	return errs
 }

@@ -165,6 +165,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, err
 	}
 	tagRules.Register(runner)
+	preheat, err := newPreheat(cfg, m, mirror, runner, log)
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
 	var guard *distribution.Guard
 	if cfg.Auth.Enabled {
 		if authSvc, err = newAuth(ctx, cfg, m, log); err != nil {
@@ -213,6 +218,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		}
 	}
 	mux.Handle("GET /metrics", metrics)
+	if preheat != nil { // an edge: the registry above announces what to warm (events.preheat)
+		mux.Handle("POST /preheat", preheat)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok\n"))
