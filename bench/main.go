@@ -220,6 +220,8 @@ type bench struct {
 	origin  *origin           // plain Berth holding the mirror's upstream images and the copy sources
 
 	busyAtStart float64 // machine CPU busy fraction in the second before the run
+
+	limitPush, limitPull float64 // the pipeline limits, MB/s, once measured (limit.go)
 }
 
 func run(ctx context.Context, o options) error {

@@ -215,6 +215,10 @@ func (b *bench) phasePush(ctx context.Context) error {
 			return t.http.pushChunked(ctx, fmt.Sprintf("bench/http-chunked-%d", rep), big.digest, f, big.size, b.o.chunk)
 		}},
 	}
+	limit, err := b.pushLimit(ctx)
+	if err != nil {
+		return err
+	}
 	for _, v := range variants {
 		times, cpus, err := b.repeated(v.key, v.push)
 		if err != nil {
@@ -226,6 +230,7 @@ func (b *bench) phasePush(ctx context.Context) error {
 			cpu[t.name] = cpuPerGB(cpus[t.name], big.size*int64(b.o.reps))
 		}
 		b.res.add("throughput", v.figure, "MB/s", speed).relative(">=1.3x Dist", 1.3)
+		b.limitRow(v.figure, speed, limit, "socket -> sha256 -> write -> fsync").target(">=80%", atLeast(80))
 		b.res.add("registry CPU", v.figure, "CPU s/GB", cpu)
 	}
 	return nil
@@ -274,7 +279,14 @@ func (b *bench) phasePull(ctx context.Context) error {
 	}
 	// A pull takes a fraction of a second: repeat it more often than the other figures.
 	reps := 3 * b.o.reps
+	var raw []time.Duration // the pipeline limit's pulls
 	for rep := range reps {
+		el, err := rawPull(ctx, fs, big, buf)
+		if err != nil {
+			return err
+		}
+		raw = append(raw, el)
+		logf("  pull #%d pipeline limit (raw sendfile): %.3fs, %.0f MB/s", rep+1, el.Seconds(), mbps(big.size, el))
 		for _, t := range append([]*target{fs}, rotated(b.targets, rep)...) {
 			var n int64
 			el, c, err := measure(t, "pull", false, func() error {
@@ -303,6 +315,7 @@ func (b *bench) phasePull(ctx context.Context) error {
 	fig := "pull " + fmtSize(big.size) + " blob: HTTP GET"
 	b.res.add("throughput", fig, "MB/s", speed)
 	b.res.add("throughput", fig+", % of plain Go file server", "%", pct).target(">=90%", atLeast(90))
+	b.limitRow(fig, speed, b.pullLimit(big, raw), "sendfile")
 	b.res.add("registry CPU", fig, "CPU s/GB", cpu)
 	b.res.note("pull reference: plain Go http.FileServer (separate process) serving the same source file: %.0f MB/s, %.2f CPU s/GB (median of %d)",
 		ref, cpuPerGB(cpus["fileserver"], big.size*int64(reps)), reps)

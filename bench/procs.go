@@ -37,6 +37,7 @@ type target struct {
 
 	idleRSS int64  // VmRSS shortly after start, bytes
 	ctl     string // profiling control base URL (Berth wrapper only)
+	raw     string // file server only: its raw sendfile listener (limit.go)
 	profDir string
 
 	logName  string // log file name without .log; default name
@@ -568,8 +569,12 @@ func (b *bench) startFileServer(ctx context.Context, dir string) (*target, error
 	if err != nil {
 		return nil, err
 	}
-	t := &target{name: "fileserver", label: "http.FileServer", host: addr}
-	if err := b.start(ctx, t, self, []string{"fileserver", "-addr", addr, "-dir", dir}, cleanEnv()); err != nil {
+	raw, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	t := &target{name: "fileserver", label: "http.FileServer", host: addr, raw: raw}
+	if err := b.start(ctx, t, self, []string{"fileserver", "-addr", addr, "-dir", dir, "-raw", raw}, cleanEnv()); err != nil {
 		return nil, err
 	}
 	b.fs = t
@@ -580,8 +585,16 @@ func fileServerMain(args []string) error {
 	fs := flag.NewFlagSet("fileserver", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:0", "listen address")
 	dir := fs.String("dir", ".", "directory to serve")
+	raw := fs.String("raw", "", "also listen here for the pipeline limit's raw sendfile (see limit.go)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *raw != "" {
+		ln, err := net.Listen("tcp", *raw)
+		if err != nil {
+			return err
+		}
+		go serveRaw(ln, *dir)
 	}
 	srv := &http.Server{Addr: *addr, Handler: http.FileServer(http.Dir(*dir)), ReadHeaderTimeout: 10 * time.Second}
 	return srv.ListenAndServe()
