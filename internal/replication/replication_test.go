@@ -156,6 +156,20 @@ func TestStoreAndTrigger(t *testing.T) {
 			if list, _ := svc.Executions(ctx, r.ID, 10); len(list) != 1 {
 				t.Fatalf("executions %v", list)
 			}
+			// Pruning keeps what finished after the cut.
+			if err := svc.store.prune(ctx, time.Now().Add(-time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			if list, _ := svc.Executions(ctx, r.ID, 10); len(list) != 1 {
+				t.Fatalf("a recent execution was pruned: %v", list)
+			}
+			if err := svc.store.prune(ctx, time.Now().Add(time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			if list, _ := svc.Executions(ctx, r.ID, 10); len(list) != 0 {
+				t.Fatalf("an old execution was kept: %v", list)
+			}
+			id, _ = svc.store.startExecution(ctx, r.ID, "manual")
 			if err := svc.Delete(ctx, r.ID); err != nil {
 				t.Fatal(err)
 			}

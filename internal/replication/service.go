@@ -28,6 +28,7 @@ const (
 	kindRun      = "replication.run"      // a manual run of a rule (key: rule id)
 	kindSchedule = "replication.schedule" // a rule's periodic run (key: rule id)
 	kindPush     = "replication.push"     // one pushed artifact (key: "rule repo<ref>")
+	kindPrune    = "replication.prune"    // drops old executions (key: "executions")
 )
 
 // Options configure the service.
@@ -41,6 +42,8 @@ type Options struct {
 	Worker string
 	// Workers is how many replications this process runs at once (default 2).
 	Workers int
+	// Keep is how long finished executions stay in the history (default 30 days).
+	Keep time.Duration
 }
 
 // Service runs replication rules. It is safe for concurrent use.
@@ -62,6 +65,9 @@ func New(m *meta.Store, sealer *events.Sealer, pub events.Publisher, opts Option
 	if opts.Workers <= 0 {
 		opts.Workers = 2
 	}
+	if opts.Keep <= 0 {
+		opts.Keep = 30 * 24 * time.Hour
+	}
 	queue := jobs.NewStore(m.DB())
 	s := &Service{store: NewStore(m.DB()), db: m.DB(), meta: m, queue: queue, sealer: sealer, pub: pub, opts: opts, log: log, metrics: newMetrics(reg)}
 	// Transfers run on their own workers over the shared queue: long copies never hold
@@ -71,11 +77,22 @@ func New(m *meta.Store, sealer *events.Sealer, pub events.Publisher, opts Option
 	s.runner.Handle(kindRun, s.runJob)
 	s.runner.Handle(kindSchedule, s.scheduleJob)
 	s.runner.Handle(kindPush, s.pushJob)
+	s.runner.Handle(kindPrune, func(ctx context.Context, _ jobs.Task) error {
+		if err := s.store.prune(ctx, time.Now().Add(-s.opts.Keep)); err != nil && ctx.Err() == nil {
+			s.log.Warn("prune replication executions", "err", err)
+		}
+		return jobs.Postpone(time.Now().Add(time.Hour))
+	})
 	return s
 }
 
 // Run works replication jobs on this replica until ctx ends.
-func (s *Service) Run(ctx context.Context) { s.runner.Run(ctx) }
+func (s *Service) Run(ctx context.Context) {
+	if err := s.queue.Schedule(ctx, jobs.Task{Kind: kindPrune, Key: "executions"}); err != nil && ctx.Err() == nil {
+		s.log.Warn("schedule the replication history pruning", "err", err)
+	}
+	s.runner.Run(ctx)
+}
 
 // Drain runs every due replication job in this process (tests).
 func (s *Service) Drain(ctx context.Context) error { return s.runner.Drain(ctx) }

@@ -328,6 +328,19 @@ func (s *Store) Execution(ctx context.Context, id int64) (Execution, error) {
 	return e, rows.Err()
 }
 
+// prune deletes executions (with their items) that finished before before.
+func (s *Store) prune(ctx context.Context, before time.Time) error {
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		b := ms(before)
+		if _, err := tx.ExecContext(ctx, `DELETE FROM replication_items WHERE execution_id IN
+			(SELECT id FROM replication_executions WHERE finished_at <> 0 AND finished_at < $1)`, b); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM replication_executions WHERE finished_at <> 0 AND finished_at < $1`, b)
+		return err
+	})
+}
+
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
