@@ -105,7 +105,7 @@ func putManifest(t *testing.T, m *meta.Store, repo, digest string, fixed []strin
 		MediaType: "application/vnd.oci.image.manifest.v1+json", Payload: []byte(`{"d":"` + digest + `"}`), FixedTags: fixed}, tags)
 }
 
-func newTestService(t *testing.T, m *meta.Store, o Options) *Service {
+func newTestService(t testing.TB, m *meta.Store, o Options) *Service {
 	t.Helper()
 	sealer, err := NewSealer(make([]byte, 32))
 	if err != nil {
