@@ -41,16 +41,22 @@ const (
 // hfJSClient returns the directory holding @huggingface/hub at the pinned version,
 // installing it with npm into $BERTH_TOOLS/node on first use. Outside CI a missing node
 // or npm skips the test; in CI it fails.
-func hfJSClient(t *testing.T) string {
+func hfJSClient(t *testing.T) string { return nodePackage(t, hfJSPkg, hfJSVer) }
+
+// nodePackage installs an npm package at a version into $BERTH_TOOLS/node (once) and
+// returns its directory. Install scripts are not run: they download binaries from
+// outside the npm registry (onnxruntime-node's CUDA build), and the CPU build is in the
+// package.
+func nodePackage(t *testing.T, name, version string) string {
 	t.Helper()
 	requireTool(t, "node")
 	tools := os.Getenv("BERTH_TOOLS")
 	if tools == "" {
 		tools = "/opt/berth-tools"
 	}
-	dir := filepath.Join(tools, "node", "huggingface-hub-"+hfJSVer)
-	pkg := filepath.Join(dir, "node_modules", "@huggingface", "hub")
-	if b, err := os.ReadFile(filepath.Join(pkg, "package.json")); err == nil && strings.Contains(string(b), `"version": "`+hfJSVer+`"`) {
+	dir := filepath.Join(tools, "node", strings.NewReplacer("@", "", "/", "-").Replace(name)+"-"+version)
+	pkg := filepath.Join(append([]string{dir, "node_modules"}, strings.Split(name, "/")...)...)
+	if b, err := os.ReadFile(filepath.Join(pkg, "package.json")); err == nil && strings.Contains(string(b), `"version": "`+version+`"`) {
 		return pkg
 	}
 	requireTool(t, "npm")
@@ -64,12 +70,12 @@ func hfJSClient(t *testing.T) string {
 		}
 	}
 	defer os.RemoveAll(stage)
-	out, err := exec.Command("npm", "install", "--prefix", stage, "--no-audit", "--no-fund", "--no-save", hfJSPkg+"@"+hfJSVer).CombinedOutput()
+	out, err := exec.Command("npm", "install", "--prefix", stage, "--no-audit", "--no-fund", "--no-save", "--ignore-scripts", name+"@"+version).CombinedOutput()
 	if err != nil {
 		if os.Getenv("CI") != "" {
-			t.Fatalf("npm install %s@%s: %v\n%s", hfJSPkg, hfJSVer, err, out)
+			t.Fatalf("npm install %s@%s: %v\n%s", name, version, err, out)
 		}
-		t.Skipf("npm install %s@%s failed: %v", hfJSPkg, hfJSVer, err)
+		t.Skipf("npm install %s@%s failed: %v", name, version, err)
 	}
 	if err := os.Rename(stage, dir); err != nil && !os.IsExist(err) {
 		if _, serr := os.Stat(pkg); serr != nil {
@@ -78,6 +84,37 @@ func hfJSClient(t *testing.T) string {
 	}
 	return pkg
 }
+
+const (
+	hfTJSPkg = "@huggingface/transformers"
+	hfTJSVer = "4.3.2"
+	// hfTokenizer is a word-level tokenizer of three tokens.
+	hfTokenizer = `{"version":"1.0","truncation":null,"padding":null,"added_tokens":[{"id":0,"content":"[UNK]","single_word":false,"lstrip":false,"rstrip":false,"normalized":false,"special":true}],` +
+		`"normalizer":null,"pre_tokenizer":{"type":"Whitespace"},"post_processor":null,"decoder":null,` +
+		`"model":{"type":"WordLevel","vocab":{"[UNK]":0,"hello":1,"world":2},"unk_token":"[UNK]"}}`
+)
+
+// hfTJSScript loads a model's config and tokenizer with @huggingface/transformers, its
+// remote host set to Berth, and encodes "hello world again".
+const hfTJSScript = `
+const { AutoConfig, AutoTokenizer, env } = require(process.env.TJS);
+env.remoteHost = process.env.HUB_URL + "/";
+env.allowLocalModels = false;
+env.cacheDir = process.env.CACHE_DIR;
+// transformers.js sends HF_TOKEN to huggingface.co only: for a private project, add it.
+const plainFetch = env.fetch;
+env.fetch = (url, init = {}) => {
+  const headers = new Headers(init.headers);
+  headers.set("Authorization", "Bearer " + process.env.HF_TOKEN);
+  return plainFetch(url, { ...init, headers });
+};
+(async () => {
+  const config = await AutoConfig.from_pretrained(process.env.REPO);
+  const tok = await AutoTokenizer.from_pretrained(process.env.REPO);
+  const ids = tok.encode("hello world again", { add_special_tokens: false });
+  console.log(JSON.stringify({ model_type: config.model_type, ids: Array.from(ids, Number) }));
+})().catch((e) => { console.error(e && e.stack || e); process.exit(1); });
+`
 
 // hfScript drives @huggingface/hub against HUB_URL and prints what it got as JSON.
 const hfScript = `
@@ -175,7 +212,8 @@ func TestHFMirror(t *testing.T) {
 	files := []hubtest.File{
 		{Path: "config.json", Data: []byte(`{"architectures":["LlamaForCausalLM"],"model_type":"llama","hidden_size":64}`)},
 		{Path: "generation_config.json", Data: []byte(`{"max_length":32}`)},
-		{Path: "tokenizer.json", Data: []byte(`{"version":"1.0","model":{"type":"BPE","vocab":{"a":0}}}`)},
+		{Path: "tokenizer.json", Data: []byte(hfTokenizer)},
+		{Path: "tokenizer_config.json", Data: []byte(`{"tokenizer_class":"PreTrainedTokenizerFast","unk_token":"[UNK]","model_max_length":32}`)},
 		{Path: "README.md", Data: []byte("---\nlicense: apache-2.0\n---\n# Tiny-LM\n")},
 		{Path: "model.safetensors", Data: big, LFS: true},
 		{Path: "onnx/model.onnx", Data: small, LFS: true},
@@ -212,7 +250,7 @@ func TestHFMirror(t *testing.T) {
 		}
 		resp, body = hfGet(t, "GET", endpoint+"/api/models/"+hfRepo+"/tree/"+hfCommit+"?recursive=True&expand=False", auth...)
 		var tree []map[string]any
-		if resp.StatusCode != 200 || json.Unmarshal(body, &tree) != nil || len(tree) != 7 {
+		if resp.StatusCode != 200 || json.Unmarshal(body, &tree) != nil || len(tree) != len(files)+1 {
 			t.Fatalf("list_repo_tree = %d %s", resp.StatusCode, body)
 		}
 		for _, f := range []string{"config.json", "tokenizer.json", "onnx/model.onnx"} {
@@ -343,6 +381,28 @@ func TestHFMirror(t *testing.T) {
 			}
 		}
 		t.Logf("@huggingface/hub %s: listFiles %d entries, downloadFile %d files, snapshotDownload %d files", hfJSVer, len(res.Files), len(res.Downloads), len(res.Snapshot))
+	})
+
+	t.Run("@huggingface/transformers AutoConfig and AutoTokenizer", func(t *testing.T) {
+		tjs := nodePackage(t, hfTJSPkg, hfTJSVer)
+		script := filepath.Join(t.TempDir(), "tjs.cjs")
+		if err := os.WriteFile(script, []byte(hfTJSScript), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command("node", script)
+		cmd.Env = append(os.Environ(), "TJS="+tjs, "HUB_URL="+endpoint, "HF_TOKEN="+hfUserAuth, "REPO="+hfRepo, "CACHE_DIR="+t.TempDir())
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("node: %v\n%s", err, out)
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		var got struct {
+			ModelType string `json:"model_type"`
+			IDs       []int  `json:"ids"`
+		}
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &got); err != nil || got.ModelType != "llama" || fmt.Sprint(got.IDs) != "[1 2 0]" {
+			t.Errorf("transformers.js through Berth: %+v %v\n%s", got, err, out)
+		}
 	})
 
 	t.Run("upstream stopped: the cached revision still downloads", func(t *testing.T) {
