@@ -36,8 +36,8 @@ type Options struct {
 	// Local is this registry as the replicator reaches it (host:port on loopback).
 	Local string
 	// LocalToken returns a bearer token for the rule's creator with the given actions
-	// on repo of this registry ("" with auth off).
-	LocalToken func(user, repo string, actions ...string) (string, error)
+	// on repos of this registry ("" with auth off).
+	LocalToken func(user string, repos []string, actions ...string) (string, error)
 	// Worker names this process among replicas (job leases).
 	Worker string
 	// Workers is how many replications this process runs at once (default 2).
@@ -355,8 +355,10 @@ func (k keychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
 	return authn.Anonymous, nil
 }
 
-// client returns a cric client for the rule, with the local token for repo (if any).
-func (s *Service) client(r Rule, password, localRepo string) (*cric.Client, string, error) {
+// client returns a cric client for the rule, with a local token for localRepos (if
+// any). One client serves a batch of artifacts: it remembers which destination
+// repository received each blob and mounts it into the next instead of sending it again.
+func (s *Service) client(r Rule, password string, localRepos []string) (*cric.Client, string, error) {
 	host, plain, err := remoteHost(r.Remote.URL)
 	if err != nil {
 		return nil, "", err
@@ -365,14 +367,14 @@ func (s *Service) client(r Rule, password, localRepo string) (*cric.Client, stri
 	if r.Remote.Username != "" {
 		kc[host] = authn.FromConfig(authn.AuthConfig{Username: r.Remote.Username, Password: password})
 	}
-	if localRepo != "" && s.opts.LocalToken != nil {
+	if len(localRepos) > 0 && s.opts.LocalToken != nil {
 		actions := []string{"pull"}
 		if r.Direction == Pull {
 			actions = append(actions, "push")
 		}
-		tok, err := s.opts.LocalToken(r.CreatedBy, localRepo, actions...)
+		tok, err := s.opts.LocalToken(r.CreatedBy, localRepos, actions...)
 		if err != nil {
-			return nil, "", fmt.Errorf("token for %s: %w", localRepo, err)
+			return nil, "", fmt.Errorf("token for this registry: %w", err)
 		}
 		if tok != "" {
 			kc[s.opts.Local] = authn.FromConfig(authn.AuthConfig{RegistryToken: tok})
@@ -426,7 +428,7 @@ func (s *Service) list(ctx context.Context, r Rule, password string) ([]artifact
 			last = repos[len(repos)-1]
 		}
 	}
-	c, host, err := s.client(r, password, "")
+	c, host, err := s.client(r, password, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -486,11 +488,20 @@ func (s *Service) execute(ctx context.Context, r Rule, sealed, cause string, onl
 			ex.State, ex.Error = Failed, err.Error()
 		}
 	}
-	for _, a := range arts {
+	var c *cric.Client
+	var host string
+	for i, a := range arts {
 		if ctx.Err() != nil {
 			break
 		}
-		it := s.copyOne(ctx, r, password, a)
+		if i%batch == 0 { // a client (and token) per batch of artifacts
+			end := min(i+batch, len(arts))
+			if c, host, err = s.client(r, password, s.localRepos(r, arts[i:end])); err != nil {
+				ex.State, ex.Error = Failed, err.Error()
+				break
+			}
+		}
+		it := s.copyOne(ctx, c, host, r, a)
 		if err := s.store.addItem(ctx, id, it); err != nil {
 			s.log.Warn("record replication item", "err", err)
 		}
@@ -534,19 +545,31 @@ func (s *Service) execute(ctx context.Context, r Rule, sealed, cause string, onl
 	return nil
 }
 
+// batch is how many artifacts share a client and a token (which names every local
+// repository of the batch).
+const batch = 50
+
+// localRepos lists the distinct local repositories of arts.
+func (s *Service) localRepos(r Rule, arts []artifact) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, a := range arts {
+		repo := a.repo
+		if r.Direction == Pull {
+			repo = r.DestinationPrefix + a.repo
+		}
+		if !seen[repo] {
+			seen[repo] = true
+			out = append(out, repo)
+		}
+	}
+	return out
+}
+
 // copyOne copies one artifact's graph with its referrers.
-func (s *Service) copyOne(ctx context.Context, r Rule, password string, a artifact) Item {
+func (s *Service) copyOne(ctx context.Context, c *cric.Client, host string, r Rule, a artifact) Item {
 	dstRepo := r.DestinationPrefix + a.repo
-	localRepo := a.repo
-	if r.Direction == Pull {
-		localRepo = dstRepo
-	}
 	it := Item{At: time.Now().UTC(), State: Failed}
-	c, host, err := s.client(r, password, localRepo)
-	if err != nil {
-		it.Error = err.Error()
-		return it
-	}
 	if r.Direction == Push {
 		it.Source, it.Destination = s.opts.Local+"/"+a.repo+a.ref, host+"/"+dstRepo+a.ref
 	} else {

@@ -36,12 +36,15 @@ func newReplication(cfg config.Config, m *meta.Store, ev *events.Service, authSv
 		}
 		local = net.JoinHostPort("127.0.0.1", port)
 	}
-	token := func(user, repo string, actions ...string) (string, error) {
+	token := func(user string, repos []string, actions ...string) (string, error) {
 		if authSvc == nil {
 			return "", nil
 		}
-		tok, _, err := authSvc.Tokens.Issue(&auth.Principal{Kind: "user", Name: user},
-			[]auth.Access{{Type: "repository", Name: repo, Actions: actions}})
+		access := make([]auth.Access, len(repos))
+		for i, r := range repos {
+			access[i] = auth.Access{Type: "repository", Name: r, Actions: actions}
+		}
+		tok, _, err := authSvc.Tokens.Issue(&auth.Principal{Kind: "user", Name: user}, access)
 		return tok, err
 	}
 	host, _ := os.Hostname()
