@@ -317,8 +317,10 @@ http:
 // durability as the others: storage.commit makes zot fsync each blob before it answers
 // (its default leaves that to the page cache). No per-request logging: zot logs every
 // request at info, so the level is warn. Its online GC is off, as Distribution has none
-// and Berth's reviews wait 24h; dedupe (hard links across repositories) stays at zot's
-// default, on.
+// and Berth's reviews wait 24h. Dedupe is off: with it (zot's default) a blob HEAD in a
+// new repository finds the blob in any other one and links it, so crane skips the upload
+// of every repetition after the first, where Berth and Distribution answer 404 (a blob
+// is visible only in repositories that uploaded or mounted it) and receive it again.
 func (b *bench) startZot(ctx context.Context) (*target, error) {
 	addr, err := freePort()
 	if err != nil {
@@ -331,7 +333,7 @@ func (b *bench) startZot(ctx context.Context) (*target, error) {
 	}
 	conf, err := json.MarshalIndent(map[string]any{
 		"distSpecVersion": "1.1.1",
-		"storage":         map[string]any{"rootDirectory": root, "commit": true, "gc": false, "dedupe": true},
+		"storage":         map[string]any{"rootDirectory": root, "commit": true, "gc": false, "dedupe": false},
 		"http":            map[string]any{"address": host, "port": port},
 		"log":             map[string]any{"level": "warn"},
 	}, "", "  ")

@@ -223,7 +223,11 @@ serves them and records an audit entry.`,
 			if info.Stale {
 				stale = " (STALE: update the database artifact)"
 			}
-			return c.done("%s %s: built %s%s", info.Repository, orDash(info.Digest), stamp(info.UpdatedAt), stale)
+			java := "an empty Java database"
+			if info.JavaDigest != "" {
+				java = "Java database " + info.JavaDigest
+			}
+			return c.done("%s %s: built %s%s; %s", info.Repository, orDash(info.Digest), stamp(info.UpdatedAt), stale, java)
 		},
 	}
 	cmd.AddCommand(policy, run, showReport, list, cve, db)

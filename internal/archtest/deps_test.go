@@ -28,8 +28,11 @@ var allowed = map[string][]string{
 	"internal/gc":       {"internal/blobstore", "internal/jobs", "internal/meta", "github.com/prometheus/client_golang/prometheus"},
 	"internal/quota":    {"internal/errcode", "internal/meta", "internal/oci", "github.com/prometheus/client_golang/prometheus"},
 	"internal/tagrules": {"internal/jobs", "internal/meta", "internal/oci", "github.com/prometheus/client_golang/prometheus"},
-	"internal/scan":     {"internal/errcode", "internal/jobs", "internal/meta", "internal/oci", "github.com/prometheus/client_golang/prometheus"},
-	"internal/events":   {"internal/jobs", "internal/meta", "github.com/prometheus/client_golang/prometheus"},
+	// scan writes an empty Java database with trivy-java-db's package (which opens it
+	// through the sqlite driver meta uses too).
+	"internal/scan": {"internal/errcode", "internal/jobs", "internal/meta", "internal/oci", "github.com/prometheus/client_golang/prometheus",
+		"github.com/aquasecurity/trivy-java-db/pkg/db", "modernc.org/sqlite"},
+	"internal/events": {"internal/jobs", "internal/meta", "github.com/prometheus/client_golang/prometheus"},
 
 	"internal/replication": {"internal/cric", "internal/events", "internal/jobs", "internal/meta",
 		"github.com/google/go-containerregistry/pkg/authn", "github.com/prometheus/client_golang/prometheus"},
@@ -39,8 +42,8 @@ var allowed = map[string][]string{
 	"internal/ldapauth":         {"github.com/go-ldap/ldap/v3"},
 	// storagepressure measures and refuses; prometheus stays in server.
 	// trivydbtest builds test databases with trivy-db's own packages.
-	"internal/scan/trivydbtest": {"github.com/aquasecurity/trivy-db", "go.etcd.io/bbolt"},
-	"internal/storagepressure": {"internal/errcode"},
+	"internal/scan/trivydbtest": {"github.com/aquasecurity/trivy-db", "github.com/aquasecurity/trivy-java-db", "go.etcd.io/bbolt", "modernc.org/sqlite"},
+	"internal/storagepressure":  {"internal/errcode"},
 	"internal/trust": {"internal/blobstore", "internal/config", "internal/errcode", "internal/meta", "internal/oci", "internal/registry",
 		"github.com/notaryproject/notation-go", "github.com/opencontainers/go-digest", "github.com/opencontainers/image-spec/specs-go/v1",
 		"github.com/sigstore/sigstore-go/pkg", "github.com/sigstore/sigstore/pkg", "github.com/prometheus/client_golang/prometheus"},

@@ -57,11 +57,15 @@ type Trivy struct {
 	// air-gapped Berth with cric or berth mirror warm. A name without a registry host is
 	// read from this registry ("aquasecurity/trivy-db:2").
 	DBRepository string `yaml:"dbRepository"`
+	// JavaDBRepository is Trivy's Java database (a mirrored
+	// ghcr.io/aquasecurity/trivy-java-db:1), which names the Maven artifact of a JAR by
+	// its SHA-1; until it is in the registry (or with ""), scans use an empty one.
+	JavaDBRepository string `yaml:"javaDBRepository"`
 }
 
 func defaultScan() Scan {
 	return Scan{Workers: 1, Timeout: Duration(10 * time.Minute), DBCheckInterval: Duration(time.Hour),
-		StaleAfter: Duration(72 * time.Hour), Engine: "trivy", Trivy: Trivy{Path: "trivy", DBRepository: "aquasecurity/trivy-db:2"}}
+		StaleAfter: Duration(72 * time.Hour), Engine: "trivy", Trivy: Trivy{Path: "trivy", DBRepository: "aquasecurity/trivy-db:2", JavaDBRepository: "aquasecurity/trivy-java-db:1"}}
 }
 
 func (s Scan) validate() []error {

@@ -44,6 +44,9 @@ type Options struct {
 	// DBRepository is the database artifact: "repo:tag" in this registry, or a full
 	// reference elsewhere.
 	DBRepository string
+	// JavaDBRepository is Trivy's Java database artifact, the same way; while it is
+	// missing (or not configured) scans use an empty one.
+	JavaDBRepository string
 	// DBCheckInterval is how often a newer database is looked for.
 	DBCheckInterval time.Duration
 	// StaleAfter flags a database older than this.
@@ -84,6 +87,8 @@ type Service struct {
 	dbDir     string    // this replica's current database copy
 	dbUpdated time.Time // its build time
 	dbDigest  string    // the artifact it came from, when local
+	// javaDigest is the Java database artifact in that copy ("" for the empty one).
+	javaDigest string
 	// adapterName is the adapter's engine name, from its last metadata.
 	adapterName string
 
@@ -145,8 +150,12 @@ func (s *Service) wake() {
 
 // localDB splits the database reference into a repository and tag of this registry;
 // ok is false for a reference to another registry.
-func (s *Service) localDB() (repo, tag string, ok bool) {
-	ref := s.opts.DBRepository
+func (s *Service) localDB() (repo, tag string, ok bool) { return localRef(s.opts.DBRepository) }
+
+func localRef(ref string) (repo, tag string, ok bool) {
+	if ref == "" {
+		return "", "", false
+	}
 	if first, _, found := strings.Cut(ref, "/"); found && (strings.ContainsAny(first, ".:") || first == "localhost") {
 		return "", "", false
 	}
@@ -157,12 +166,33 @@ func (s *Service) localDB() (repo, tag string, ok bool) {
 	return repo, tag, true
 }
 
-// dbRef is the database reference as the engine reads it.
-func (s *Service) dbRef() string {
-	if _, _, ok := s.localDB(); ok {
-		return s.opts.Registry + "/" + s.opts.DBRepository
+// engineRef is a database reference as the engine reads it.
+func (s *Service) engineRef(ref string) string {
+	if _, _, ok := localRef(ref); ok {
+		return s.opts.Registry + "/" + ref
 	}
-	return s.opts.DBRepository
+	return ref
+}
+
+// javaDB finds the Java database artifact: its digest when in this registry, and
+// whether there is one to load (a reference elsewhere is always tried).
+func (s *Service) javaDB(ctx context.Context) (digest, repo string, present bool, err error) {
+	ref := s.opts.JavaDBRepository
+	if ref == "" {
+		return "", "", false, nil
+	}
+	repo, tag, ok := localRef(ref)
+	if !ok {
+		return ref, "", true, nil
+	}
+	m, err := s.meta.GetManifest(ctx, repo, tag, false, false)
+	if errors.Is(err, meta.ErrNotFound) {
+		return "", "", false, nil
+	}
+	if err != nil {
+		return "", "", false, err
+	}
+	return m.Digest, repo, true, nil
 }
 
 // CheckDB loads the database artifact when it changed (for one in this registry: its
@@ -187,25 +217,50 @@ func (s *Service) CheckDB(ctx context.Context) (time.Time, error) {
 		digest = m.Digest
 		tokenRepos = append(tokenRepos, repo)
 	}
-	if s.dbDir != "" && digest != "" && digest == s.dbDigest {
+	javaDigest, javaRepo, javaPresent, err := s.javaDB(ctx)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if javaRepo != "" {
+		tokenRepos = append(tokenRepos, javaRepo)
+	}
+	if s.dbDir != "" && digest != "" && digest == s.dbDigest && javaDigest == s.javaDigest {
 		return s.dbUpdated, nil
 	}
 	token, err := s.opts.Token(tokenRepos...)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("scan: token: %w", err)
 	}
-	dir, updated, err := s.trivy.Download(ctx, s.dbRef(), token)
+	dir, updated, err := s.trivy.Download(ctx, s.engineRef(s.opts.DBRepository), token)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("scan: load the vulnerability database %s: %w", s.opts.DBRepository, err)
 	}
+	if javaPresent {
+		err = s.trivy.DownloadJavaDB(ctx, s.engineRef(s.opts.JavaDBRepository), token, dir)
+		if err != nil {
+			os.RemoveAll(dir)
+			return time.Time{}, fmt.Errorf("scan: load the Java database %s: %w", s.opts.JavaDBRepository, err)
+		}
+	} else {
+		if err := EmptyJavaDB(dir); err != nil {
+			os.RemoveAll(dir)
+			return time.Time{}, fmt.Errorf("scan: %w", err)
+		}
+		javaDigest = ""
+		if s.opts.JavaDBRepository != "" {
+			s.log.Warn("the Java database is not in this registry: JARs without Maven metadata are not identified; mirror or load it",
+				"repository", s.opts.JavaDBRepository)
+		}
+	}
 	old := s.dbDir
-	s.dbDir, s.dbUpdated, s.dbDigest = dir, updated, digest
+	s.dbDir, s.dbUpdated, s.dbDigest, s.javaDigest = dir, updated, digest, javaDigest
 	if old != "" {
 		// A trivy run that started with the old copy has its database open and keeps
 		// reading it after the removal (Linux); one about to start fails and is retried.
 		_ = os.RemoveAll(old)
 	}
-	s.log.Info("vulnerability database loaded", "repository", s.opts.DBRepository, "digest", digest, "updated", updated)
+	s.log.Info("vulnerability database loaded", "repository", s.opts.DBRepository, "digest", digest, "updated", updated,
+		"javaDB", javaDigest)
 	newer, err := s.store.RecordDB(ctx, updated)
 	if err != nil {
 		return updated, err
@@ -250,13 +305,15 @@ type DBInfo struct {
 	Digest     string    `json:"digest,omitempty"`
 	UpdatedAt  time.Time `json:"updatedAt,omitzero"`
 	Stale      bool      `json:"stale"`
+	// JavaDigest is the Java database artifact loaded with it ("": an empty one).
+	JavaDigest string `json:"javaDigest,omitempty"`
 }
 
 // DB reports the loaded database.
 func (s *Service) DB() DBInfo {
 	s.dbMu.Lock()
 	defer s.dbMu.Unlock()
-	info := DBInfo{Repository: s.opts.DBRepository, Digest: s.dbDigest, UpdatedAt: s.dbUpdated}
+	info := DBInfo{Repository: s.opts.DBRepository, Digest: s.dbDigest, UpdatedAt: s.dbUpdated, JavaDigest: s.javaDigest}
 	if s.opts.Adapter != nil {
 		info.Repository = "scanner adapter " + s.opts.Adapter.URL
 	}

@@ -109,7 +109,9 @@ func (s *Service) Pushed(ctx context.Context, repo, digest, subject string) {
 	if subject != "" {
 		return
 	}
-	if dbRepo, _, ok := s.localDB(); ok && repo == dbRepo && s.opts.Adapter == nil {
+	dbRepo, _, isDB := s.localDB()
+	javaRepo, _, isJava := localRef(s.opts.JavaDBRepository)
+	if s.opts.Adapter == nil && ((isDB && repo == dbRepo) || (isJava && repo == javaRepo)) {
 		// A database pushed or mirrored into this registry is loaded now, not at the
 		// next periodic check.
 		if err := s.queue.Enqueue(context.WithoutCancel(ctx), jobs.Task{Kind: KindDBPushed, Key: "db"}); err != nil {

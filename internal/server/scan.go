@@ -59,7 +59,7 @@ func newScan(ctx context.Context, cfg config.Config, m *meta.Store, r *registry.
 	}
 	trivy := &scan.Trivy{Path: sc.Trivy.Path, Timeout: time.Duration(sc.Timeout), Dir: dir}
 	svc := scan.New(scan.NewStore(m.DB()), jobs.NewStore(m.DB()), m, trivy, m, scan.Options{
-		Registry: addr, DBRepository: sc.Trivy.DBRepository, DBCheckInterval: time.Duration(sc.DBCheckInterval),
+		Registry: addr, DBRepository: sc.Trivy.DBRepository, JavaDBRepository: sc.Trivy.JavaDBRepository, DBCheckInterval: time.Duration(sc.DBCheckInterval),
 		StaleAfter: time.Duration(sc.StaleAfter), Token: token, Adapter: adapter, RescanInterval: time.Duration(sc.RescanInterval),
 		Referrers: scanReferrers{r}, OnReport: scanEvent(ev), Wake: runner.Wake,
 	}, scan.NewMetrics(reg), log)

@@ -20,7 +20,10 @@ import (
 	"github.com/aquasecurity/trivy-db/pkg/metadata"
 	"github.com/aquasecurity/trivy-db/pkg/types"
 	"github.com/aquasecurity/trivy-db/pkg/vulnsrc/bucket"
+	javadb "github.com/aquasecurity/trivy-java-db/pkg/db"
+	javatypes "github.com/aquasecurity/trivy-java-db/pkg/types"
 	bolt "go.etcd.io/bbolt"
+	_ "modernc.org/sqlite" // trivy-java-db's driver
 )
 
 // Media types of the database artifact, as Trivy downloads it.
@@ -30,11 +33,13 @@ const (
 )
 
 // Advisory is one advisory: a vulnerability of an Alpine 3.19 package (Fixed is the
-// first fixed version) or of a Go module (Patched versions; below them vulnerable).
+// first fixed version), of a Go module or of a Maven artifact ("group:artifact")
+// (Patched versions; below them vulnerable).
 type Advisory struct {
 	ID, Severity, Title string
 	AlpinePkg, Fixed    string
 	GoModule            string
+	Maven               string
 	Patched             []string
 }
 
@@ -59,8 +64,16 @@ func Build(dir string, updated time.Time, advs []Advisory) (string, error) {
 		trivydb.Close()
 		return "", err
 	}
+	mavenBucket, err := bucket.NewMaven(types.DataSource{ID: "ghsa", Name: "GitHub Security Advisory Maven", URL: "https://github.com/advisories?query=type%3Areviewed+ecosystem%3Amaven"})
+	if err != nil {
+		trivydb.Close()
+		return "", err
+	}
 	dbc := trivydb.Config{}
 	err = dbc.BatchUpdate(func(tx *bolt.Tx) error {
+		if err := dbc.PutDataSource(tx, mavenBucket.Name(), mavenBucket.DataSource()); err != nil {
+			return err
+		}
 		if err := dbc.PutDataSource(tx, alpine, types.DataSource{ID: "alpine", Name: "Alpine Secdb", URL: "https://secdb.alpinelinux.org/"}); err != nil {
 			return err
 		}
@@ -69,7 +82,13 @@ func Build(dir string, updated time.Time, advs []Advisory) (string, error) {
 		}
 		for _, a := range advs {
 			var src types.SourceID = "alpine"
-			if a.GoModule != "" {
+			if a.Maven != "" {
+				src = "ghsa"
+				if err := dbc.PutAdvisory(tx, []string{mavenBucket.Name(), a.Maven}, a.ID, types.Advisory{PatchedVersions: a.Patched,
+					VulnerableVersions: []string{"< " + a.Patched[0]}}); err != nil {
+					return err
+				}
+			} else if a.GoModule != "" {
 				src = "ghsa"
 				if err := dbc.PutAdvisory(tx, []string{goBucket.Name(), a.GoModule}, a.ID, types.Advisory{PatchedVersions: a.Patched,
 					VulnerableVersions: []string{"< " + a.Patched[0]}}); err != nil {
@@ -98,6 +117,50 @@ func Build(dir string, updated time.Time, advs []Advisory) (string, error) {
 	}
 	out := filepath.Join(dir, "db.tar.gz")
 	err = WriteTarGz(out, map[string]string{"trivy.db": filepath.Join(dbDir, "trivy.db"), "metadata.json": filepath.Join(dbDir, "metadata.json")}, nil)
+	return out, err
+}
+
+// Media types of the Java database artifact (trivy-java-db:1).
+const JavaLayerType = "application/vnd.aquasec.trivy.javadb.layer.v1.tar+gzip"
+
+// JavaJar is a JAR the Java database knows by its SHA-1.
+type JavaJar struct {
+	GroupID, ArtifactID, Version string
+	SHA1                         []byte
+}
+
+// BuildJavaDB writes a Java database (trivy-java-db's schema 1, with its own package)
+// holding jars as dir/javadb.tar.gz (trivy-java.db and metadata.json) and returns its
+// path.
+func BuildJavaDB(dir string, updated time.Time, jars []JavaJar) (string, error) {
+	dbDir := filepath.Join(dir, "java-db")
+	if err := os.MkdirAll(dbDir, 0o755); err != nil {
+		return "", err
+	}
+	db, err := javadb.New(dbDir)
+	if err != nil {
+		return "", err
+	}
+	err = db.Init()
+	if err == nil {
+		idx := make([]javatypes.Index, len(jars))
+		for i, j := range jars {
+			idx[i] = javatypes.Index{GroupID: j.GroupID, ArtifactID: j.ArtifactID, Version: j.Version, SHA1: j.SHA1, ArchiveType: javatypes.JarType}
+		}
+		err = db.InsertIndexes(idx)
+	}
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", fmt.Errorf("trivy-java-db: %w", err)
+	}
+	meta := javadb.NewMetadata(dbDir)
+	if err := meta.Update(javadb.Metadata{Version: javadb.SchemaVersion, UpdatedAt: updated.UTC(), NextUpdate: updated.Add(72 * time.Hour).UTC()}); err != nil {
+		return "", err
+	}
+	out := filepath.Join(dir, "javadb.tar.gz")
+	err = WriteTarGz(out, map[string]string{"trivy-java.db": filepath.Join(dbDir, "trivy-java.db"), "metadata.json": filepath.Join(dbDir, "metadata.json")}, nil)
 	return out, err
 }
 
