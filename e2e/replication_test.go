@@ -206,7 +206,7 @@ func TestReplication(t *testing.T) {
 	// Berth A → berth B, by hand and on push.
 	var toB rplRule
 	admJSON(t, a, &toB, "replication", "create", "to-b", "--push", "--remote", "http://"+bb.Addr, "--username", "admin", "--password-file", pw,
-		"--repos", "team/app", "--tags", "v*", "--on-push")
+		"--repos", "team/app", "--tags", "v*", "--on-push", "--propagate-deletes")
 	if out := admOK(t, a, "", "replication", "list", "--json"); strings.Contains(out, admPassword) {
 		t.Fatal("the remote password is shown")
 	}
@@ -245,6 +245,17 @@ func TestReplication(t *testing.T) {
 	})
 	t.Logf("on push: team/app:v2 on B %v after the push", time.Since(pushed).Round(time.Millisecond))
 	rplWaitExecution(t, a, toB.ID, 10*time.Second, func(e rplExecution) bool { return e.Cause == "event" && e.State == "succeeded" })
+	// A tag deleted here is deleted there; the other tags stay.
+	run(t, w.env, "crane", "tag", a.Addr+"/team/app:v2", "v2-old")
+	whWait(t, 30*time.Second, "v2-old replicated", func() bool { _, err := runErr(w.env, "crane", "digest", bb.Addr+"/team/app:v2-old"); return err == nil })
+	run(t, w.env, "crane", "delete", a.Addr+"/team/app:v2-old")
+	whWait(t, 30*time.Second, "the tag delete propagated to B", func() bool {
+		_, err := runErr(w.env, "crane", "digest", bb.Addr+"/team/app:v2-old")
+		return err != nil
+	})
+	if got := strings.TrimSpace(run(t, w.env, "crane", "digest", bb.Addr+"/team/app:v2")); got != v2 {
+		t.Fatalf("v2 on B after deleting v2-old: %s", got)
+	}
 
 	// Berth A → Distribution (tag schema for the referrers).
 	var toD rplRule

@@ -33,6 +33,7 @@ type cliReplRule struct {
 	Referrers         *bool    `json:"referrers"`
 	Schedule          string   `json:"schedule"`
 	OnPush            bool     `json:"onPush"`
+	PropagateDeletes  bool     `json:"propagateDeletes"`
 	Enabled           bool     `json:"enabled"`
 }
 
@@ -81,7 +82,7 @@ administrators only: rules hold the remote's credentials.`,
   berth admin replication run 1
   berth admin replication executions 1`,
 	}
-	var push, pull, insecure, onPush, noReferrers, disabled bool
+	var push, pull, insecure, onPush, propagate, noReferrers, disabled bool
 	var remote, user, pwFile, repos, tags, prefix, schedule string
 	create := &cobra.Command{
 		Use:   "create NAME",
@@ -107,7 +108,7 @@ administrators only: rules hold the remote's credentials.`,
 				rm["password"] = strings.TrimRight(string(b), "\r\n")
 			}
 			body := map[string]any{"name": args[0], "direction": dir, "remote": rm, "repositories": splitFlag(repos), "tags": splitFlag(tags),
-				"onPush": onPush, "enabled": !disabled, "referrers": !noReferrers}
+				"onPush": onPush, "propagateDeletes": propagate, "enabled": !disabled, "referrers": !noReferrers}
 			if prefix != "" {
 				body["destinationPrefix"] = prefix
 			}
@@ -133,6 +134,7 @@ administrators only: rules hold the remote's credentials.`,
 	f.StringVar(&prefix, "prefix", "", "put this path (ending in /) before each name at the destination")
 	f.StringVar(&schedule, "schedule", "", "run every interval, e.g. 1h")
 	f.BoolVar(&onPush, "on-push", false, "replicate each matching push within seconds (push rules)")
+	f.BoolVar(&propagate, "propagate-deletes", false, "delete at the remote the tags and manifests deleted here (push rules)")
 	f.BoolVar(&noReferrers, "no-referrers", false, "do not copy signatures, attestations and SBOMs")
 	f.BoolVar(&disabled, "disabled", false, "create it disabled")
 
@@ -154,6 +156,9 @@ administrators only: rules hold the remote's credentials.`,
 				}
 				if r.OnPush {
 					trig = append(trig, "on push")
+				}
+				if r.PropagateDeletes {
+					trig = append(trig, "deletes")
 				}
 				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Name, r.Direction, r.Remote.URL, strings.Join(r.Repositories, ","),
 					listOrAll(strings.Join(r.Tags, ",")), strings.Join(trig, ", "), yesNo(r.Enabled))

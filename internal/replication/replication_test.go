@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -131,6 +132,38 @@ func TestStoreAndTrigger(t *testing.T) {
 			if strings.Join(keys, ",") != "1 team/app:v1,1 team/app@sha256:a" {
 				t.Fatalf("queued %v", keys)
 			}
+			// Deletes: only rules with propagateDeletes repeat them (this one has none yet).
+			consume(events.Event{Type: events.TagDeleted, Repository: "team/app", Digest: "sha256:a", Tags: []string{"v1"}})
+			del, err := svc.Create(ctx, Rule{Name: "mirror-deletes", Direction: Push, Remote: Remote{URL: "dr.example"}, Repositories: []string{"team/*"},
+				Tags: []string{"v*"}, PropagateDeletes: true, Enabled: true, CreatedBy: "admin"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			consume(events.Event{Type: events.TagDeleted, Repository: "team/app", Digest: "sha256:a", Tags: []string{"v1"}})
+			consume(events.Event{Type: events.TagDeleted, Repository: "team/app", Digest: "sha256:a", Tags: []string{"dev"}})
+			consume(events.Event{Type: events.ArtifactDeleted, Repository: "team/app", Digest: "sha256:a", Tags: []string{"v1"}})
+			var dkeys []string
+			rows, err = m.DB().Query(ctx, `SELECT dedupe_key FROM jobs WHERE kind = $1 ORDER BY dedupe_key`, kindDelete)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for rows.Next() {
+				var k string
+				_ = rows.Scan(&k)
+				dkeys = append(dkeys, k)
+			}
+			rows.Close()
+			want := fmt.Sprintf("%d team/app:v1,%d team/app@sha256:a", del.ID, del.ID)
+			if strings.Join(dkeys, ",") != want {
+				t.Fatalf("deletes queued %v, want %s", dkeys, want)
+			}
+			if _, err := svc.Create(ctx, Rule{Name: "pull-deletes", Direction: Pull, Remote: Remote{URL: "x"}, Repositories: []string{"a"}, PropagateDeletes: true}); err == nil {
+				t.Fatal("propagateDeletes accepted on a pull rule")
+			}
+			if err := svc.Delete(ctx, del.ID); err != nil {
+				t.Fatal(err)
+			}
+
 			// A disabled rule queues nothing.
 			if _, err := svc.SetEnabled(ctx, r.ID, false); err != nil {
 				t.Fatal(err)

@@ -29,6 +29,7 @@ const (
 	kindSchedule = "replication.schedule" // a rule's periodic run (key: rule id)
 	kindPush     = "replication.push"     // one pushed artifact (key: "rule repo<ref>")
 	kindPrune    = "replication.prune"    // drops old executions (key: "executions")
+	kindDelete   = "replication.delete"   // one propagated delete (key: "rule repo<ref>")
 )
 
 // Options configure the service.
@@ -77,6 +78,7 @@ func New(m *meta.Store, sealer *events.Sealer, pub events.Publisher, opts Option
 	s.runner.Handle(kindRun, s.runJob)
 	s.runner.Handle(kindSchedule, s.scheduleJob)
 	s.runner.Handle(kindPush, s.pushJob)
+	s.runner.Handle(kindDelete, s.deleteJob)
 	s.runner.Handle(kindPrune, func(ctx context.Context, _ jobs.Task) error {
 		if err := s.store.prune(ctx, time.Now().Add(-s.opts.Keep)); err != nil && ctx.Err() == nil {
 			s.log.Warn("prune replication executions", "err", err)
@@ -168,6 +170,9 @@ func (r *Rule) validate() error {
 	if r.OnPush && r.Direction != Push {
 		return &InvalidError{"onPush is for push rules (a pull rule cannot see the remote's pushes; give it a schedule)"}
 	}
+	if r.PropagateDeletes && r.Direction != Push {
+		return &InvalidError{"propagateDeletes is for push rules"}
+	}
 	return nil
 }
 
@@ -243,6 +248,9 @@ func (s *Service) Execution(ctx context.Context, id int64) (Execution, error) {
 // Consume is the events consumer: a push matching an enabled onPush rule queues its
 // replication, in the dispatcher's transaction.
 func (s *Service) Consume(ctx context.Context, tx *sql.Tx, e events.Event) error {
+	if e.Type == events.ArtifactDeleted || e.Type == events.TagDeleted {
+		return s.consumeDelete(ctx, tx, e)
+	}
 	if e.Type != events.ArtifactPushed {
 		return nil
 	}
@@ -277,6 +285,94 @@ func (s *Service) Consume(ctx context.Context, tx *sql.Tx, e events.Event) error
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// consumeDelete queues the deletes that push rules with propagateDeletes repeat at
+// their remotes: a deleted tag (if the rule's tag globs select it), a deleted manifest
+// by digest.
+func (s *Service) consumeDelete(ctx context.Context, tx *sql.Tx, e events.Event) error {
+	rows, err := tx.QueryContext(ctx, `SELECT id, spec, password FROM replication_rules`)
+	if err != nil {
+		return err
+	}
+	rules, err := collectRules(rows)
+	if err != nil {
+		return err
+	}
+	for _, r := range rules {
+		if !r.Enabled || !r.PropagateDeletes || r.Direction != Push || !anyMatch(r.Repositories, e.Repository) {
+			continue
+		}
+		var refs []string
+		if e.Type == events.TagDeleted {
+			for _, t := range e.Tags {
+				if anyMatch(r.Tags, t) {
+					refs = append(refs, ":"+t)
+				}
+			}
+		} else {
+			refs = append(refs, "@"+e.Digest)
+		}
+		for _, ref := range refs {
+			p, _ := json.Marshal(pushTask{Rule: r.ID, Repository: e.Repository, Ref: ref})
+			if err := jobs.EnqueueTx(ctx, tx, jobs.Task{Kind: kindDelete, Key: fmt.Sprintf("%d %s%s", r.ID, e.Repository, ref), Payload: p}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// deleteJob repeats a delete at the rule's remote; already gone there counts as done.
+func (s *Service) deleteJob(ctx context.Context, t jobs.Task) error {
+	var p pushTask
+	if err := json.Unmarshal(t.Payload, &p); err != nil {
+		return jobs.Permanent(err)
+	}
+	r, sealed, err := s.store.rule(ctx, readRow{s.db}, p.Rule)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !r.Enabled || !r.PropagateDeletes {
+		return nil
+	}
+	password := ""
+	if sealed != "" {
+		if password, err = s.sealer.Open(sealed); err != nil {
+			return jobs.Permanent(err)
+		}
+	}
+	c, host, err := s.client(r, password, nil)
+	if err != nil {
+		return err
+	}
+	id, err := s.store.startExecution(ctx, r.ID, "delete")
+	if err != nil {
+		return err
+	}
+	target := host + "/" + r.DestinationPrefix + p.Repository + p.Ref
+	it := Item{Source: s.opts.Local + "/" + p.Repository + p.Ref, Destination: target, State: Succeeded, At: time.Now().UTC()}
+	if strings.HasPrefix(p.Ref, "@") {
+		it.Digest = p.Ref[1:]
+	}
+	ex := Execution{ID: id, Rule: r.ID, Cause: "delete", State: Succeeded, Copied: 1}
+	if _, derr := c.Delete(ctx, target, false); derr != nil && !strings.Contains(derr.Error(), "NOT_FOUND") && !strings.Contains(derr.Error(), "UNKNOWN") {
+		it.State, it.Error = Failed, derr.Error()
+		ex.State, ex.Copied, ex.Failed, ex.Error = Failed, 0, 1, derr.Error()
+	}
+	if err := s.store.addItem(ctx, id, it); err != nil {
+		s.log.Warn("record replication item", "err", err)
+	}
+	if err := s.store.finishExecution(context.WithoutCancel(ctx), ex); err != nil {
+		s.log.Warn("record replication execution", "err", err)
+	}
+	if ex.State == Failed {
+		return fmt.Errorf("replication %s: delete %s: %s", r.Name, target, ex.Error)
 	}
 	return nil
 }

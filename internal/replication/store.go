@@ -65,11 +65,14 @@ type Rule struct {
 	// Schedule runs the rule every interval (0: by hand only).
 	Schedule Duration `json:"schedule,omitempty"`
 	// OnPush replicates each matching push within seconds (push rules).
-	OnPush    bool      `json:"onPush,omitempty"`
-	Enabled   bool      `json:"enabled"`
-	CreatedBy string    `json:"createdBy"`
-	CreatedAt time.Time `json:"createdAt"`
-	UpdatedAt time.Time `json:"updatedAt"`
+	OnPush bool `json:"onPush,omitempty"`
+	// PropagateDeletes deletes at the remote what is deleted here: a tag, or a
+	// manifest by digest (push rules).
+	PropagateDeletes bool      `json:"propagateDeletes,omitempty"`
+	Enabled          bool      `json:"enabled"`
+	CreatedBy        string    `json:"createdBy"`
+	CreatedAt        time.Time `json:"createdAt"`
+	UpdatedAt        time.Time `json:"updatedAt"`
 }
 
 func (r Rule) referrers() bool { return r.Referrers == nil || *r.Referrers }
