@@ -509,4 +509,90 @@ func TestHFModelPack(t *testing.T) {
 			t.Errorf("HF_ENDPOINT GET %s offline = %d", f.Path, resp.StatusCode)
 		}
 	}
+	cricBin(t)
+	cdir := t.TempDir()
+	cric(t, []string{"DOCKER_CONFIG=" + t.TempDir()}, "model", "pull", ref+":main", cdir)
+	for _, f := range files {
+		if got, err := os.ReadFile(filepath.Join(cdir, f.Path)); err != nil || !bytes.Equal(got, f.Data) {
+			t.Errorf("cric model pull %s: %d bytes, %v", f.Path, len(got), err)
+		}
+	}
+}
+
+// TestCricModel: cric model push of a model directory of several hundred MB, killed
+// mid-upload, resumes (the shards already sent are skipped); cric model pull gives back
+// the same files, and a pull run again keeps what is on disk.
+func TestCricModel(t *testing.T) {
+	cricBin(t)
+	b := startBerth(t, BerthOptions{})
+	env := []string{"DOCKER_CONFIG=" + t.TempDir()}
+	src := t.TempDir()
+	want := map[string][]byte{
+		"config.json":    []byte(`{"model_type":"llama"}`),
+		"README.md":      []byte("# model\n"),
+		"tokenizer.json": []byte(hfTokenizer),
+	}
+	for i := 1; i <= 4; i++ {
+		shard := make([]byte, 96<<20)
+		_, _ = rand.Read(shard)
+		want[fmt.Sprintf("weights/model-%05d-of-00004.safetensors", i)] = shard
+	}
+	for p, data := range want {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(src, p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(src, p), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ref := b.Addr + "/models/tiny:v1"
+
+	// Interrupted: killed once two shards are in.
+	cmd := exec.Command(cricPath, "model", "push", "--jobs", "1", "--progress", "plain", src, ref)
+	cmd.Env = append(os.Environ(), env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for strings.Count(stderr.String(), "pushed  sha256:") < 2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	if strings.Count(stderr.String(), "pushed  sha256:") < 2 {
+		t.Fatalf("the first push did not get two blobs in:\n%s", stderr.String())
+	}
+
+	oras := requireTool(t, "oras")
+	if out, err := runErr(nil, oras, "manifest", "fetch", "--plain-http", ref); err == nil {
+		t.Fatalf("the killed push completed anyway (kill came too late):\n%s", out)
+	}
+
+	// Run again: the blobs already there are skipped.
+	stdout, errOut, code := cricExec(env, "model", "push", "--progress", "plain", src, ref)
+	if code != 0 || !strings.Contains(errOut, "already present") {
+		t.Fatalf("resumed push: exit %d\n%s\n%s", code, stdout, errOut)
+	}
+	manifest := run(t, nil, oras, "manifest", "fetch", "--plain-http", ref)
+	if !strings.Contains(manifest, `"artifactType":"application/vnd.cncf.model.manifest.v1+json"`) ||
+		!strings.Contains(manifest, `"org.cncf.model.filepath":"weights/model-00002-of-00004.safetensors"`) {
+		t.Errorf("manifest:\n%s", manifest)
+	}
+
+	dst := t.TempDir()
+	cric(t, env, "model", "pull", ref, dst)
+	for p, data := range want {
+		got, err := os.ReadFile(filepath.Join(dst, p))
+		if err != nil || !bytes.Equal(got, data) {
+			t.Errorf("pulled %s: %d bytes, %v", p, len(got), err)
+		}
+	}
+	if _, errOut, code := cricExec(env, "model", "pull", "--progress", "plain", ref, dst); code != 0 || strings.Count(errOut, "present") < len(want) {
+		t.Errorf("pull again: exit %d, want every file kept\n%s", code, errOut)
+	}
+	if _, _, code := cricExec(env, "model", "pull", b.Addr+"/models/none:v1", t.TempDir()); code != 4 {
+		t.Errorf("pull of a missing model: exit %d, want 4 (not found)", code)
+	}
 }

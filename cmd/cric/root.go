@@ -73,7 +73,7 @@ func rootCmd() *cobra.Command {
 		c.GroupID = "auth"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{pullCmd(f), pushCmd(f), cpCmd(f), saveCmd(f), loadCmd(f)} {
+	for _, c := range []*cobra.Command{pullCmd(f), pushCmd(f), cpCmd(f), saveCmd(f), loadCmd(f), modelCmd(f)} {
 		c.GroupID = "move"
 		root.AddCommand(c)
 	}
