@@ -134,6 +134,7 @@ func TestWebhooks(t *testing.T) {
 			t.Run("delivery", func(t *testing.T) { testDelivery(t, b.Open(t)) })
 			t.Run("order", func(t *testing.T) { testOrder(t, b.Open(t)) })
 			t.Run("giveUp", func(t *testing.T) { testGiveUp(t, b.Open(t)) })
+			t.Run("repositoryDelete", func(t *testing.T) { testRepositoryDelete(t, b.Open(t)) })
 		})
 	}
 }
@@ -397,4 +398,40 @@ func testGiveUp(t *testing.T, m *meta.Store) {
 		t.Fatalf("replay failed: %v %v", ids, err)
 	}
 	r.waitFor(2, 10*time.Second)
+}
+
+// testRepositoryDelete: deleting a repository is an artifact.deleted event per manifest,
+// with its tags, after the pushes, in order.
+func testRepositoryDelete(t *testing.T, m *meta.Store) {
+	ctx := context.Background()
+	svc := newTestService(t, m, Options{})
+	r := newReceiver(t, FormatCloudEvents, 0)
+	sub, err := svc.Create(ctx, Subscription{Name: "r", URL: r.srv.URL, Enabled: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.secret = sub.Secret
+	for _, p := range []struct{ d, tag string }{{"sha256:g1", "v1"}, {"sha256:g2", ""}} {
+		var tags []string
+		if p.tag != "" {
+			tags = []string{p.tag, "latest"}
+		}
+		if err := putManifest(t, m, "team/gone", p.d, nil, tags...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := m.DeleteRepository(ctx, "team/gone"); err != nil {
+		t.Fatal(err)
+	}
+	run(t, svc)
+	var got []string
+	for _, ce := range r.waitFor(4, 20*time.Second) {
+		d := ce["data"].(map[string]any)
+		got = append(got, fmt.Sprintf("%s %v %v %v", ce["type"], d["sequence"], d["digest"], d["tags"]))
+	}
+	want := []string{"io.berth.artifact.pushed 1 sha256:g1 [v1 latest]", "io.berth.artifact.pushed 2 sha256:g2 <nil>",
+		"io.berth.artifact.deleted 3 sha256:g1 [latest v1]", "io.berth.artifact.deleted 4 sha256:g2 <nil>"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("events %q, want %q", got, want)
+	}
 }

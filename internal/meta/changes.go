@@ -3,6 +3,7 @@ package meta
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"sync/atomic"
 )
 
@@ -14,7 +15,8 @@ const (
 	// ManifestPut: a manifest was pushed (stored, or stored already and pushed again),
 	// with the tags the push pointed at it.
 	ManifestPut ChangeKind = "manifest.put"
-	// ManifestDeleted: a manifest was deleted, with the tags that named it.
+	// ManifestDeleted: a manifest was deleted, with the tags that named it (also each
+	// manifest of a deleted repository).
 	ManifestDeleted ChangeKind = "manifest.deleted"
 	// TagDeleted: a tag was deleted; the manifest it named stays.
 	TagDeleted ChangeKind = "tag.deleted"
@@ -61,6 +63,46 @@ func (s *Store) changed(ctx context.Context, tx *sql.Tx, c Change) error {
 }
 
 type hookSlot = atomic.Pointer[ChangeHook]
+
+// repositoryDeleted hands the hook one ManifestDeleted per manifest of a repository
+// being deleted (with the tags that named it), before its rows go.
+func (s *Store) repositoryDeleted(ctx context.Context, tx *sql.Tx, repo string, id int64) error {
+	if s.hook.Load() == nil {
+		return nil
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT m.digest, t.name FROM manifests m
+		LEFT JOIN tags t ON t.repository_id = m.repository_id AND t.manifest_digest = m.digest
+		WHERE m.repository_id = $1 ORDER BY m.id, t.name`, id)
+	if err != nil {
+		return fmt.Errorf("meta: manifests of deleted repository: %w", err)
+	}
+	var changes []Change
+	for rows.Next() {
+		var digest string
+		var tag sql.NullString
+		if err := rows.Scan(&digest, &tag); err != nil {
+			rows.Close()
+			return err
+		}
+		if len(changes) == 0 || changes[len(changes)-1].Digest != digest {
+			changes = append(changes, Change{Kind: ManifestDeleted, Repository: repo, Digest: digest})
+		}
+		if tag.Valid {
+			c := &changes[len(changes)-1]
+			c.Tags = append(c.Tags, tag.String)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, c := range changes {
+		if err := s.changed(ctx, tx, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 type actorKey struct{}
 

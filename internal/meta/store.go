@@ -334,6 +334,9 @@ func (s *Store) DeleteRepository(ctx context.Context, name string) (uploadHandle
 		if uploadHandles, err = scanStrings(rows); err != nil {
 			return err
 		}
+		if err := s.repositoryDeleted(ctx, tx, name, id); err != nil {
+			return err
+		}
 		for _, q := range []string{
 			`DELETE FROM tags WHERE repository_id = $1`,
 			`DELETE FROM manifest_references WHERE manifest_id IN (SELECT id FROM manifests WHERE repository_id = $1)`,
