@@ -509,6 +509,14 @@ func TestHFModelPack(t *testing.T) {
 			t.Errorf("HF_ENDPOINT GET %s offline = %d", f.Path, resp.StatusCode)
 		}
 	}
+	// The mirror's project is read-only over /v2/.
+	pushDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(pushDir, "x.txt"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runErrIn(pushDir, nil, oras, "push", "--plain-http", ref+":mine", "x.txt"); err == nil || !strings.Contains(out, "read-only mirror") {
+		t.Errorf("oras push into hf/: %v\n%s", err, out)
+	}
 	cricBin(t)
 	cdir := t.TempDir()
 	cric(t, []string{"DOCKER_CONFIG=" + t.TempDir()}, "model", "pull", ref+":main", cdir)

@@ -39,6 +39,9 @@ type Options struct {
 	Scan ScanPolicy
 	// Pulls counts manifest pulls (pulls.go); nil counts none.
 	Pulls PullCounter
+	// ReadOnly refuses writes to repositories another component fills (the Hugging
+	// Face mirror's project) with the error it returns; nil refuses none.
+	ReadOnly func(repo string) error
 }
 
 // API serves /v2/.
@@ -203,6 +206,12 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		r = admitted
+	}
+	if !read && target == nil && a.opts.ReadOnly != nil && rt.name != "" {
+		if err := a.opts.ReadOnly(rt.name); err != nil {
+			a.fail(w, r, err)
+			return
+		}
 	}
 	if target != nil {
 		if !read {

@@ -6,6 +6,9 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/berth-registry/berth/internal/config"
+	"github.com/berth-registry/berth/internal/errcode"
+	"github.com/berth-registry/berth/internal/oci"
 	"github.com/berth-registry/berth/internal/registry"
 )
 
@@ -239,4 +242,15 @@ func (rt route) validate() error {
 		return ValidatePath(rt.path)
 	}
 	return nil
+}
+
+// ReadOnly refuses /v2/ writes into the mirror's project: its files and ModelPack
+// artifacts come from the Hub only (cric model push goes to another project).
+func ReadOnly(cfg config.HF) func(repo string) error {
+	return func(repo string) error {
+		if oci.Project(repo) != cfg.Project {
+			return nil
+		}
+		return errcode.Denied.New("repository " + repo + " is a read-only mirror of " + cfg.Upstream + " (project " + cfg.Project + " is the Hugging Face mirror's)")
+	}
 }

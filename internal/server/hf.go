@@ -33,6 +33,15 @@ func newHF(ctx context.Context, cfg config.Config, m *meta.Store, reg *registry.
 	return hf.New(cfg.HF, hf.NewStore(m.DB()), reg, authz, filepath.Join(cfg.Data, "spool", "hf"), hf.NewMetrics(promReg), log)
 }
 
+// hfReadOnly refuses /v2/ writes into the Hugging Face mirror's project (nil with the
+// mirror off).
+func hfReadOnly(cfg config.Config) func(repo string) error {
+	if !cfg.HF.Enabled {
+		return nil
+	}
+	return hf.ReadOnly(cfg.HF)
+}
+
 // hfManaged tells whether repo is the Hugging Face mirror's (GC leaves its files to it).
 func hfManaged(cfg config.Config, project string) bool {
 	return cfg.HF.Enabled && project == cfg.HF.Project

@@ -205,7 +205,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, err
 	}
 	pulls := inventory.NewPulls(m.DB(), time.Second, log)
-	api := distribution.New(reg, distribution.Options{MaxManifestSize: int64(cfg.Limits.ManifestSize), Mirror: mirror, Guard: guard, Trust: ev, Scan: scanPolicy, Pulls: pulls}, log)
+	api := distribution.New(reg, distribution.Options{MaxManifestSize: int64(cfg.Limits.ManifestSize), Mirror: mirror, Guard: guard, Trust: ev, Scan: scanPolicy, Pulls: pulls, ReadOnly: hfReadOnly(cfg)}, log)
 
 	mux := http.NewServeMux()
 	metrics := promhttp.HandlerFor(promReg, promhttp.HandlerOpts{})
