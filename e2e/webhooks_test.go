@@ -327,7 +327,13 @@ func TestWebhooks(t *testing.T) {
 		t.Fatalf("receiver saw %d failures and %d duplicates, want 3 and 0", failed, dups)
 	}
 
-	// The history shows the failed attempts with their status codes.
+	// The history shows the failed attempts with their status codes (once the last
+	// answers are recorded).
+	whWait(t, 10*time.Second, "every delivery recorded", func() bool {
+		var pending []whDelivery
+		admJSON(t, b, &pending, "webhook", "deliveries", strconv.FormatInt(wAll.ID, 10), "--state", "pending")
+		return len(pending) == 0
+	})
 	var ds []whDelivery
 	admJSON(t, b, &ds, "webhook", "deliveries", strconv.FormatInt(wAll.ID, 10))
 	if len(ds) != 6 {

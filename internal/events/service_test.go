@@ -232,10 +232,23 @@ func testDelivery(t *testing.T, m *meta.Store) {
 		}
 	}
 
-	// History: the receiver's failures are there with their status codes.
-	ds, err := svc.Store().Deliveries(ctx, subAll.ID, DeliveryFilter{})
-	if err != nil || len(ds) != 6 {
-		t.Fatalf("deliveries %d %v", len(ds), err)
+	// History: the receiver's failures are there with their status codes (once the
+	// sender has recorded the last answer).
+	var ds []Delivery
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ds, err = svc.Store().Deliveries(ctx, subAll.ID, DeliveryFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pending, _ := svc.Store().Deliveries(ctx, subAll.ID, DeliveryFilter{State: Pending})
+		if len(pending) == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(ds) != 6 {
+		t.Fatalf("deliveries %d", len(ds))
 	}
 	failed := 0
 	for _, d := range ds {
@@ -262,7 +275,7 @@ func testDelivery(t *testing.T, m *meta.Store) {
 	if err != nil || len(ids) != 1 {
 		t.Fatalf("replay: %v %v", ids, err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline = time.Now().Add(10 * time.Second)
 	for {
 		if _, _, dups, _ := all.snapshot(); dups == 1 {
 			break
