@@ -518,12 +518,29 @@ func TestHFModelPack(t *testing.T) {
 		t.Errorf("oras push into hf/: %v\n%s", err, out)
 	}
 	cricBin(t)
+	cenv := []string{"DOCKER_CONFIG=" + t.TempDir()}
 	cdir := t.TempDir()
-	cric(t, []string{"DOCKER_CONFIG=" + t.TempDir()}, "model", "pull", ref+":main", cdir)
+	cric(t, cenv, "model", "pull", ref+":main", cdir)
 	for _, f := range files {
 		if got, err := os.ReadFile(filepath.Join(cdir, f.Path)); err != nil || !bytes.Equal(got, f.Data) {
 			t.Errorf("cric model pull %s: %d bytes, %v", f.Path, len(got), err)
 		}
+	}
+
+	// Across an air gap: cric save on this side, cric load into another registry, the
+	// same digest there.
+	bundle := filepath.Join(t.TempDir(), "models.tar")
+	cric(t, cenv, "save", ref+":main", "-o", bundle)
+	other := startBerth(t, BerthOptions{})
+	cric(t, cenv, "load", bundle, "--to", other.Addr+"/airgap")
+	loaded := run(t, nil, oras, "manifest", "fetch", "--plain-http", other.Addr+"/airgap/hf/hf-e2e/tiny-lm:main")
+	if loaded != manifest {
+		t.Errorf("the loaded model's manifest differs:\n%s", loaded)
+	}
+	ldir := t.TempDir()
+	cric(t, cenv, "model", "pull", other.Addr+"/airgap/hf/hf-e2e/tiny-lm:main", ldir)
+	if got, _ := os.ReadFile(filepath.Join(ldir, "model.safetensors")); !bytes.Equal(got, weights) {
+		t.Errorf("the loaded model's weights differ")
 	}
 }
 
