@@ -405,6 +405,27 @@ func TestHFMirror(t *testing.T) {
 		}
 	})
 
+	t.Run("berth mirror warm --url hf://", func(t *testing.T) {
+		out := run(t, []string{"BERTH_ADMIN_PASSWORD=" + auAdminPass}, berthBin, "mirror", "warm", "--url", "http://"+b.Addr, "--username", "admin", "hf://"+hfRepo+"@main")
+		if !strings.Contains(out, "cached  hf://"+hfRepo+"@main model.safetensors ("+fmt.Sprint(hfBigSize)+" bytes)") ||
+			!strings.Contains(out, "manifest hf://"+hfRepo+"@main sha256:") {
+			t.Errorf("remote warm-up:\n%s", out)
+		}
+		// The ModelPack artifact is there, readable with the same credentials.
+		req, _ := http.NewRequest("GET", b.URL("/v2/hf/hf-e2e/tiny-lm/manifests/main"), nil)
+		req.SetBasicAuth("admin", auAdminPass)
+		req.Header.Set("Accept", "application/vnd.oci.image.manifest.v1+json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), "application/vnd.cncf.model.manifest.v1+json") {
+			t.Errorf("GET /v2/hf/hf-e2e/tiny-lm/manifests/main = %d %s", resp.StatusCode, body)
+		}
+	})
+
 	t.Run("upstream stopped: the cached revision still downloads", func(t *testing.T) {
 		time.Sleep(1100 * time.Millisecond) // past revisionTTL
 		hub.Hub.Close()

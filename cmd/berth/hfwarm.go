@@ -14,40 +14,16 @@ import (
 	"github.com/berth-registry/berth/internal/server"
 )
 
-// hfScheme marks a Hugging Face model or dataset among berth mirror warm's arguments.
-const hfScheme = "hf://"
-
 // splitModels separates hf://org/model[@rev] arguments from image references.
 func splitModels(args []string) (models, images []string) {
 	for _, a := range args {
-		if strings.HasPrefix(a, hfScheme) {
+		if strings.HasPrefix(a, hf.RefScheme) {
 			models = append(models, a)
 		} else {
 			images = append(images, a)
 		}
 	}
 	return models, images
-}
-
-// parseModelRef reads hf://org/name[@rev] or hf://datasets/org/name[@rev] (rev main).
-func parseModelRef(ref string) (hf.Repo, string, error) {
-	s := strings.TrimPrefix(ref, hfScheme)
-	repo := hf.Repo{Type: hf.Model}
-	if rest, ok := strings.CutPrefix(s, "datasets/"); ok {
-		repo.Type, s = hf.Dataset, rest
-	}
-	id, rev, ok := strings.Cut(s, "@")
-	if !ok {
-		rev = "main"
-	}
-	repo.ID = id
-	if err := hf.ValidateRepoID(id); err != nil {
-		return hf.Repo{}, "", fmt.Errorf("%s: %w", ref, err)
-	}
-	if err := hf.ValidateRevision(rev); err != nil {
-		return hf.Repo{}, "", fmt.Errorf("%s: %w", ref, err)
-	}
-	return repo, rev, nil
 }
 
 // warmModels caches Hugging Face revisions into the mirror (hf.enabled) and makes each
@@ -63,7 +39,7 @@ func warmModels(cmd *cobra.Command, cfg config.Config, m *meta.Store, reg *regis
 	out := cmd.OutOrStdout()
 	var failed int
 	for _, ref := range models {
-		repo, rev, err := parseModelRef(ref)
+		repo, rev, err := hf.ParseRef(ref)
 		if err != nil {
 			return err
 		}

@@ -44,10 +44,10 @@ is streamed back; without, this command opens the configured database and storag
 				return fmt.Errorf("no images given (arguments or --from-file)")
 			}
 			if remote.url != "" {
-				if len(models) > 0 {
-					return fmt.Errorf("hf:// models are warmed by this command itself (without --url)")
+				if len(hfInclude)+len(hfExclude) > 0 {
+					return fmt.Errorf("--include and --exclude apply without --url (the server warms whole revisions)")
 				}
-				return remote.warm(cmd, images, platforms)
+				return remote.warm(cmd, append(models, images...), platforms)
 			}
 			cfg, err := g.load()
 			if err != nil {

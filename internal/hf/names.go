@@ -254,3 +254,30 @@ func ReadOnly(cfg config.HF) func(repo string) error {
 		return errcode.Denied.New("repository " + repo + " is a read-only mirror of " + cfg.Upstream + " (project " + cfg.Project + " is the Hugging Face mirror's)")
 	}
 }
+
+// RefScheme marks a Hugging Face repository among warm-up references.
+const RefScheme = "hf://"
+
+// ParseRef reads hf://org/name[@rev] or hf://datasets/org/name[@rev] (rev: main).
+func ParseRef(ref string) (Repo, string, error) {
+	s, ok := strings.CutPrefix(ref, RefScheme)
+	if !ok {
+		return Repo{}, "", bad("%q is not an hf:// reference", ref)
+	}
+	repo := Repo{Type: Model}
+	if rest, ok := strings.CutPrefix(s, "datasets/"); ok {
+		repo.Type, s = Dataset, rest
+	}
+	id, rev, ok := strings.Cut(s, "@")
+	if !ok {
+		rev = "main"
+	}
+	repo.ID = id
+	if err := ValidateRepoID(id); err != nil {
+		return Repo{}, "", fmt.Errorf("%s: %w", ref, err)
+	}
+	if err := ValidateRevision(rev); err != nil {
+		return Repo{}, "", fmt.Errorf("%s: %w", ref, err)
+	}
+	return repo, rev, nil
+}

@@ -211,7 +211,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	metrics := promhttp.HandlerFor(promReg, promhttp.HandlerOpts{})
 	if authSvc != nil {
 		mux.Handle("/token", distribution.BodyDeadline(tokenBodyTimeout, distribution.TokenHandler(authSvc)))
-		mux.Handle(adminapi.Prefix+"/", distribution.BodyDeadline(adminBodyTimeout, adminapi.New(authSvc, m, log).WithTrust(ev).WithQuotas(quotas).WithWarm(warmFunc(mirror)).WithRepositories(reg, inventory.NewStore(m.DB())).WithTagRules(tagRules).WithScanner(scanAPI).WithWebhooks(webhooksAPI(eventSvc)).WithReplication(replicationAPI(replSvc))))
+		mux.Handle(adminapi.Prefix+"/", distribution.BodyDeadline(adminBodyTimeout, adminapi.New(authSvc, m, log).WithTrust(ev).WithQuotas(quotas).WithWarm(warmFunc(mirror, hfMirror)).WithRepositories(reg, inventory.NewStore(m.DB())).WithTagRules(tagRules).WithScanner(scanAPI).WithWebhooks(webhooksAPI(eventSvc)).WithReplication(replicationAPI(replSvc))))
 		registerAuditMetrics(promReg, authSvc)
 		if !cfg.Metrics.Public {
 			metrics = guard.Metrics(metrics)
