@@ -187,37 +187,62 @@ func (s *Service) Drain(ctx context.Context) error {
 	return s.runner.Drain(ctx, laneKind)
 }
 
-// dispatchInterval is how often the outbox is checked for new events.
-const dispatchInterval = 250 * time.Millisecond
+// dispatchInterval is how often the outbox is checked for new events; dispatchRun how
+// long one run of the dispatcher task keeps checking before it yields (its lease is
+// renewed meanwhile, so another replica takes over within a lease if this one dies).
+const (
+	dispatchInterval = 250 * time.Millisecond
+	dispatchRun      = time.Minute
+)
 
-// runDispatch fans new events out, prunes old ones now and then, and comes back in
-// dispatchInterval. It never fails: a database outage is logged and tried again.
+// runDispatch fans new events out as they come, prunes old ones now and then, and hands
+// the task back after dispatchRun. The outbox is checked with a read, so an idle
+// registry takes no write lock for it. It never fails: a database outage is logged and
+// tried again.
 func (s *Service) runDispatch(ctx context.Context, _ jobs.Task) error {
-	for ctx.Err() == nil {
-		n, d, err := s.store.dispatch(ctx, 500, s.consumerList())
-		if err != nil {
+	end := s.opts.now().Add(dispatchRun)
+	for ctx.Err() == nil && s.opts.now().Before(end) {
+		if err := s.dispatchPending(ctx); err != nil {
 			if ctx.Err() == nil {
 				s.log.Warn("dispatch events", "err", err)
 			}
 			return jobs.Postpone(s.opts.now().Add(5 * time.Second))
 		}
+		s.pruneMu.Lock()
+		due := s.opts.now().Sub(s.lastPrune) > 10*time.Minute
+		if due {
+			s.lastPrune = s.opts.now()
+		}
+		s.pruneMu.Unlock()
+		if due {
+			if err := s.store.prune(ctx, s.opts.now().Add(-s.opts.Keep)); err != nil && ctx.Err() == nil {
+				s.log.Warn("prune events", "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(dispatchInterval):
+		}
+	}
+	return jobs.Postpone(s.opts.now())
+}
+
+// dispatchPending fans out every undispatched event, in batches.
+func (s *Service) dispatchPending(ctx context.Context) error {
+	for {
+		pending, err := s.store.undispatched(ctx)
+		if err != nil || !pending {
+			return err
+		}
+		n, d, err := s.store.dispatch(ctx, 500, s.consumerList())
+		if err != nil {
+			return err
+		}
 		s.metrics.dispatched(n, d)
 		if n < 500 {
-			break
+			return nil
 		}
 	}
-	s.pruneMu.Lock()
-	due := s.opts.now().Sub(s.lastPrune) > 10*time.Minute
-	if due {
-		s.lastPrune = s.opts.now()
-	}
-	s.pruneMu.Unlock()
-	if due {
-		if err := s.store.prune(ctx, s.opts.now().Add(-s.opts.Keep)); err != nil && ctx.Err() == nil {
-			s.log.Warn("prune events", "err", err)
-		}
-	}
-	return jobs.Postpone(s.opts.now().Add(dispatchInterval))
 }
 
 // laneBatch bounds the deliveries one run of a lane sends before yielding its worker.

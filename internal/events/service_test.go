@@ -369,7 +369,7 @@ func testOrder(t *testing.T, m *meta.Store) {
 // testGiveUp: past the retry window a delivery fails for good and its lane goes on.
 func testGiveUp(t *testing.T, m *meta.Store) {
 	ctx := context.Background()
-	svc := newTestService(t, m, Options{RetryFor: 300 * time.Millisecond})
+	svc := newTestService(t, m, Options{RetryFor: 2 * time.Second})
 	r := newReceiver(t, FormatCloudEvents, 1<<30)
 	sub, err := svc.Create(ctx, Subscription{Name: "down", URL: r.srv.URL, Enabled: true})
 	if err != nil {

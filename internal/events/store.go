@@ -334,6 +334,16 @@ func (st *Store) dispatch(ctx context.Context, n int, consumers []Consumer) (eve
 	return events, deliveries, err
 }
 
+// undispatched tells whether any event waits for its fan-out (a read: no write lock).
+func (st *Store) undispatched(ctx context.Context) (bool, error) {
+	var one int
+	err := st.db.QueryRow(ctx, `SELECT 1 FROM event_outbox WHERE dispatched_at = 0 LIMIT 1`).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 func laneKey(sub int64, lane string) string { return fmt.Sprintf("%d %s", sub, lane) }
 
 func parseLaneKey(k string) (int64, string, error) {
