@@ -6,16 +6,18 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/berth-registry/berth/internal/config"
 	"github.com/berth-registry/berth/internal/meta"
 	"github.com/berth-registry/berth/internal/proxy"
 	"github.com/berth-registry/berth/internal/quota"
 )
 
 // newQuota builds the project quota service. mirror is read when asked, since the
-// mirror is built after the registry that enforces quotas: its namespaces are exempt.
-func newQuota(m *meta.Store, mirror **proxy.Mirror) *quota.Service {
+// mirror is built after the registry that enforces quotas: its namespaces, and the
+// Hugging Face mirror's project, are exempt (bounded by their cache sizes).
+func newQuota(cfg config.Config, m *meta.Store, mirror **proxy.Mirror) *quota.Service {
 	return quota.New(quota.NewStore(m.DB()), quota.Options{Mirrored: func(project string) bool {
-		return *mirror != nil && (*mirror).Reserved(project)
+		return (*mirror != nil && (*mirror).Reserved(project)) || hfManaged(cfg, project)
 	}})
 }
 

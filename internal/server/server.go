@@ -124,11 +124,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		log.Warn("database file was readable by other users and is now 0600; it holds the token-signing key and password hashes: if others could read it, treat the key as exposed (stop Berth, DELETE FROM signing_keys, start again for a new key; issued tokens become invalid)", "file", f)
 	}
 	var mirror *proxy.Mirror
-	quotas := newQuota(m, &mirror)
+	quotas := newQuota(cfg, m, &mirror)
 	promReg := prometheus.NewRegistry()
 	pressure := newPressure(ctx, cfg, m, log)
 	registerPressureMetrics(promReg, pressure)
-	tagRules := newTagRules(m, &mirror, promReg, log)
+	tagRules := newTagRules(cfg, m, &mirror, promReg, log)
 	eventSvc, err := newEvents(cfg, m, &mirror, promReg, log)
 	if err != nil {
 		m.Close()
