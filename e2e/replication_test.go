@@ -388,3 +388,50 @@ func TestReplicationBytes(t *testing.T) {
 		t.Fatalf("sent %.3f× the unique bytes, want 1.0× (each distinct blob once)", ratio)
 	}
 }
+
+// TestReplicationInterrupted: Distribution killed while a large layer is being sent;
+// the execution fails, the job's retry (after Distribution is back) completes it, and
+// the image arrives whole with its digest.
+func TestReplicationInterrupted(t *testing.T) {
+	requireTool(t, "crane")
+	w := &cricWorld{dist: startDistribution(t), env: toolEnv(t), dir: t.TempDir()}
+	a := startBerth(t, BerthOptions{Config: "auth:\n  enabled: true\n  admin:\n    username: admin\n    password: " + admPassword + "\n"})
+	admOK(t, a, "", "project", "create", "big")
+	run(t, w.env, "crane", "auth", "login", a.Addr, "-u", "admin", "-p", admPassword)
+	run(t, w.env, "crane", "auth", "login", w.dist.Addr, "-u", cricUser, "-p", cricPass)
+	run(t, w.env, "crane", "append", "--oci-empty-base", "-f", w.randomLayer(t, "big", 160<<20), "-t", a.Addr+"/big/app:v1")
+	digest := strings.TrimSpace(run(t, w.env, "crane", "digest", a.Addr+"/big/app:v1"))
+	distPw := filepath.Join(w.dir, "distpw")
+	if err := os.WriteFile(distPw, []byte(cricPass), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var rule rplRule
+	admJSON(t, a, &rule, "replication", "create", "big", "--push", "--remote", "http://"+w.dist.Addr, "--username", cricUser, "--password-file", distPw, "--repos", "big/*")
+	uploads := filepath.Join(filepath.Dir(w.dist.log), "data", "docker", "registry", "v2", "repositories", "big", "app", "_uploads")
+	admOK(t, a, "", "replication", "run", strconv.FormatInt(rule.ID, 10))
+	// Kill Distribution once the big layer is partly written.
+	var partial int64
+	whWait(t, 60*time.Second, "the big layer partly uploaded to Distribution", func() bool {
+		files, _ := filepath.Glob(filepath.Join(uploads, "*", "data"))
+		for _, f := range files {
+			if st, err := os.Stat(f); err == nil && st.Size() > 0 && st.Size() < 150<<20 {
+				partial = st.Size()
+				return true
+			}
+		}
+		return false
+	})
+	rplRestart(t, w.dist, func() {
+		t.Logf("Distribution killed with %d MiB of the 160 MiB layer written", partial>>20)
+		failed := rplWaitExecution(t, a, rule.ID, 60*time.Second, func(e rplExecution) bool { return e.State == "failed" })
+		t.Logf("execution %d failed: %s", failed.ID, failed.Error)
+	})
+	ex := rplWaitExecution(t, a, rule.ID, 120*time.Second, func(e rplExecution) bool { return e.State == "succeeded" })
+	if len(ex.Items) != 1 || ex.Items[0].Digest != digest {
+		t.Fatalf("completed execution %+v", ex)
+	}
+	if got := strings.TrimSpace(run(t, w.env, "crane", "digest", w.dist.Addr+"/big/app:v1")); got != digest {
+		t.Fatalf("digest on Distribution %s, want %s", got, digest)
+	}
+	run(t, w.env, "crane", "validate", "--remote", w.dist.Addr+"/big/app:v1") // every byte hashes to its digest
+}
