@@ -321,6 +321,17 @@ func TestProtocol(t *testing.T) {
 				}
 			}
 
+			// A renamed repository: the Hub's relative redirect is followed for the HEAD
+			// (huggingface_hub follows relative redirects only) and the GET.
+			fx.hub.Renamed = map[string]string{"model/org/old-name": "Org/Tiny-Model"}
+			resp, _ = mi.do(t, "HEAD", "/hf/org/old-name/resolve/"+commit1+"/config.json")
+			if resp.StatusCode != 200 || resp.Header.Get("ETag") != `"`+reg.GitOID()+`"` || resp.Header.Get("Location") != "" {
+				t.Errorf("HEAD in a renamed repository = %d %v", resp.StatusCode, resp.Header)
+			}
+			if resp, body := mi.do(t, "GET", "/hf/org/old-name/resolve/"+commit1+"/config.json"); resp.StatusCode != 200 || !bytes.Equal(body, fx.config) {
+				t.Errorf("GET in a renamed repository = %d %q", resp.StatusCode, body)
+			}
+
 			// A commit, a PR ref and a dataset.
 			if resp, body := mi.do(t, "GET", "/hf/Org/Tiny-Model/resolve/"+commit2+"/extra.txt"); resp.StatusCode != 200 || string(body) != "pr\n" {
 				t.Errorf("GET at a commit = %d %q", resp.StatusCode, body)

@@ -85,6 +85,9 @@ type Hub struct {
 	Token string
 	// PageSize is the tree listing's page size.
 	PageSize int
+	// Renamed maps an old repository id (type/id) to the new one: its resolve URLs
+	// answer with a relative redirect, as the Hub's do for a renamed repository.
+	Renamed map[string]string
 
 	mu       sync.Mutex
 	repos    map[string]*Repo
@@ -342,6 +345,14 @@ func (h *Hub) serveTree(w http.ResponseWriter, r *http.Request, files []File, di
 
 func (h *Hub) serveResolve(w http.ResponseWriter, r *http.Request, typ, id, rev, p string) {
 	repo := h.repo(typ, id)
+	if to, ok := h.Renamed[typ+"/"+id]; ok && repo == nil {
+		prefix := "/"
+		if typ == "dataset" {
+			prefix = "/datasets/"
+		}
+		http.Redirect(w, r, prefix+to+"/resolve/"+url.PathEscape(rev)+"/"+p, http.StatusTemporaryRedirect)
+		return
+	}
 	if repo == nil {
 		hubErr(w, http.StatusUnauthorized, "RepoNotFound", "Repository not found", "")
 		return
