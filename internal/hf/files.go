@@ -139,6 +139,7 @@ func (s *Service) serveFile(w http.ResponseWriter, r *http.Request, rt route, lo
 		if blob, err := s.reg.OpenBlob(ctx, f.LocalRepo, oci.Digest(f.Digest)); err == nil {
 			defer blob.Close()
 			s.metrics.served("file", "hit")
+			w.Header().Set("X-Berth-Cache", "hit")
 			s.serveCached(w, r, rt.repo, commit, f, blob)
 			return
 		}
@@ -157,11 +158,12 @@ func (s *Service) serveFile(w http.ResponseWriter, r *http.Request, rt route, lo
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	blob, st, err := s.open(ctx, rt.repo, commit, rt.path, local, m)
+	blob, st, how, err := s.open(ctx, rt.repo, commit, rt.path, local, m)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
+	w.Header().Set("X-Berth-Cache", how)
 	if blob != nil {
 		defer blob.Close()
 		s.serveCached(w, r, rt.repo, commit, File{Path: rt.path, Size: m.size, ETag: m.etag, Linked: m.linked}, blob)
@@ -253,34 +255,36 @@ type download struct{ f *spool.Flight }
 
 // open returns the stored file, or a stream of it being fetched from the Hub (joining
 // a download in flight, here or, through a lease in the database, on another replica).
-func (s *Service) open(ctx context.Context, repo Repo, commit, p, local string, m fileMeta) (blobstore.Blob, *spool.Stream, error) {
+func (s *Service) open(ctx context.Context, repo Repo, commit, p, local string, m fileMeta) (blobstore.Blob, *spool.Stream, string, error) {
 	key := local + "\x00" + commit + "\x00" + p
 	s.mu.Lock()
 	_, inFlight := s.flights[key]
 	s.mu.Unlock()
 	if !inFlight {
 		if b, err := s.awaitLease(ctx, repo, commit, p, key); err != nil || b != nil {
-			return b, nil, err
+			return b, nil, "coalesced", err
 		}
 	}
+	how := "miss"
 	s.mu.Lock()
 	d, inFlight := s.flights[key]
 	if inFlight {
 		d.f.Acquire()
 		s.mu.Unlock()
 		s.metrics.served("file", "coalesced")
+		how = "coalesced"
 	} else {
 		// A download may have committed since the cache was read: look again under the
 		// lock, so no two downloads start.
 		if b := s.stored(ctx, repo, commit, p); b != nil {
 			s.mu.Unlock()
 			s.reg.ReleaseLease(ctx, leaseName(key))
-			return b, nil, nil
+			return b, nil, "hit", nil
 		}
 		spoolFile, err := os.CreateTemp(s.spoolDir, "hf-*")
 		if err != nil {
 			s.mu.Unlock()
-			return nil, nil, errcode.Internal.Wrap(err, "")
+			return nil, nil, "", errcode.Internal.Wrap(err, "")
 		}
 		_ = os.Remove(spoolFile.Name()) // the open descriptors keep it alive
 		d = &download{f: spool.New(spoolFile)}
@@ -292,9 +296,9 @@ func (s *Service) open(ctx context.Context, repo Repo, commit, p, local string, 
 	}
 	if _, err := d.f.WaitStarted(ctx); err != nil {
 		d.f.Release()
-		return nil, nil, err
+		return nil, nil, "", err
 	}
-	return nil, d.f.NewStream(), nil
+	return nil, d.f.NewStream(), how, nil
 }
 
 // stored opens the file if it is cached.

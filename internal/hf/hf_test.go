@@ -296,6 +296,9 @@ func TestProtocol(t *testing.T) {
 					t.Errorf("GET %s = %d, %d bytes (want %d)", tc.path, resp.StatusCode, len(body), len(tc.want))
 				}
 			}
+			if resp, _ := mi.do(t, "GET", "/hf/Org/Tiny-Model/resolve/main/config.json"); resp.Header.Get("X-Berth-Cache") != "hit" {
+				t.Errorf("a second GET: X-Berth-Cache %q, want hit", resp.Header.Get("X-Berth-Cache"))
+			}
 			resp, body = mi.do(t, "GET", "/hf/Org/Tiny-Model/resolve/main/model.safetensors", "Range", "bytes=0-0", "Accept", "application/vnd.xet-fileinfo+json, */*")
 			if resp.StatusCode != 206 || len(body) != 1 || body[0] != fx.weights[0] || resp.Header.Get("Content-Range") != fmt.Sprintf("bytes 0-0/%d", len(fx.weights)) {
 				t.Errorf("probe GET bytes=0-0 = %d %q %v", resp.StatusCode, body, resp.Header)

@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/berth-registry/berth/internal/blobstore"
 	"github.com/berth-registry/berth/internal/oci"
 	"github.com/berth-registry/berth/internal/registry"
 )
@@ -342,8 +341,7 @@ func (s *Service) warmFile(ctx context.Context, repo Repo, commit, p, local stri
 	if err != nil {
 		return 0, false, err
 	}
-	var blob blobstore.Blob
-	blob, st, err := s.open(ctx, repo, commit, p, local, m)
+	blob, st, _, err := s.open(ctx, repo, commit, p, local, m)
 	if err != nil {
 		return 0, false, err
 	}
