@@ -212,3 +212,17 @@ func TestStoreAndTrigger(t *testing.T) {
 		})
 	}
 }
+
+func TestBatchEnd(t *testing.T) {
+	var arts []artifact
+	for i := 0; i < 250; i++ {
+		arts = append(arts, artifact{repo: fmt.Sprintf("r%03d", i/2), ref: fmt.Sprint(":", i)})
+	}
+	// 125 repositories of 2 artifacts: batches of 100 repositories (200 artifacts), then 25.
+	if got := batchEnd(arts, 0); got != 200 {
+		t.Fatalf("first batch ends at %d, want 200", got)
+	}
+	if got := batchEnd(arts, 200); got != 250 {
+		t.Fatalf("second batch ends at %d, want 250", got)
+	}
+}

@@ -586,12 +586,13 @@ func (s *Service) execute(ctx context.Context, r Rule, sealed, cause string, onl
 	}
 	var c *cric.Client
 	var host string
+	end := 0
 	for i, a := range arts {
 		if ctx.Err() != nil {
 			break
 		}
-		if i%batch == 0 { // a client (and token) per batch of artifacts
-			end := min(i+batch, len(arts))
+		if i == end { // a client (and token) per batch of artifacts
+			end = batchEnd(arts, i)
 			if c, host, err = s.client(r, password, s.localRepos(r, arts[i:end])); err != nil {
 				ex.State, ex.Error = Failed, err.Error()
 				break
@@ -641,9 +642,23 @@ func (s *Service) execute(ctx context.Context, r Rule, sealed, cause string, onl
 	return nil
 }
 
-// batch is how many artifacts share a client and a token (which names every local
-// repository of the batch).
-const batch = 50
+// batchRepos is how many local repositories one client serves: its token names each
+// of them, and within it a blob sent to one destination repository is mounted into the
+// others instead of sent again.
+const batchRepos = 100
+
+// batchEnd is the end of the batch starting at arts[i]: as many artifacts as span at
+// most batchRepos local repositories (listings come grouped by repository).
+func batchEnd(arts []artifact, i int) int {
+	seen := map[string]bool{}
+	for j := i; j < len(arts); j++ {
+		if !seen[arts[j].repo] && len(seen) == batchRepos {
+			return j
+		}
+		seen[arts[j].repo] = true
+	}
+	return len(arts)
+}
 
 // localRepos lists the distinct local repositories of arts.
 func (s *Service) localRepos(r Rule, arts []artifact) []string {
