@@ -59,7 +59,7 @@ var allowed = map[string][]string{
 	"internal/hf": {"internal/blobstore", "internal/config", "internal/errcode", "internal/meta", "internal/oci", "internal/proxy", "internal/registry", "internal/spool",
 		"github.com/prometheus/client_golang/prometheus", "golang.org/x/sync/singleflight"},
 	"internal/adminapi": {"internal/auth", "internal/config", "internal/errcode", "internal/events", "internal/replication", "internal/inventory", "internal/meta", "internal/oci", "internal/quota", "internal/registry", "internal/scan", "internal/tagrules", "internal/trust", "golang.org/x/crypto/bcrypt"},
-	"internal/server": {"internal/adminapi", "internal/auth", "internal/blobstore", "internal/certs", "internal/events", "internal/replication", "internal/ldapauth", "internal/config", "internal/distribution", "internal/gc", "internal/hf", "internal/inventory", "internal/jobs", "internal/limits", "internal/meta", "internal/oci", "internal/proxy", "internal/quota", "internal/registry", "internal/scan", "internal/tagrules",
+	"internal/server": {"internal/adminapi", "internal/auth", "internal/blobstore", "internal/certs", "internal/events", "internal/replication", "internal/errcode", "internal/ldapauth", "internal/config", "internal/distribution", "internal/gc", "internal/hf", "internal/inventory", "internal/jobs", "internal/limits", "internal/meta", "internal/oci", "internal/proxy", "internal/quota", "internal/registry", "internal/scan", "internal/tagrules",
 		"internal/storagepressure", "internal/trust", "github.com/prometheus/client_golang/prometheus"},
 	"internal/certs": {"internal/config", "internal/meta", "golang.org/x/crypto/acme"},
 	"internal/cric": {"github.com/docker/cli/cli/config", "github.com/google/go-containerregistry/pkg",
