@@ -44,6 +44,11 @@ func (d *DB) ExecQueryRow(ctx context.Context, query string, args ...any) *sql.R
 	return d.s.w.QueryRowContext(ctx, query, args...)
 }
 
+// Changed hands c to the change hook inside tx, for capability stores that change a
+// repository's tags or manifests in their own transactions (retention deleting tags): the
+// event then commits with their change, as the registry's own writes do.
+func (d *DB) Changed(ctx context.Context, tx *sql.Tx, c Change) error { return d.s.changed(ctx, tx, c) }
+
 // ForUpdate is the row-lock clause for a SELECT inside a write transaction: PostgreSQL
 // needs it to serialise with concurrent writers of the row; SQLite's one writer already
 // excludes them, and it has no such clause.

@@ -150,6 +150,7 @@ func (s *Service) run(ctx context.Context, sp StoredPolicy, dryRun bool, actor s
 		return rep, nil
 	}
 	var audit []meta.AuditEntry
+	ctx = meta.WithActor(ctx, actor) // the tag.deleted events name who ran retention
 	for _, d := range del {
 		ok, err := s.store.DeleteTag(ctx, d.Repository, d.Tag, d.Digest)
 		if err != nil {

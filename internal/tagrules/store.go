@@ -2,6 +2,7 @@ package tagrules
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -141,14 +142,25 @@ func (s *Store) ProjectTags(ctx context.Context, project string) ([]TagInfo, err
 // DeleteTag deletes a tag only while it still names digest: a tag pushed again since
 // retention decided is newer than the decision and stays. The deletion queues GC's
 // review of the manifest (migration 00008's triggers).
+// The deletion is a tag.deleted event too (meta's change hook, in the same transaction).
 func (s *Store) DeleteTag(ctx context.Context, repo, tag, digest string) (bool, error) {
-	res, err := s.db.Exec(ctx, `DELETE FROM tags WHERE name = $2 AND manifest_digest = $3
-		AND repository_id = (SELECT id FROM repositories WHERE name = $1)`, repo, tag, digest)
+	var deleted bool
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM tags WHERE name = $2 AND manifest_digest = $3
+			AND repository_id = (SELECT id FROM repositories WHERE name = $1)`, repo, tag, digest)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil
+		}
+		deleted = true
+		return s.db.Changed(ctx, tx, meta.Change{Kind: meta.TagDeleted, Repository: repo, Digest: digest, Tags: []string{tag}})
+	})
 	if err != nil {
 		return false, fmt.Errorf("tagrules: delete tag %s:%s: %w", repo, tag, err)
 	}
-	n, _ := res.RowsAffected()
-	return n > 0, nil
+	return deleted, nil
 }
 
 // AddImmutable records an immutable rule and returns it with its id.

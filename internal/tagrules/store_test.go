@@ -2,6 +2,7 @@ package tagrules
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"io"
 	"log/slog"
@@ -163,5 +164,36 @@ func testRetention(t *testing.T, m *meta.Store, svc *Service) {
 	}
 	if _, err := svc.Policy(ctx, "rt"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("policy after delete: %v", err)
+	}
+}
+
+// TestDeleteTagIsAnEvent: a retention deletion reaches meta's change hook inside its
+// transaction (the events outbox), with the actor of the run; a refused one does not.
+func TestDeleteTagIsAnEvent(t *testing.T) {
+	for _, b := range metatest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			m := b.Open(t)
+			var got []meta.Change
+			m.SetChangeHook(func(ctx context.Context, tx *sql.Tx, c meta.Change) error {
+				got = append(got, c)
+				return nil
+			})
+			if err := put(t, m, "team/app", "sha256:r1", nil, "old"); err != nil {
+				t.Fatal(err)
+			}
+			got = nil
+			st := NewStore(m.DB())
+			ctx := meta.WithActor(context.Background(), "retention")
+			if ok, err := st.DeleteTag(ctx, "team/app", "old", "sha256:other"); err != nil || ok {
+				t.Fatalf("delete with a stale digest: %v %v", ok, err)
+			}
+			if ok, err := st.DeleteTag(ctx, "team/app", "old", "sha256:r1"); err != nil || !ok {
+				t.Fatalf("delete: %v %v", ok, err)
+			}
+			if len(got) != 1 || got[0].Kind != meta.TagDeleted || got[0].Repository != "team/app" || got[0].Digest != "sha256:r1" ||
+				!slices.Equal(got[0].Tags, []string{"old"}) || got[0].Actor != "retention" {
+				t.Fatalf("changes %+v", got)
+			}
+		})
 	}
 }
