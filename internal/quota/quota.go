@@ -44,7 +44,13 @@ type Service struct {
 	store  *Store
 	opts   Options
 	denied atomic.Uint64
+	// exceeded is told of each refusal (the quota.exceeded event); see OnExceeded.
+	exceeded atomic.Pointer[func(project string, limit, used, size int64)]
 }
+
+// OnExceeded sets f to be told of every refusal (project, quota, usage, the blob's size).
+// It runs on the refused request's goroutine and must not block.
+func (s *Service) OnExceeded(f func(project string, limit, used, size int64)) { s.exceeded.Store(&f) }
 
 // New returns the quota service over its store.
 func New(store *Store, opts Options) *Service {
@@ -130,6 +136,9 @@ func (s *Service) Refusal(err error) error {
 
 func (s *Service) refuse(project string, limit, used, size int64) error {
 	s.denied.Add(1)
+	if f := s.exceeded.Load(); f != nil {
+		(*f)(project, limit, used, size)
+	}
 	msg := fmt.Sprintf("project %s is over its quota: quota %s, usage %s, this blob needs %s more (quota %d bytes, usage %d bytes)",
 		project, HumanBytes(limit), HumanBytes(used), HumanBytes(size), limit, used)
 	return &errcode.Error{Desc: errcode.QuotaExceeded, Message: msg, Detail: map[string]int64{"quota": limit, "usage": used, "size": size}}

@@ -255,6 +255,10 @@ func TestQuotaEnforced(t *testing.T) {
 			t.Run(fmt.Sprintf("earlyCheck=%t", !noAdmit), func(t *testing.T) {
 				e := newEnv(t, b, noAdmit)
 				ctx := t.Context()
+				var told []string // OnExceeded sees every refusal (the quota.exceeded event)
+				e.quotas.OnExceeded(func(project string, limit, used, size int64) {
+					told = append(told, fmt.Sprintf("%s %d", project, limit))
+				})
 				if _, err := e.quotas.Set(ctx, "team", 1000); err != nil {
 					t.Fatal(err)
 				}
@@ -300,6 +304,9 @@ func TestQuotaEnforced(t *testing.T) {
 					if n := e.files(); n != files {
 						t.Errorf("%s: refused push left %d blob files (had %d)", c.name, n, files)
 					}
+				}
+				if len(told) != 2 || told[0] != "team 1000" || told[1] != "team 10" {
+					t.Errorf("OnExceeded told %q, want the two refusals", told)
 				}
 				// A mount from another project adds bytes: refused the same way.
 				dh, _ := e.push("other/a", content("h", 5000))

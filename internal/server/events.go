@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,6 +16,7 @@ import (
 	"github.com/berth-registry/berth/internal/events"
 	"github.com/berth-registry/berth/internal/meta"
 	"github.com/berth-registry/berth/internal/proxy"
+	"github.com/berth-registry/berth/internal/quota"
 )
 
 // newEvents builds the event log and webhook service (nil with events.enabled off) and
@@ -71,4 +73,36 @@ func secretKeyFile(cfg config.Config) string {
 		return f
 	}
 	return filepath.Join(cfg.Data, "webhook-secrets.key")
+}
+
+// quotaEvents publishes quota.exceeded when a push is refused by its project's quota, at
+// most once per project a minute on this replica (a refused push retries many blobs), in
+// the background so the refusal is not held up by the database.
+func quotaEvents(q *quota.Service, ev *events.Service, log *slog.Logger) {
+	if ev == nil {
+		return
+	}
+	var mu sync.Mutex
+	last := map[string]time.Time{}
+	q.OnExceeded(func(project string, limit, used, size int64) {
+		mu.Lock()
+		if t, ok := last[project]; ok && time.Since(t) < time.Minute {
+			mu.Unlock()
+			return
+		}
+		if len(last) > 10000 { // bounded: forget the oldest era at once
+			clear(last)
+		}
+		last[project] = time.Now()
+		mu.Unlock()
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			e := events.Event{Type: events.QuotaExceeded, Project: project, Repository: "",
+				Data: map[string]any{"quotaBytes": limit, "usageBytes": used, "blobBytes": size}}
+			if err := ev.Publish(ctx, e); err != nil {
+				log.Warn("publish quota.exceeded", "project", project, "err", err)
+			}
+		}()
+	})
 }

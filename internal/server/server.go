@@ -134,6 +134,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		m.Close()
 		return nil, err
 	}
+	quotaEvents(quotas, eventSvc, log)
 	var authSvc *auth.Service
 	limiter, sessions := newLimits(cfg.Throttle, cfg.Auth.Enabled, m, promReg, log, &authSvc)
 	reg := registry.New(m, b, registry.Options{
