@@ -32,6 +32,7 @@ type cliReplRule struct {
 	DestinationPrefix string   `json:"destinationPrefix"`
 	Referrers         *bool    `json:"referrers"`
 	Schedule          string   `json:"schedule"`
+	Cron              string   `json:"cron"`
 	OnPush            bool     `json:"onPush"`
 	PropagateDeletes  bool     `json:"propagateDeletes"`
 	Enabled           bool     `json:"enabled"`
@@ -83,7 +84,7 @@ administrators only: rules hold the remote's credentials.`,
   berth admin replication executions 1`,
 	}
 	var push, pull, insecure, onPush, propagate, noReferrers, disabled bool
-	var remote, user, pwFile, repos, tags, prefix, schedule string
+	var remote, user, pwFile, repos, tags, prefix, schedule, cron string
 	create := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create a replication rule",
@@ -115,6 +116,9 @@ administrators only: rules hold the remote's credentials.`,
 			if schedule != "" {
 				body["schedule"] = schedule
 			}
+			if cron != "" {
+				body["cron"] = cron
+			}
 			var r cliReplRule
 			if err := c.send(cmd, http.MethodPost, "/replication/rules", nil, body, &r); err != nil {
 				return err
@@ -133,6 +137,7 @@ administrators only: rules hold the remote's credentials.`,
 	f.StringVar(&tags, "tags", "", "comma-separated tag globs (default: all)")
 	f.StringVar(&prefix, "prefix", "", "put this path (ending in /) before each name at the destination")
 	f.StringVar(&schedule, "schedule", "", "run every interval, e.g. 1h")
+	f.StringVar(&cron, "cron", "", "run at the times of a five-field cron expression in UTC, e.g. '0 3 * * *'")
 	f.BoolVar(&onPush, "on-push", false, "replicate each matching push within seconds (push rules)")
 	f.BoolVar(&propagate, "propagate-deletes", false, "delete at the remote the tags and manifests deleted here (push rules)")
 	f.BoolVar(&noReferrers, "no-referrers", false, "do not copy signatures, attestations and SBOMs")
@@ -153,6 +158,9 @@ administrators only: rules hold the remote's credentials.`,
 				trig := []string{"manual"}
 				if r.Schedule != "" && r.Schedule != "0s" {
 					trig = append(trig, "every "+r.Schedule)
+				}
+				if r.Cron != "" {
+					trig = append(trig, "cron "+r.Cron)
 				}
 				if r.OnPush {
 					trig = append(trig, "on push")

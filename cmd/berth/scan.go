@@ -68,8 +68,9 @@ serves them and records an audit entry.`,
 	}
 	var p scan.Policy
 	var allow []string
+	var upstream bool
 	set := &cobra.Command{
-		Use:   "set PROJECT",
+		Use:   "set PROJECT|UPSTREAM",
 		Short: "Set the project's scan policy (project administrators)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -82,10 +83,10 @@ serves them and records an audit entry.`,
 				doc.Allow = append(doc.Allow, a)
 			}
 			var got scan.Policy
-			if err := c.send(cmd, http.MethodPut, "/projects/"+url.PathEscape(args[0])+"/scan-policy", nil, doc, &got); err != nil {
+			if err := c.send(cmd, http.MethodPut, policyPath(args[0], upstream), nil, doc, &got); err != nil {
 				return err
 			}
-			return c.done("project %s: scan policy %s", args[0], policyText(got))
+			return c.done("%s: scan policy %s", policyScope(args[0], upstream), policyText(got))
 		},
 	}
 	fl := set.Flags()
@@ -97,29 +98,30 @@ serves them and records an audit entry.`,
 	fl.BoolVar(&p.AttachSBOM, "attach-sbom", false, "store the SBOM of each scanned image as its OCI referrer (CycloneDX)")
 	fl.BoolVar(&p.UsePushedSBOMs, "use-pushed-sboms", false, "evaluate a CycloneDX SBOM pushed as the image's referrer instead of reading its layers (trust who pushes)")
 	show := &cobra.Command{
-		Use:   "show PROJECT",
+		Use:   "show PROJECT|UPSTREAM",
 		Short: "Show the project's scan policy",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var got scan.Policy
-			if err := c.send(cmd, http.MethodGet, "/projects/"+url.PathEscape(args[0])+"/scan-policy", nil, nil, &got); err != nil {
+			if err := c.send(cmd, http.MethodGet, policyPath(args[0], upstream), nil, nil, &got); err != nil {
 				return err
 			}
-			return c.done("project %s: scan policy %s", args[0], policyText(got))
+			return c.done("%s: scan policy %s", policyScope(args[0], upstream), policyText(got))
 		},
 	}
 	del := &cobra.Command{
-		Use:   "delete PROJECT",
+		Use:   "delete PROJECT|UPSTREAM",
 		Short: "Remove the project's scan policy",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := c.send(cmd, http.MethodDelete, "/projects/"+url.PathEscape(args[0])+"/scan-policy", nil, nil, nil); err != nil {
+			if err := c.send(cmd, http.MethodDelete, policyPath(args[0], upstream), nil, nil, nil); err != nil {
 				return err
 			}
-			return c.done("project %s: scan policy removed", args[0])
+			return c.done("%s: scan policy removed", policyScope(args[0], upstream))
 		},
 	}
-	policy := &cobra.Command{Use: "policy", Short: "Show, set or remove a project's scan policy"}
+	policy := &cobra.Command{Use: "policy", Short: "Show, set or remove the scan policy of a project or (--upstream) a mirror upstream"}
+	policy.PersistentFlags().BoolVar(&upstream, "upstream", false, "the name is a mirror upstream (registry.k8s.io): the policy covers what is mirrored from it, scanned when cached")
 	policy.AddCommand(set, show, del)
 
 	run := &cobra.Command{
@@ -232,6 +234,21 @@ serves them and records an audit entry.`,
 	}
 	cmd.AddCommand(policy, run, showReport, list, cve, db)
 	return cmd
+}
+
+// policyPath is the admin API path of a project's or a mirror upstream's scan policy.
+func policyPath(name string, upstream bool) string {
+	if upstream {
+		return "/upstreams/" + url.PathEscape(name) + "/scan-policy"
+	}
+	return "/projects/" + url.PathEscape(name) + "/scan-policy"
+}
+
+func policyScope(name string, upstream bool) string {
+	if upstream {
+		return "upstream " + name
+	}
+	return "project " + name
 }
 
 func policyText(p scan.Policy) string {

@@ -23,6 +23,28 @@ type Scanner interface {
 	Affected(ctx context.Context, id string, limit int) ([]scan.Affected, error)
 	ProjectReports(ctx context.Context, project string, limit int) ([]scan.ArtifactReport, error)
 	DB() scan.DBInfo
+	// IsUpstream tells a mirror upstream's name, whose scan policy covers what is
+	// mirrored from it.
+	IsUpstream(name string) bool
+}
+
+// scanScope is the project or mirror upstream of a scan-policy route. Upstream policies
+// are the system administrators'.
+func (a *API) scanScope(r *http.Request, c *caller, change bool) (string, error) {
+	up := r.PathValue("upstream")
+	if up == "" {
+		return a.projectRoute(r, c, change)
+	}
+	if err := onlyParams(r); err != nil {
+		return "", err
+	}
+	if err := requireAdmin(c); err != nil {
+		return "", err
+	}
+	if !a.scanner.IsUpstream(up) {
+		return "", errcode.NotFound.New("mirror upstream " + up + " is not configured (mirror.upstreams)")
+	}
+	return up, nil
 }
 
 // WithScanner serves scan policies and reports from s.
@@ -53,13 +75,13 @@ func (a *API) getScanPolicy(w http.ResponseWriter, r *http.Request, c *caller) e
 	if err := a.scanEnabled(); err != nil {
 		return err
 	}
-	name, err := a.projectRoute(r, c, false)
+	name, err := a.scanScope(r, c, false)
 	if err != nil {
 		return err
 	}
 	p, err := a.scanner.Policy(r.Context(), name)
 	if err != nil {
-		return scanErr(err, "scan policy of project "+name)
+		return scanErr(err, "scan policy of "+name)
 	}
 	return writeJSON(w, http.StatusOK, p)
 }
@@ -68,7 +90,7 @@ func (a *API) putScanPolicy(w http.ResponseWriter, r *http.Request, c *caller) e
 	if err := a.scanEnabled(); err != nil {
 		return err
 	}
-	name, err := a.projectRoute(r, c, true)
+	name, err := a.scanScope(r, c, true)
 	if err != nil {
 		return err
 	}
@@ -88,12 +110,12 @@ func (a *API) deleteScanPolicy(w http.ResponseWriter, r *http.Request, c *caller
 	if err := a.scanEnabled(); err != nil {
 		return err
 	}
-	name, err := a.projectRoute(r, c, true)
+	name, err := a.scanScope(r, c, true)
 	if err != nil {
 		return err
 	}
 	if err := a.scanner.DeletePolicy(r.Context(), name); err != nil {
-		return scanErr(err, "scan policy of project "+name)
+		return scanErr(err, "scan policy of "+name)
 	}
 	a.record(c, "scan.policy.delete", name, "")
 	w.WriteHeader(http.StatusNoContent)

@@ -65,7 +65,14 @@ type Mirror struct {
 	// unavailableTTL, that an uncached reference's upstream could not be reached.
 	missing, down *negativeCache
 	evictNow      chan *Upstream // nudges the eviction loop after a fetch
+	// cached hears of every manifest stored from an upstream (OnCached).
+	cached func(ctx context.Context, repo, digest, subject string)
 }
+
+// OnCached registers fn to hear of every manifest the mirror stores from an upstream
+// (the vulnerability scanner scans what is cached, as it scans what is pushed). Call it
+// before serving.
+func (m *Mirror) OnCached(fn func(ctx context.Context, repo, digest, subject string)) { m.cached = fn }
 
 // New builds the mirror from configuration. spoolDir holds in-flight downloads;
 // projects decides which names the default upstream does not own.
@@ -309,8 +316,12 @@ func (m *Mirror) fetchManifest(ctx context.Context, t *Target, ref registry.Refe
 		tags = []string{ref.Tag}
 	}
 	ct := resp.Header.Get("Content-Type")
-	if _, err := m.reg.PutManifestUnchecked(ctx, t.LocalRepo, registry.Reference{Digest: want}, ct, payload, tags); err != nil {
+	put, err := m.reg.PutManifestUnchecked(ctx, t.LocalRepo, registry.Reference{Digest: want}, ct, payload, tags)
+	if err != nil {
 		return meta.Manifest{}, err
+	}
+	if m.cached != nil {
+		m.cached(ctx, t.LocalRepo, string(want), string(put.Subject))
 	}
 	return m.reg.GetManifest(ctx, t.LocalRepo, registry.Reference{Digest: want}, true)
 }

@@ -167,6 +167,18 @@ func (r *Rule) validate() error {
 	if r.Schedule < 0 || (r.Schedule > 0 && r.Schedule < Duration(time.Second)) {
 		return &InvalidError{"schedule must be at least 1s (or 0: by hand)"}
 	}
+	if r.Cron != "" {
+		if r.Schedule != 0 {
+			return &InvalidError{"give schedule (an interval) or cron, not both"}
+		}
+		c, err := parseCron(r.Cron)
+		if err != nil {
+			return &InvalidError{err.Error()}
+		}
+		if c.next(time.Now()).IsZero() {
+			return &InvalidError{fmt.Sprintf("cron %q never runs", r.Cron)}
+		}
+	}
 	if r.OnPush && r.Direction != Push {
 		return &InvalidError{"onPush is for push rules (a pull rule cannot see the remote's pushes; give it a schedule)"}
 	}
@@ -196,10 +208,25 @@ func (s *Service) Create(ctx context.Context, r Rule) (Rule, error) {
 }
 
 func (s *Service) schedule(ctx context.Context, r Rule) error {
-	if r.Schedule <= 0 || !r.Enabled {
+	next := nextRun(r, time.Now())
+	if next.IsZero() || !r.Enabled {
 		return nil
 	}
-	return s.queue.Schedule(ctx, jobs.Task{Kind: kindSchedule, Key: strconv.FormatInt(r.ID, 10), Due: time.Now().Add(time.Duration(r.Schedule))})
+	return s.queue.Schedule(ctx, jobs.Task{Kind: kindSchedule, Key: strconv.FormatInt(r.ID, 10), Due: next})
+}
+
+// nextRun is when a scheduled rule runs next after t (zero: not scheduled).
+func nextRun(r Rule, t time.Time) time.Time {
+	if r.Cron != "" {
+		if c, err := parseCron(r.Cron); err == nil {
+			return c.next(t)
+		}
+		return time.Time{}
+	}
+	if r.Schedule > 0 {
+		return t.Add(time.Duration(r.Schedule))
+	}
+	return time.Time{}
 }
 
 // Rule returns one rule (never its password).
@@ -430,13 +457,13 @@ func (s *Service) scheduleJob(ctx context.Context, t jobs.Task) error {
 	if err != nil {
 		return err
 	}
-	if !r.Enabled || r.Schedule <= 0 {
+	if !r.Enabled || nextRun(r, time.Now()).IsZero() {
 		return nil
 	}
 	if err := s.execute(ctx, r, sealed, "schedule", nil); err != nil && ctx.Err() == nil {
 		s.log.Warn("scheduled replication incomplete", "rule", r.Name, "err", err)
 	}
-	return jobs.Postpone(time.Now().Add(time.Duration(r.Schedule)))
+	return jobs.Postpone(nextRun(r, time.Now()))
 }
 
 type artifact struct{ repo, ref string }

@@ -64,6 +64,9 @@ type Rule struct {
 	Referrers *bool `json:"referrers,omitempty"`
 	// Schedule runs the rule every interval (0: by hand only).
 	Schedule Duration `json:"schedule,omitempty"`
+	// Cron runs the rule at the times a five-field cron expression names, in UTC
+	// ("0 3 * * *": daily at 03:00); not with Schedule.
+	Cron string `json:"cron,omitempty"`
 	// OnPush replicates each matching push within seconds (push rules).
 	OnPush bool `json:"onPush,omitempty"`
 	// PropagateDeletes deletes at the remote what is deleted here: a tag, or a

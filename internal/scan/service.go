@@ -70,6 +70,10 @@ type Options struct {
 	// Wake, when set, has this process's job runner claim at once what was just
 	// queued (jobs.Runner.Wake).
 	Wake func()
+	// Upstream tells the names of mirror upstreams: their policies (stored under the
+	// name, the first path segment of every repository mirrored from them) cover what
+	// is mirrored, scanning it when it is cached.
+	Upstream func(name string) bool
 }
 
 // Service scans images as jobs and answers pull verdicts.
@@ -150,13 +154,16 @@ func (s *Service) wake() {
 
 // localDB splits the database reference into a repository and tag of this registry;
 // ok is false for a reference to another registry.
-func (s *Service) localDB() (repo, tag string, ok bool) { return localRef(s.opts.DBRepository) }
+func (s *Service) localDB() (repo, tag string, ok bool) { return s.localRef(s.opts.DBRepository) }
 
-func localRef(ref string) (repo, tag string, ok bool) {
+// localRef splits a reference held by this registry into repository and tag: a name
+// without a registry host, or one under a mirror upstream's name (ghcr.io/aquasecurity/
+// trivy-db:2 through a mirror of ghcr.io). ok is false for another registry.
+func (s *Service) localRef(ref string) (repo, tag string, ok bool) {
 	if ref == "" {
 		return "", "", false
 	}
-	if first, _, found := strings.Cut(ref, "/"); found && (strings.ContainsAny(first, ".:") || first == "localhost") {
+	if first, _, found := strings.Cut(ref, "/"); found && (strings.ContainsAny(first, ".:") || first == "localhost") && !s.IsUpstream(first) {
 		return "", "", false
 	}
 	repo, tag, found := strings.Cut(ref, ":")
@@ -168,7 +175,7 @@ func localRef(ref string) (repo, tag string, ok bool) {
 
 // engineRef is a database reference as the engine reads it.
 func (s *Service) engineRef(ref string) string {
-	if _, _, ok := localRef(ref); ok {
+	if _, _, ok := s.localRef(ref); ok {
 		return s.opts.Registry + "/" + ref
 	}
 	return ref
@@ -181,7 +188,7 @@ func (s *Service) javaDB(ctx context.Context) (digest, repo string, present bool
 	if ref == "" {
 		return "", "", false, nil
 	}
-	repo, tag, ok := localRef(ref)
+	repo, tag, ok := s.localRef(ref)
 	if !ok {
 		return ref, "", true, nil
 	}
@@ -489,6 +496,11 @@ func (s *Service) Report(ctx context.Context, digest string) (Report, error) {
 // Affected lists the images with vulnerability id across the registry.
 func (s *Service) Affected(ctx context.Context, id string, limit int) ([]Affected, error) {
 	return s.store.Affected(ctx, id, limit)
+}
+
+// IsUpstream tells whether name is a mirror upstream.
+func (s *Service) IsUpstream(name string) bool {
+	return s.opts.Upstream != nil && s.opts.Upstream(name)
 }
 
 // ProjectReports lists the report summaries of a project's images, worst first.

@@ -110,7 +110,7 @@ func (s *Service) Pushed(ctx context.Context, repo, digest, subject string) {
 		return
 	}
 	dbRepo, _, isDB := s.localDB()
-	javaRepo, _, isJava := localRef(s.opts.JavaDBRepository)
+	javaRepo, _, isJava := s.localRef(s.opts.JavaDBRepository)
 	if s.opts.Adapter == nil && ((isDB && repo == dbRepo) || (isJava && repo == javaRepo)) {
 		// A database pushed or mirrored into this registry is loaded now, not at the
 		// next periodic check.

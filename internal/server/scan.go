@@ -19,13 +19,14 @@ import (
 	"github.com/berth-registry/berth/internal/events"
 	"github.com/berth-registry/berth/internal/jobs"
 	"github.com/berth-registry/berth/internal/meta"
+	"github.com/berth-registry/berth/internal/proxy"
 	"github.com/berth-registry/berth/internal/registry"
 	"github.com/berth-registry/berth/internal/scan"
 )
 
 // newScan builds the vulnerability scanner (nil when scan.enabled is off) with its
 // handlers on runner.
-func newScan(ctx context.Context, cfg config.Config, m *meta.Store, r *registry.Registry, authSvc *auth.Service, runner *jobs.Runner, ev *events.Service, reg prometheus.Registerer, log *slog.Logger) (*scan.Service, error) {
+func newScan(ctx context.Context, cfg config.Config, m *meta.Store, r *registry.Registry, mirror *proxy.Mirror, authSvc *auth.Service, runner *jobs.Runner, ev *events.Service, reg prometheus.Registerer, log *slog.Logger) (*scan.Service, error) {
 	sc := cfg.Scan
 	if !sc.Enabled {
 		return nil, nil
@@ -62,11 +63,15 @@ func newScan(ctx context.Context, cfg config.Config, m *meta.Store, r *registry.
 		Registry: addr, DBRepository: sc.Trivy.DBRepository, JavaDBRepository: sc.Trivy.JavaDBRepository, DBCheckInterval: time.Duration(sc.DBCheckInterval),
 		StaleAfter: time.Duration(sc.StaleAfter), Token: token, Adapter: adapter, RescanInterval: time.Duration(sc.RescanInterval),
 		Referrers: scanReferrers{r}, OnReport: scanEvent(ev), Wake: runner.Wake,
+		Upstream: func(name string) bool { return mirror != nil && mirror.Reserved(name) },
 	}, scan.NewMetrics(reg), log)
 	if err := svc.Setup(ctx); err != nil {
 		return nil, fmt.Errorf("scan: %w", err)
 	}
 	svc.Register(runner)
+	if mirror != nil {
+		mirror.OnCached(svc.Pushed)
+	}
 	return svc, nil
 }
 

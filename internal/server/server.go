@@ -189,7 +189,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		m.Close()
 		return nil, err
 	}
-	scanner, err := newScan(ctx, cfg, m, reg, authSvc, runner, eventSvc, promReg, log)
+	scanner, err := newScan(ctx, cfg, m, reg, mirror, authSvc, runner, eventSvc, promReg, log)
 	if err != nil {
 		m.Close()
 		return nil, err
