@@ -80,6 +80,16 @@ APT_TOOLS=(
   "podman|podman|podman|4.3."
 )
 
+# npm packages the e2e tests run with node (Hugging Face's JavaScript clients), each
+# installed into $BERTH_TOOLS/node/<name without @, / as ->-<version>/node_modules, the
+# place the tests look (e2e/hf_test.go nodePackage). Install scripts are not run: they
+# fetch binaries from outside the npm registry, and the CPU build is in the package.
+# name | npm package | version
+NPM_TOOLS=(
+  "huggingface-hub|@huggingface/hub|2.17.5"
+  "huggingface-transformers|@huggingface/transformers|4.3.2"
+)
+
 say() { printf '%s\n' "$*"; }
 die() { printf 'install-tools: %s\n' "$*" >&2; exit 1; }
 since() { awk -v s="$1" -v e="$EPOCHREALTIME" 'BEGIN { printf "%.1fs", e - s }'; }
@@ -90,6 +100,7 @@ usage() {
   local e name version
   for e in "${APT_TOOLS[@]}"; do IFS='|' read -r name _ _ version <<<"$e"; say "  $name (apt, Debian 12, upstream ${version}*)"; done
   for e in "${GO_TOOLS[@]}"; do IFS='|' read -r name version _ _ <<<"$e"; say "  $name $version (go)"; done
+  for e in "${NPM_TOOLS[@]}"; do IFS='|' read -r name _ version <<<"$e"; say "  $name $version (npm)"; done
 }
 
 # ---------------------------------------------------------------- selection
@@ -103,7 +114,7 @@ for arg in "$@"; do
     distribution) arg=registry ;;
   esac
   known=no
-  for e in "${APT_TOOLS[@]}" "${GO_TOOLS[@]}"; do [[ "${e%%|*}" == "$arg" ]] && known=yes; done
+  for e in "${APT_TOOLS[@]}" "${GO_TOOLS[@]}" "${NPM_TOOLS[@]}"; do [[ "${e%%|*}" == "$arg" ]] && known=yes; done
   [[ $known == yes ]] || { usage >&2; die "unknown tool: $arg"; }
   WANT[$arg]=1
 done
@@ -295,6 +306,29 @@ if (( ${#GO_TODO[@]} )); then
   trap - INT TERM
   rmdir "$STAGING" 2>/dev/null || true
 fi
+
+# ---------------------------------------------------------------- npm
+for e in "${NPM_TOOLS[@]}"; do
+  IFS='|' read -r name pkg version <<<"$e"
+  wanted "$name" || continue
+  dir="$BERTH_TOOLS/node/$name-$version"
+  if grep -qs "\"version\": \"$version\"" "$dir/node_modules/$pkg/package.json"; then
+    say "$name $version (npm): already installed"
+    continue
+  fi
+  if ! command -v npm >/dev/null; then say "$name $version (npm): FAILED (npm is not on PATH)"; FAILED+=("$name"); continue; fi
+  mkdir -p "$BERTH_TOOLS/node" "$LOGDIR"
+  t=$EPOCHREALTIME
+  stage=$(mktemp -d "$BERTH_TOOLS/node/stage-XXXXXX")
+  if npm install --prefix "$stage" --no-audit --no-fund --no-save --ignore-scripts "$pkg@$version" >"$LOGDIR/$name.log" 2>&1; then
+    rm -rf "$dir" && mv "$stage" "$dir"
+    say "$name $version (npm): installed in $(since "$t")"
+  else
+    rm -rf "$stage"
+    say "$name $version (npm): FAILED (log: $LOGDIR/$name.log)"
+    FAILED+=("$name")
+  fi
+done
 
 # ---------------------------------------------------------------- summary
 if (( ${#FAILED[@]} )); then
