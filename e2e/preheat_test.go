@@ -33,7 +33,7 @@ func phCount(t *testing.T, b *Berth, method, path string) int {
 // TestPreheatThreeTier: a push to the upstream's prod/ project reaches the edge's cache
 // within seconds — only v* tags and linux/amd64, as the edge asked — with each blob crossing each
 // link once; a push outside the rule is not preheated; with the regional tier stopped,
-// the edge still serves the preheated image.
+// the edge still serves the preheated image, to crane and to containerd.
 func TestPreheatThreeTier(t *testing.T) {
 	requireTool(t, "crane")
 	w := &cricWorld{env: toolEnv(t), dir: t.TempDir()}
@@ -136,6 +136,20 @@ events:
 	}
 	dir := t.TempDir()
 	run(t, w.env, "crane", "pull", "--platform", "linux/amd64", "--format", "oci", edge.Addr+"/prod/app:v1", dir)
+	// containerd, with the edge as its mirror for regional.test (hosts.toml, ?ns=).
+	cd := miStartContainerd(t)
+	hostsDir := filepath.Join(cd.dir, "certs.d")
+	if err := os.MkdirAll(filepath.Join(hostsDir, "regional.test"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	hosts := "server = \"https://regional.test\"\n\n[host.\"http://" + edge.Addr + "\"]\n  capabilities = [\"pull\", \"resolve\"]\n"
+	if err := os.WriteFile(filepath.Join(hostsDir, "regional.test", "hosts.toml"), []byte(hosts), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cd.mustCtr(t, "image", "pull", "--hosts-dir", hostsDir, "--platform", "linux/amd64", "regional.test/prod/app:v1")
+	if out := cd.mustCtr(t, "image", "ls", "-q"); !strings.Contains(out, "regional.test/prod/app:v1") {
+		t.Fatalf("containerd lists %q", out)
+	}
 	if _, err := runErr(w.env, "crane", "manifest", edge.Addr+"/prod/app@"+plats["linux/arm64"]); err == nil {
 		t.Fatal("the edge holds linux/arm64, which it was not asked to preheat")
 	}
