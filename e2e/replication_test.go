@@ -387,6 +387,20 @@ func TestReplicationBytes(t *testing.T) {
 	if ratio > 1.02 {
 		t.Fatalf("sent %.3f× the unique bytes, want 1.0× (each distinct blob once)", ratio)
 	}
+
+	// A bandwidth limit paces a run: a new 4 MiB layer at 1 MiB/s (1 s of burst).
+	run(t, w.env, "crane", "append", "--oci-empty-base", "-f", w.randomLayer(t, "slow", 4<<20), "-t", a.Addr+"/fleet/slow:v1")
+	var slow rplRule
+	admJSON(t, a, &slow, "replication", "create", "slow", "--push", "--remote", "http://"+bb.Addr, "--username", "admin", "--password-file", pw,
+		"--repos", "fleet/slow", "--bandwidth", "1MiB")
+	start = time.Now()
+	admOK(t, a, "", "replication", "run", strconv.FormatInt(slow.ID, 10))
+	ex = rplWaitExecution(t, a, slow.ID, 60*time.Second, func(e rplExecution) bool { return true })
+	took = time.Since(start)
+	if ex.State != "succeeded" || took < 2500*time.Millisecond {
+		t.Fatalf("4 MiB at 1 MiB/s: %s in %v, want succeeded after at least 2.5 s", ex.State, took)
+	}
+	t.Logf("4 MiB layer at --bandwidth 1MiB: %v", took.Round(time.Millisecond))
 }
 
 // TestReplicationInterrupted: Distribution killed while a large layer is being sent;

@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/berth-registry/berth/internal/config"
 )
 
 // ---------------------------------------------------------------- replication
@@ -84,7 +87,7 @@ administrators only: rules hold the remote's credentials.`,
   berth admin replication executions 1`,
 	}
 	var push, pull, insecure, onPush, propagate, noReferrers, disabled bool
-	var remote, user, pwFile, repos, tags, prefix, schedule, cron string
+	var remote, user, pwFile, repos, tags, prefix, schedule, cron, bandwidth string
 	create := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create a replication rule",
@@ -119,6 +122,13 @@ administrators only: rules hold the remote's credentials.`,
 			if cron != "" {
 				body["cron"] = cron
 			}
+			if bandwidth != "" {
+				var bw config.ByteSize
+				if err := yaml.Unmarshal([]byte(bandwidth), &bw); err != nil || bw <= 0 {
+					return fmt.Errorf("--bandwidth %q: want bytes per second such as 10MiB", bandwidth)
+				}
+				body["bandwidthLimit"] = int64(bw)
+			}
 			var r cliReplRule
 			if err := c.send(cmd, http.MethodPost, "/replication/rules", nil, body, &r); err != nil {
 				return err
@@ -138,6 +148,7 @@ administrators only: rules hold the remote's credentials.`,
 	f.StringVar(&prefix, "prefix", "", "put this path (ending in /) before each name at the destination")
 	f.StringVar(&schedule, "schedule", "", "run every interval, e.g. 1h")
 	f.StringVar(&cron, "cron", "", "run at the times of a five-field cron expression in UTC, e.g. '0 3 * * *'")
+	f.StringVar(&bandwidth, "bandwidth", "", "bytes per second a run may exchange with the remote, e.g. 10MiB (default: unlimited)")
 	f.BoolVar(&onPush, "on-push", false, "replicate each matching push within seconds (push rules)")
 	f.BoolVar(&propagate, "propagate-deletes", false, "delete at the remote the tags and manifests deleted here (push rules)")
 	f.BoolVar(&noReferrers, "no-referrers", false, "do not copy signatures, attestations and SBOMs")

@@ -43,6 +43,9 @@ type Options struct {
 	Stderr    io.Writer
 	// Keychain resolves credentials; nil means Docker's config.json and credential helpers.
 	Keychain authn.Keychain
+	// WrapTransport, when set, wraps the transport every request goes through (Berth's
+	// replication limits a rule's bandwidth with it).
+	WrapTransport func(http.RoundTripper) http.RoundTripper
 }
 
 // Client is one cric invocation's connection to any number of registries.
@@ -100,6 +103,9 @@ func New(opts Options) (*Client, error) {
 	}
 	c := &Client{opts: opts, mounts: newMountBook(), out: &Printer{w: opts.Stdout, json: opts.JSON}}
 	c.tr = c.transport()
+	if opts.WrapTransport != nil {
+		c.tr = opts.WrapTransport(c.tr)
+	}
 	c.base = []remote.Option{
 		remote.WithTransport(c.tr),
 		remote.WithAuthFromKeychain(opts.Keychain),

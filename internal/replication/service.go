@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -181,6 +182,9 @@ func (r *Rule) validate() error {
 	}
 	if r.OnPush && r.Direction != Push {
 		return &InvalidError{"onPush is for push rules (a pull rule cannot see the remote's pushes; give it a schedule)"}
+	}
+	if r.BandwidthLimit < 0 || (r.BandwidthLimit > 0 && r.BandwidthLimit < 64<<10) {
+		return &InvalidError{"bandwidthLimit must be at least 64 KiB/s (or 0: unlimited)"}
 	}
 	if r.PropagateDeletes && r.Direction != Push {
 		return &InvalidError{"propagateDeletes is for push rules"}
@@ -482,6 +486,11 @@ func (k keychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
 // any). One client serves a batch of artifacts: it remembers which destination
 // repository received each blob and mounts it into the next instead of sending it again.
 func (s *Service) client(r Rule, password string, localRepos []string) (*cric.Client, string, error) {
+	return s.limitedClient(r, password, localRepos, nil)
+}
+
+// limitedClient is client with the remote's traffic paced by l (nil: unlimited).
+func (s *Service) limitedClient(r Rule, password string, localRepos []string, l *limiter) (*cric.Client, string, error) {
 	host, plain, err := remoteHost(r.Remote.URL)
 	if err != nil {
 		return nil, "", err
@@ -510,6 +519,9 @@ func (s *Service) client(r Rule, password string, localRepos []string) (*cric.Cl
 	}
 	if plain {
 		o.PlainHTTP = []string{host}
+	}
+	if l != nil {
+		o.WrapTransport = func(next http.RoundTripper) http.RoundTripper { return &limitTransport{next: next, host: host, l: l} }
 	}
 	c, err := cric.New(o)
 	return c, host, err
@@ -613,6 +625,10 @@ func (s *Service) execute(ctx context.Context, r Rule, sealed, cause string, onl
 	}
 	var c *cric.Client
 	var host string
+	var lim *limiter // one bucket for the whole run
+	if r.BandwidthLimit > 0 {
+		lim = newLimiter(r.BandwidthLimit)
+	}
 	end := 0
 	for i, a := range arts {
 		if ctx.Err() != nil {
@@ -620,7 +636,7 @@ func (s *Service) execute(ctx context.Context, r Rule, sealed, cause string, onl
 		}
 		if i == end { // a client (and token) per batch of artifacts
 			end = batchEnd(arts, i)
-			if c, host, err = s.client(r, password, s.localRepos(r, arts[i:end])); err != nil {
+			if c, host, err = s.limitedClient(r, password, s.localRepos(r, arts[i:end]), lim); err != nil {
 				ex.State, ex.Error = Failed, err.Error()
 				break
 			}

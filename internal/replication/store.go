@@ -69,6 +69,9 @@ type Rule struct {
 	Cron string `json:"cron,omitempty"`
 	// OnPush replicates each matching push within seconds (push rules).
 	OnPush bool `json:"onPush,omitempty"`
+	// BandwidthLimit bounds the bytes per second a run exchanges with the remote
+	// (uploads for push rules, downloads for pull rules; 0: unlimited).
+	BandwidthLimit int64 `json:"bandwidthLimit,omitempty"`
 	// PropagateDeletes deletes at the remote what is deleted here: a tag, or a
 	// manifest by digest (push rules).
 	PropagateDeletes bool      `json:"propagateDeletes,omitempty"`
