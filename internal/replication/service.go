@@ -277,12 +277,10 @@ func (s *Service) Execution(ctx context.Context, id int64) (Execution, error) {
 }
 
 // Consume is the events consumer: a push matching an enabled onPush rule queues its
-// replication, in the dispatcher's transaction.
+// replication, a delete matching a propagateDeletes rule its repetition at the remote,
+// in the dispatcher's transaction.
 func (s *Service) Consume(ctx context.Context, tx *sql.Tx, e events.Event) error {
-	if e.Type == events.ArtifactDeleted || e.Type == events.TagDeleted {
-		return s.consumeDelete(ctx, tx, e)
-	}
-	if e.Type != events.ArtifactPushed {
+	if e.Type != events.ArtifactPushed && e.Type != events.ArtifactDeleted && e.Type != events.TagDeleted {
 		return nil
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT id, spec, password FROM replication_rules`)
@@ -294,25 +292,10 @@ func (s *Service) Consume(ctx context.Context, tx *sql.Tx, e events.Event) error
 		return err
 	}
 	for _, r := range rules {
-		if !r.Enabled || !r.OnPush || r.Direction != Push || !anyMatch(r.Repositories, e.Repository) {
-			continue
-		}
-		var refs []string
-		for _, t := range e.Tags {
-			if anyMatch(r.Tags, t) {
-				refs = append(refs, ":"+t)
-			}
-		}
-		switch {
-		case len(e.Tags) > 0:
-		case e.Subject != "": // a signature or SBOM pushed by digest: its subject's graph with it
-			refs = append(refs, "@"+e.Subject)
-		default:
-			refs = append(refs, "@"+e.Digest)
-		}
+		kind, refs := triggered(r, e)
 		for _, ref := range refs {
 			p, _ := json.Marshal(pushTask{Rule: r.ID, Repository: e.Repository, Ref: ref})
-			if err := jobs.EnqueueTx(ctx, tx, jobs.Task{Kind: kindPush, Key: fmt.Sprintf("%d %s%s", r.ID, e.Repository, ref), Payload: p}); err != nil {
+			if err := jobs.EnqueueTx(ctx, tx, jobs.Task{Kind: kind, Key: fmt.Sprintf("%d %s%s", r.ID, e.Repository, ref), Payload: p}); err != nil {
 				return err
 			}
 		}
@@ -320,40 +303,41 @@ func (s *Service) Consume(ctx context.Context, tx *sql.Tx, e events.Event) error
 	return nil
 }
 
-// consumeDelete queues the deletes that push rules with propagateDeletes repeat at
-// their remotes: a deleted tag (if the rule's tag globs select it), a deleted manifest
-// by digest.
-func (s *Service) consumeDelete(ctx context.Context, tx *sql.Tx, e events.Event) error {
-	rows, err := tx.QueryContext(ctx, `SELECT id, spec, password FROM replication_rules`)
-	if err != nil {
-		return err
+// triggered is the work an event makes for a rule: the job kind and the references
+// (":tag" or "@digest") to copy or delete. A push copies its tags the rule selects (a
+// signature or SBOM pushed by digest: its subject's graph, with it); with
+// propagateDeletes, a deleted tag the rule selects, or a manifest deleted by digest, is
+// deleted at the remote.
+func triggered(r Rule, e events.Event) (string, []string) {
+	if !r.Enabled || r.Direction != Push || !anyMatch(r.Repositories, e.Repository) {
+		return "", nil
 	}
-	rules, err := collectRules(rows)
-	if err != nil {
-		return err
-	}
-	for _, r := range rules {
-		if !r.Enabled || !r.PropagateDeletes || r.Direction != Push || !anyMatch(r.Repositories, e.Repository) {
-			continue
-		}
-		var refs []string
-		if e.Type == events.TagDeleted {
-			for _, t := range e.Tags {
-				if anyMatch(r.Tags, t) {
-					refs = append(refs, ":"+t)
-				}
+	var refs []string
+	tagged := func() {
+		for _, t := range e.Tags {
+			if anyMatch(r.Tags, t) {
+				refs = append(refs, ":"+t)
 			}
-		} else {
+		}
+	}
+	switch {
+	case e.Type == events.ArtifactPushed && r.OnPush:
+		switch {
+		case len(e.Tags) > 0:
+			tagged()
+		case e.Subject != "":
+			refs = append(refs, "@"+e.Subject)
+		default:
 			refs = append(refs, "@"+e.Digest)
 		}
-		for _, ref := range refs {
-			p, _ := json.Marshal(pushTask{Rule: r.ID, Repository: e.Repository, Ref: ref})
-			if err := jobs.EnqueueTx(ctx, tx, jobs.Task{Kind: kindDelete, Key: fmt.Sprintf("%d %s%s", r.ID, e.Repository, ref), Payload: p}); err != nil {
-				return err
-			}
-		}
+		return kindPush, refs
+	case e.Type == events.TagDeleted && r.PropagateDeletes:
+		tagged()
+		return kindDelete, refs
+	case e.Type == events.ArtifactDeleted && r.PropagateDeletes:
+		return kindDelete, []string{"@" + e.Digest}
 	}
-	return nil
+	return "", nil
 }
 
 // deleteJob repeats a delete at the rule's remote; already gone there counts as done.
