@@ -284,9 +284,13 @@ func receivePipelined(conn net.Conn, f *os.File, h hash.Hash) (int64, error) {
 
 // limitRow adds "figure, % of the pipeline limit" for a data-path figure's speeds.
 func (b *bench) limitRow(figure string, speed map[string]float64, limit float64, what string) *row {
+	return b.limitRowIn("throughput", figure, speed, limit, what)
+}
+
+func (b *bench) limitRowIn(section, figure string, speed map[string]float64, limit float64, what string) *row {
 	pct := map[string]float64{}
 	for k, v := range speed {
 		pct[k] = 100 * v / limit
 	}
-	return b.res.add("throughput", figure+", % of pipeline limit ("+what+")", "%", pct)
+	return b.res.add(section, figure+", % of pipeline limit ("+what+")", "%", pct)
 }
