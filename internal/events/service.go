@@ -239,6 +239,9 @@ func (s *Service) dispatchPending(ctx context.Context) error {
 			return err
 		}
 		s.metrics.dispatched(n, d)
+		if d > 0 {
+			s.runner.Wake() // the lanes just queued run now, not at the next poll
+		}
 		if n < 500 {
 			return nil
 		}
