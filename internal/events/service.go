@@ -485,7 +485,11 @@ func (s *Service) Replay(ctx context.Context, id int64, deliveries []int64) ([]i
 	if _, err := s.store.Subscription(ctx, id); err != nil {
 		return nil, err
 	}
-	return s.store.replay(ctx, id, deliveries)
+	out, err := s.store.replay(ctx, id, deliveries)
+	if err == nil {
+		s.runner.Wake()
+	}
+	return out, err
 }
 
 // Ping sends a ping event to subscription id alone and returns its delivery id.
@@ -510,6 +514,9 @@ func (s *Service) Ping(ctx context.Context, id int64, actor string) (int64, erro
 		}
 		return jobs.EnqueueTx(ctx, tx, jobs.Task{Kind: laneKind, Key: laneKey(id, "")})
 	})
+	if err == nil {
+		s.runner.Wake()
+	}
 	return did, err
 }
 
