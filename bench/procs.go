@@ -141,8 +141,8 @@ func cleanEnv(extra ...string) []string {
 
 // setup builds Berth and starts every selected registry.
 func (b *bench) setup(ctx context.Context) error {
-	// The cric phase compares clients, not registries, and the gc phase starts its own
-	// instances: neither needs the plain ones.
+	// The cric phase compares clients, not registries, and the gc and scan phases
+	// start their own instances: none needs the plain ones.
 	need := false
 	for _, p := range b.o.phases {
 		need = need || (p != "cric" && p != "gc" && p != "scan")

@@ -18,6 +18,7 @@ import (
 // instead of the image's layers.
 func TestScanSBOMReferrers(t *testing.T) {
 	requireTool(t, "crane")
+	requireTool(t, "cosign")
 	oras := requireTool(t, "oras")
 	trivy := requireTool(t, "trivy")
 	env := toolEnv(t)
@@ -77,6 +78,21 @@ func TestScanSBOMReferrers(t *testing.T) {
 	sbom := run(t, env, "crane", "blob", "--insecure", b.Addr+"/team/app@"+m.Layers[0].Digest)
 	if !strings.Contains(sbom, `"bomFormat": "CycloneDX"`) && !strings.Contains(sbom, `"bomFormat":"CycloneDX"`) || !strings.Contains(sbom, "musl") {
 		t.Fatalf("attached SBOM is not the image's CycloneDX inventory:\n%.500s", sbom)
+	}
+
+	// Berth signed it: cosign verifies the SBOM artifact with Berth's published key, and
+	// refuses it with another key.
+	pub := filepath.Join(work, "berth-sbom.pub")
+	if err := os.WriteFile(pub, []byte(admOK(t, b, "", "scan", "sbom-key")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run(t, env, "cosign", "verify", "--key", pub, "--insecure-ignore-tlog=true", "--allow-http-registry", b.Addr+"/team/app@"+attached[0])
+	if out, err := runErrIn(work, append(env, "COSIGN_PASSWORD=e2e-key-pass"), "cosign", "generate-key-pair", "--output-key-prefix", "other"); err != nil {
+		t.Fatalf("cosign generate-key-pair: %v\n%s", err, out)
+	}
+	if out, err := runErr(env, "cosign", "verify", "--key", filepath.Join(work, "other.pub"), "--insecure-ignore-tlog=true", "--allow-http-registry",
+		b.Addr+"/team/app@"+attached[0]); err == nil {
+		t.Fatalf("cosign verified Berth's SBOM with another key:\n%s", out)
 	}
 
 	// A re-scan replaces Berth's SBOM referrer.

@@ -232,7 +232,20 @@ serves them and records an audit entry.`,
 			return c.done("%s %s: built %s%s; %s", info.Repository, orDash(info.Digest), stamp(info.UpdatedAt), stale, java)
 		},
 	}
-	cmd.AddCommand(policy, run, showReport, list, cve, db)
+	sbomKey := &cobra.Command{
+		Use:   "sbom-key",
+		Short: "Print the public key Berth signs its SBOM referrers with (for cosign verify --key, trust policies)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var out struct{ PublicKey string }
+			if err := c.send(cmd, http.MethodGet, "/scan/sbom-key", nil, nil, &out); err != nil || c.json {
+				return err
+			}
+			_, err := fmt.Fprint(c.out, out.PublicKey)
+			return err
+		},
+	}
+	cmd.AddCommand(policy, run, showReport, list, cve, db, sbomKey)
 	return cmd
 }
 

@@ -118,6 +118,7 @@ var routes = []route{
 	{method: "GET", path: "/projects/{project}/scan/reports", h: (*API).projectReports},
 	{method: "GET", path: "/vulnerabilities/{id}", h: (*API).affected},
 	{method: "GET", path: "/scan/db", h: (*API).scanDB},
+	{method: "GET", path: "/scan/sbom-key", h: (*API).sbomKey},
 
 	{method: "GET", path: "/webhooks", h: (*API).listWebhooks},
 	{method: "POST", path: "/webhooks", action: "webhook.create", h: (*API).createSystemWebhook},

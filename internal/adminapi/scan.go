@@ -26,6 +26,24 @@ type Scanner interface {
 	// IsUpstream tells a mirror upstream's name, whose scan policy covers what is
 	// mirrored from it.
 	IsUpstream(name string) bool
+	// SBOMPublicKey is the key Berth signs its SBOM referrers with (PEM).
+	SBOMPublicKey(ctx context.Context) (string, error)
+}
+
+// sbomKey serves the public key of Berth's SBOM signatures, for cosign verify --key
+// and trust policies: anyone authenticated may read it.
+func (a *API) sbomKey(w http.ResponseWriter, r *http.Request, c *caller) error {
+	if err := a.scanEnabled(); err != nil {
+		return err
+	}
+	if err := onlyParams(r); err != nil {
+		return err
+	}
+	pem, err := a.scanner.SBOMPublicKey(r.Context())
+	if err != nil {
+		return storeErr(err, "")
+	}
+	return writeJSON(w, http.StatusOK, map[string]string{"publicKey": pem})
 }
 
 // scanScope is the project or mirror upstream of a scan-policy route. Upstream policies

@@ -2,7 +2,10 @@ package scan
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/base64"
 	"errors"
 	"strings"
 	"testing"
@@ -134,6 +137,33 @@ func TestStore(t *testing.T) {
 			}
 			if p, err := s.Policy(ctx, "p"); err != nil || !p.ScanOnPush || p.Severity != "HIGH" {
 				t.Fatalf("policy %+v %v", p, err)
+			}
+		})
+	}
+}
+
+// TestSBOMKey: the key is made once and then read back, on every backend, and its
+// simple-signing signatures verify with its public key.
+func TestSBOMKey(t *testing.T) {
+	for _, b := range metatest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			s := NewStore(b.Open(t).DB())
+			k1, err := s.SBOMKey(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			k2, err := s.SBOMKey(context.Background())
+			if err != nil || !k1.Equal(k2) {
+				t.Fatalf("second read: %v, same key %v", err, err == nil && k1.Equal(k2))
+			}
+			payload, sig, err := SimpleSigning(k1, "127.0.0.1:5000/team/app", "sha256:"+strings.Repeat("b", 64))
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := base64.StdEncoding.DecodeString(sig)
+			sum := sha256.Sum256(payload)
+			if !ecdsa.VerifyASN1(&k1.PublicKey, sum[:], raw) || !strings.Contains(string(payload), `"docker-manifest-digest":"sha256:bbbb`) {
+				t.Fatalf("signature does not verify, or payload %s", payload)
 			}
 		})
 	}

@@ -429,7 +429,7 @@ func (s *Service) inventory(ctx context.Context, repo string, m meta.Manifest) e
 	}
 	if pol.AttachSBOM && s.opts.Referrers != nil {
 		// The report does not depend on it: a failure (a full quota) is logged.
-		if err := s.opts.Referrers.AttachSBOM(ctx, repo, digest, m.MediaType, m.Size, sbom, "trivy"); err != nil {
+		if err := s.attachSBOM(ctx, repo, m, sbom, "trivy"); err != nil {
 			s.log.Warn("attach SBOM", "repository", repo, "digest", digest, "err", err)
 		}
 	}

@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
+	"github.com/berth-registry/berth/internal/errcode"
 	"github.com/berth-registry/berth/internal/oci"
 	"github.com/berth-registry/berth/internal/registry"
 	"github.com/berth-registry/berth/internal/scan"
@@ -75,18 +77,17 @@ func (s scanReferrers) read(ctx context.Context, repo string, d oci.Descriptor) 
 	return data, nil
 }
 
-func (s scanReferrers) AttachSBOM(ctx context.Context, repo, digest, mediaType string, size int64, sbom []byte, generator string) error {
+func (s scanReferrers) AttachSBOM(ctx context.Context, repo, digest, mediaType string, size int64, sbom []byte, generator string) (string, error) {
 	old, err := s.reg.Referrers(ctx, repo, oci.Digest(digest), scan.SBOMArtifactType)
 	if err != nil {
-		return err
+		return "", err
 	}
-	sum := sha256.Sum256(sbom)
-	layer := oci.Descriptor{MediaType: scan.SBOMArtifactType, Digest: oci.Digest("sha256:" + hex.EncodeToString(sum[:])), Size: int64(len(sbom))}
-	if _, err := s.reg.PutBlob(ctx, repo, emptyDigest, registry.Chunk{Body: bytes.NewReader([]byte(emptyJSON)), Length: int64(len(emptyJSON))}); err != nil {
-		return err
+	layer := oci.Descriptor{MediaType: scan.SBOMArtifactType, Digest: digestOf(sbom), Size: int64(len(sbom))}
+	if err := s.putBlob(ctx, repo, []byte(emptyJSON)); err != nil {
+		return "", err
 	}
-	if _, err := s.reg.PutBlob(ctx, repo, layer.Digest, registry.Chunk{Body: bytes.NewReader(sbom), Length: layer.Size}); err != nil {
-		return err
+	if err := s.putBlob(ctx, repo, sbom); err != nil {
+		return "", err
 	}
 	manifest, err := json.Marshal(map[string]any{
 		"schemaVersion": 2, "mediaType": oci.MediaTypeOCIManifest, "artifactType": scan.SBOMArtifactType,
@@ -96,19 +97,57 @@ func (s scanReferrers) AttachSBOM(ctx context.Context, repo, digest, mediaType s
 		"annotations": map[string]string{scan.GeneratorAnnotation: generator},
 	})
 	if err != nil {
-		return err
+		return "", err
 	}
-	msum := sha256.Sum256(manifest)
-	md := oci.Digest("sha256:" + hex.EncodeToString(msum[:]))
+	md := digestOf(manifest)
 	if _, err := s.reg.PutManifest(ctx, repo, registry.Reference{Digest: md}, oci.MediaTypeOCIManifest, manifest, nil); err != nil {
-		return err
+		return "", err
 	}
 	for _, d := range old {
 		if _, ours := d.Annotations[scan.GeneratorAnnotation]; ours && d.Digest != md {
 			if err := s.reg.DeleteManifest(ctx, repo, registry.Reference{Digest: d.Digest}); err != nil {
-				return fmt.Errorf("remove the SBOM Berth attached before: %w", err)
+				return "", fmt.Errorf("remove the SBOM Berth attached before: %w", err)
+			}
+			// Its signature goes with it (a missing one is fine).
+			sigTag := strings.Replace(string(d.Digest), ":", "-", 1) + ".sig"
+			if err := s.reg.DeleteManifest(ctx, repo, registry.Reference{Tag: sigTag}); err != nil && errcode.From(err) == nil {
+				return "", fmt.Errorf("remove the signature of the SBOM Berth attached before: %w", err)
 			}
 		}
 	}
-	return nil
+	return string(md), nil
+}
+
+// AttachSignature pushes cosign's legacy signature manifest (sha256-<hex>.sig): an OCI
+// manifest whose one simple-signing layer carries the signature annotation.
+func (s scanReferrers) AttachSignature(ctx context.Context, repo, digest string, payload []byte, signature string) error {
+	cfg := []byte(emptyJSON)
+	if err := s.putBlob(ctx, repo, cfg); err != nil {
+		return err
+	}
+	if err := s.putBlob(ctx, repo, payload); err != nil {
+		return err
+	}
+	manifest, err := json.Marshal(map[string]any{
+		"schemaVersion": 2, "mediaType": oci.MediaTypeOCIManifest,
+		"config": oci.Descriptor{MediaType: "application/vnd.oci.image.config.v1+json", Digest: digestOf(cfg), Size: int64(len(cfg))},
+		"layers": []oci.Descriptor{{MediaType: "application/vnd.dev.cosign.simplesigning.v1+json", Digest: digestOf(payload), Size: int64(len(payload)),
+			Annotations: map[string]string{"dev.cosignproject.cosign/signature": signature}}},
+	})
+	if err != nil {
+		return err
+	}
+	tag := strings.Replace(digest, ":", "-", 1) + ".sig"
+	_, err = s.reg.PutManifest(ctx, repo, registry.Reference{Tag: tag}, oci.MediaTypeOCIManifest, manifest, nil)
+	return err
+}
+
+func (s scanReferrers) putBlob(ctx context.Context, repo string, b []byte) error {
+	_, err := s.reg.PutBlob(ctx, repo, digestOf(b), registry.Chunk{Body: bytes.NewReader(b), Length: int64(len(b))})
+	return err
+}
+
+func digestOf(b []byte) oci.Digest {
+	sum := sha256.Sum256(b)
+	return oci.Digest("sha256:" + hex.EncodeToString(sum[:]))
 }
