@@ -21,7 +21,7 @@ import (
 )
 
 // allPhases in the order they run.
-var allPhases = []string{"push", "pull", "layers", "manifest", "blobhead", "tags", "concurrent", "mirror", "cric", "gc", "scan"}
+var allPhases = []string{"push", "pull", "layers", "manifest", "blobhead", "tags", "concurrent", "mirror", "cric", "gc", "scan", "hf"}
 
 type options struct {
 	phases     []string
@@ -57,6 +57,7 @@ type options struct {
 	trivy        string // scan phase: the trivy program
 	scanSize     int64  // scan phase: the big image's random layer
 	scanImages   int    // scan phase: images sharing base layers
+	hfSize       int64  // hf phase: the model's weights
 }
 
 func main() {
@@ -89,7 +90,7 @@ func main() {
 func parseFlags(args []string) (options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	var o options
-	var phases, size, chunk, layerSize, targets, upstreamRate, scanSize string
+	var phases, size, chunk, layerSize, targets, upstreamRate, scanSize, hfSize string
 	fs.StringVar(&phases, "phases", strings.Join(allPhases, ","), "comma-separated phases to run: "+strings.Join(allPhases, ","))
 	fs.StringVar(&size, "size", "1GiB", "size of the big layer (push, pull, and the big image of the mirror and cric phases)")
 	fs.StringVar(&chunk, "chunk", "64MiB", "chunk size of the chunked PATCH push")
@@ -111,6 +112,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.trivy, "trivy", "", "trivy binary for the scan phase (default: trivy on PATH or /opt/berth-tools/bin/trivy)")
 	fs.StringVar(&scanSize, "scan-size", "100MB", "scan phase: size of the big image's layer")
 	fs.IntVar(&o.scanImages, "scan-images", 200, "scan phase: images sharing base layers")
+	fs.StringVar(&hfSize, "hf-size", "2GiB", "hf phase: size of the model's weights (four files)")
 	fs.StringVar(&o.zot, "zot", "", "zot binary, the third registry (default: zot on PATH or /opt/berth-tools/bin/zot, when present; .ci/install-tools.sh zot builds it)")
 	fs.StringVar(&o.skopeo, "skopeo", "", "skopeo binary for the cric phase (default: skopeo on PATH or /opt/berth-tools/bin/skopeo)")
 	fs.IntVar(&o.clients, "mirror-clients", 20, "concurrent cold pulls of the big image in the mirror phase")
@@ -134,6 +136,9 @@ func parseFlags(args []string) (options, error) {
 	}
 	if o.chunk, err = parseSize(chunk); err != nil {
 		return o, fmt.Errorf("-chunk: %w", err)
+	}
+	if o.hfSize, err = parseSize(hfSize); err != nil {
+		return o, fmt.Errorf("-hf-size: %w", err)
 	}
 	if o.scanSize, err = parseSize(scanSize); err != nil {
 		return o, fmt.Errorf("-scan-size: %w", err)
@@ -287,6 +292,8 @@ func run(ctx context.Context, o options) error {
 			err = b.phaseGC(ctx)
 		case "scan":
 			err = b.phaseScan(ctx)
+		case "hf":
+			err = b.phaseHF(ctx)
 		}
 		if err != nil {
 			return fmt.Errorf("phase %s: %w", p, err)

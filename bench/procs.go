@@ -141,11 +141,11 @@ func cleanEnv(extra ...string) []string {
 
 // setup builds Berth and starts every selected registry.
 func (b *bench) setup(ctx context.Context) error {
-	// The cric phase compares clients, not registries, and the gc and scan phases
+	// The cric phase compares clients, not registries, and the gc, scan and hf phases
 	// start their own instances: none needs the plain ones.
 	need := false
 	for _, p := range b.o.phases {
-		need = need || (p != "cric" && p != "gc" && p != "scan")
+		need = need || (p != "cric" && p != "gc" && p != "scan" && p != "hf")
 	}
 	for _, name := range b.o.targets {
 		if !need {

@@ -51,6 +51,13 @@ var tables = []struct {
 	key  string
 	spec tableSpec
 }{
+	{"hf", tableSpec{
+		title:       "Hugging Face mirror: huggingface_hub's snapshot_download through Berth vs directly from the (loopback, in-memory) Hub and CDN (MB/s: above 1x is faster)",
+		cols:        []string{"berth", "direct"},
+		labels:      []string{"Berth", "direct"},
+		ratios:      [][2]int{{0, 1}},
+		targetLabel: "target",
+	}},
 	{"scan", tableSpec{
 		title:       "Vulnerability scanning: Trivy through Berth (jobs, SBOMs kept) vs trivy image run from outside on each image, same Trivy and database (seconds: below 1x is faster)",
 		cols:        []string{"berth", "trivy"},
