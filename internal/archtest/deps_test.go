@@ -35,7 +35,7 @@ var allowed = map[string][]string{
 	"internal/events": {"internal/jobs", "internal/meta", "github.com/prometheus/client_golang/prometheus"},
 
 	"internal/replication": {"internal/cric", "internal/events", "internal/jobs", "internal/meta",
-		"github.com/google/go-containerregistry/pkg/authn", "github.com/prometheus/client_golang/prometheus"},
+		"github.com/google/go-containerregistry/pkg/authn", "github.com/prometheus/client_golang/prometheus", "github.com/Masterminds/semver/v3"},
 
 	// scannertest is a test adapter; it validates traffic against the API's OpenAPI document.
 	"internal/scan/scannertest": {"github.com/getkin/kin-openapi"},

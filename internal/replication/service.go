@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/Masterminds/semver/v3"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -141,6 +142,23 @@ func anyMatch(globs []string, name string) bool {
 	return false
 }
 
+// tagSelected tells whether the rule copies tag t: it matches a tag glob and, with
+// TagVersions, is a version in that range.
+func (r *Rule) tagSelected(t string) bool {
+	if !anyMatch(r.Tags, t) {
+		return false
+	}
+	if r.TagVersions == "" {
+		return true
+	}
+	c, err := semver.NewConstraint(r.TagVersions)
+	if err != nil {
+		return false // validate refused it; a rule stored before cannot match
+	}
+	v, err := semver.StrictNewVersion(strings.TrimPrefix(t, "v"))
+	return err == nil && c.Check(v)
+}
+
 func (r *Rule) validate() error {
 	if !nameRE.MatchString(r.Name) {
 		return &InvalidError{"name: 1 to 64 characters of a-z, 0-9, '.', '_' and '-'"}
@@ -161,6 +179,11 @@ func (r *Rule) validate() error {
 	}
 	if r.Tags == nil {
 		r.Tags = []string{}
+	}
+	if r.TagVersions != "" {
+		if _, err := semver.NewConstraint(r.TagVersions); err != nil {
+			return &InvalidError{fmt.Sprintf("tagVersions %q: %v", r.TagVersions, err)}
+		}
 	}
 	if p := r.DestinationPrefix; p != "" && (!strings.HasSuffix(p, "/") || strings.HasPrefix(p, "/") || strings.Contains(p, "//")) {
 		return &InvalidError{"destinationPrefix must be a path ending in / (mirror/)"}
@@ -315,7 +338,7 @@ func triggered(r Rule, e events.Event) (string, []string) {
 	var refs []string
 	tagged := func() {
 		for _, t := range e.Tags {
-			if anyMatch(r.Tags, t) {
+			if r.tagSelected(t) {
 				refs = append(refs, ":"+t)
 			}
 		}
@@ -531,7 +554,7 @@ func (s *Service) list(ctx context.Context, r Rule, password string) ([]artifact
 						return nil, err
 					}
 					for _, t := range tags {
-						if anyMatch(r.Tags, t) {
+						if r.tagSelected(t) {
 							out = append(out, artifact{repo: repo, ref: ":" + t})
 						}
 					}
@@ -577,7 +600,7 @@ func (s *Service) list(ctx context.Context, r Rule, password string) ([]artifact
 			return nil, fmt.Errorf("tags of %s/%s: %w", host, repo, err)
 		}
 		for _, t := range tl.Tags {
-			if anyMatch(r.Tags, t) && !fallbackTag.MatchString(t) { // tag-schema referrer lists travel with their subject
+			if r.tagSelected(t) && !fallbackTag.MatchString(t) { // tag-schema referrer lists travel with their subject
 				out = append(out, artifact{repo: repo, ref: ":" + t})
 			}
 		}

@@ -57,6 +57,9 @@ type Rule struct {
 	Repositories []string `json:"repositories"`
 	// Tags are globs on tag names (empty: every tag).
 	Tags []string `json:"tags"`
+	// TagVersions, when set, also requires a tag to be a semantic version (a leading v
+	// allowed) within this range (">=1.2, <2", "~1.4", "^2"); other tags are skipped.
+	TagVersions string `json:"tagVersions,omitempty"`
 	// DestinationPrefix is put before each repository name at the destination
 	// ("mirror/" copies team/app to mirror/team/app).
 	DestinationPrefix string `json:"destinationPrefix,omitempty"`
