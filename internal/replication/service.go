@@ -172,7 +172,7 @@ func (r *Rule) validate() error {
 	if len(r.Repositories) == 0 {
 		return &InvalidError{"repositories: at least one repository glob (team/**, team/app)"}
 	}
-	for _, g := range append(append([]string{}, r.Repositories...), r.Tags...) {
+	for _, g := range append(append(append([]string{}, r.Repositories...), r.Tags...), r.ArtifactTypes...) {
 		if !events.ValidGlob(g) {
 			return &InvalidError{fmt.Sprintf("glob %q is not valid", g)}
 		}
@@ -648,6 +648,13 @@ func (s *Service) execute(ctx context.Context, r Rule, sealed, cause string, onl
 				break
 			}
 		}
+		if len(r.ArtifactTypes) > 0 {
+			typ, err := s.artifactType(ctx, c, host, r, a)
+			if err == nil && !anyMatch(r.ArtifactTypes, typ) {
+				continue // another kind of artifact: not this rule's
+			}
+			// An error is the copy's to report (not found, the remote down).
+		}
 		it := s.copyOne(ctx, c, host, r, a)
 		if err := s.store.addItem(ctx, id, it); err != nil {
 			s.log.Warn("record replication item", "err", err)
@@ -725,6 +732,52 @@ func (s *Service) localRepos(r Rule, arts []artifact) []string {
 		}
 	}
 	return out
+}
+
+// artifactType is what an artifact is, as ArtifactTypes matches it: read from the local
+// manifest for push rules, from the remote for pull rules.
+func (s *Service) artifactType(ctx context.Context, c *cric.Client, host string, r Rule, a artifact) (string, error) {
+	if r.Direction == Pull {
+		in, err := c.Inspect(ctx, host+"/"+a.repo+a.ref, nil)
+		if err != nil {
+			return "", err
+		}
+		switch {
+		case in.ArtifactType != "":
+			return in.ArtifactType, nil
+		case in.Config != nil && in.Config.MediaType != "":
+			return in.Config.MediaType, nil
+		}
+		return in.MediaType, nil
+	}
+	ref, byDigest := strings.TrimPrefix(a.ref, ":"), strings.HasPrefix(a.ref, "@")
+	if byDigest {
+		ref = strings.TrimPrefix(a.ref, "@")
+	}
+	m, err := s.meta.GetManifest(ctx, a.repo, ref, byDigest, true)
+	if err != nil {
+		return "", err
+	}
+	return manifestType(m.MediaType, m.Payload), nil
+}
+
+// manifestType is a manifest's artifactType, its config media type, or (an index
+// without one) its media type.
+func manifestType(mediaType string, payload []byte) string {
+	var doc struct {
+		ArtifactType string `json:"artifactType"`
+		Config       *struct {
+			MediaType string `json:"mediaType"`
+		} `json:"config"`
+	}
+	_ = json.Unmarshal(payload, &doc)
+	switch {
+	case doc.ArtifactType != "":
+		return doc.ArtifactType
+	case doc.Config != nil && doc.Config.MediaType != "":
+		return doc.Config.MediaType
+	}
+	return mediaType
 }
 
 // copyOne copies one artifact's graph with its referrers.

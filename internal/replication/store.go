@@ -60,6 +60,12 @@ type Rule struct {
 	// TagVersions, when set, also requires a tag to be a semantic version (a leading v
 	// allowed) within this range (">=1.2, <2", "~1.4", "^2"); other tags are skipped.
 	TagVersions string `json:"tagVersions,omitempty"`
+	// ArtifactTypes, when set, copies only artifacts of these types (globs): a
+	// manifest's artifactType, or without one its config media type (images:
+	// application/vnd.oci.image.config.v1+json, Helm charts:
+	// application/vnd.cncf.helm.config.v1+json); an index's artifactType, or its media
+	// type. Deletes follow the repository and tag filters only.
+	ArtifactTypes []string `json:"artifactTypes,omitempty"`
 	// DestinationPrefix is put before each repository name at the destination
 	// ("mirror/" copies team/app to mirror/team/app).
 	DestinationPrefix string `json:"destinationPrefix,omitempty"`

@@ -42,3 +42,28 @@ func TestTagVersionsValidated(t *testing.T) {
 		t.Fatalf("a good range was refused: %v", err)
 	}
 }
+
+func TestManifestType(t *testing.T) {
+	const index = "application/vnd.oci.image.index.v1+json"
+	tests := []struct {
+		mediaType, payload, want string
+		globs                    []string
+		selected                 bool
+	}{
+		{"application/vnd.oci.image.manifest.v1+json", `{"config":{"mediaType":"application/vnd.oci.image.config.v1+json"}}`,
+			"application/vnd.oci.image.config.v1+json", []string{"application/vnd.oci.image.*"}, true},
+		{"application/vnd.oci.image.manifest.v1+json", `{"config":{"mediaType":"application/vnd.cncf.helm.config.v1+json"}}`,
+			"application/vnd.cncf.helm.config.v1+json", []string{"application/vnd.oci.image.*"}, false},
+		{"application/vnd.oci.image.manifest.v1+json", `{"artifactType":"application/vnd.cncf.model.manifest.v1+json","config":{"mediaType":"application/vnd.cncf.model.config.v1+json"}}`,
+			"application/vnd.cncf.model.manifest.v1+json", []string{"application/vnd.cncf.model.*"}, true},
+		{index, `{"manifests":[]}`, index, []string{index, "application/vnd.oci.image.config.v1+json"}, true},
+		{"application/vnd.docker.distribution.manifest.v2+json", `{"config":{"mediaType":"application/vnd.docker.container.image.v1+json"}}`,
+			"application/vnd.docker.container.image.v1+json", []string{"application/*"}, true},
+	}
+	for _, tt := range tests {
+		got := manifestType(tt.mediaType, []byte(tt.payload))
+		if got != tt.want || anyMatch(tt.globs, got) != tt.selected {
+			t.Errorf("manifestType(%s) = %q (selected by %v: %v), want %q (%v)", tt.payload, got, tt.globs, anyMatch(tt.globs, got), tt.want, tt.selected)
+		}
+	}
+}
