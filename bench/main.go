@@ -21,7 +21,7 @@ import (
 )
 
 // allPhases in the order they run.
-var allPhases = []string{"push", "pull", "layers", "manifest", "blobhead", "tags", "concurrent", "mirror", "cric", "gc", "scan", "hf"}
+var allPhases = []string{"push", "pull", "layers", "manifest", "blobhead", "tags", "concurrent", "mirror", "cric", "gc", "scan", "hf", "replication"}
 
 type options struct {
 	phases     []string
@@ -58,6 +58,7 @@ type options struct {
 	scanSize     int64  // scan phase: the big image's random layer
 	scanImages   int    // scan phase: images sharing base layers
 	hfSize       int64  // hf phase: the model's weights
+	rplImages    int    // replication phase: images replicated
 }
 
 func main() {
@@ -113,6 +114,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&scanSize, "scan-size", "100MB", "scan phase: size of the big image's layer")
 	fs.IntVar(&o.scanImages, "scan-images", 200, "scan phase: images sharing base layers")
 	fs.StringVar(&hfSize, "hf-size", "2GiB", "hf phase: size of the model's weights (four files)")
+	fs.IntVar(&o.rplImages, "rpl-images", 200, "replication phase: images (four shared 10 MB base layers, 256 KiB each of their own)")
 	fs.StringVar(&o.zot, "zot", "", "zot binary, the third registry (default: zot on PATH or /opt/berth-tools/bin/zot, when present; .ci/install-tools.sh zot builds it)")
 	fs.StringVar(&o.skopeo, "skopeo", "", "skopeo binary for the cric phase (default: skopeo on PATH or /opt/berth-tools/bin/skopeo)")
 	fs.IntVar(&o.clients, "mirror-clients", 20, "concurrent cold pulls of the big image in the mirror phase")
@@ -294,6 +296,8 @@ func run(ctx context.Context, o options) error {
 			err = b.phaseScan(ctx)
 		case "hf":
 			err = b.phaseHF(ctx)
+		case "replication":
+			err = b.phaseReplication(ctx)
 		}
 		if err != nil {
 			return fmt.Errorf("phase %s: %w", p, err)

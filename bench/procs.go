@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -141,11 +142,11 @@ func cleanEnv(extra ...string) []string {
 
 // setup builds Berth and starts every selected registry.
 func (b *bench) setup(ctx context.Context) error {
-	// The cric phase compares clients, not registries, and the gc, scan and hf phases
-	// start their own instances: none needs the plain ones.
+	// The cric phase compares clients, not registries, and the gc, scan, hf and
+	// replication phases start their own instances: none needs the plain ones.
 	need := false
 	for _, p := range b.o.phases {
-		need = need || (p != "cric" && p != "gc" && p != "scan" && p != "hf")
+		need = need || !slices.Contains([]string{"cric", "gc", "scan", "hf", "replication"}, p)
 	}
 	for _, name := range b.o.targets {
 		if !need {

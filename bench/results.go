@@ -51,6 +51,13 @@ var tables = []struct {
 	key  string
 	spec tableSpec
 }{
+	{"replication", tableSpec{
+		title:       "Replication Berth -> Berth (a push rule) vs cric cp and crane copy of the same images, one after the other (seconds: below 1x is faster; bytes: the destination's request bytes per unique byte of the set)",
+		cols:        []string{"replication", "cric", "crane"},
+		labels:      []string{"replication", "cric cp", "crane copy"},
+		ratios:      [][2]int{{0, 1}, {0, 2}},
+		targetLabel: "target",
+	}},
 	{"hf", tableSpec{
 		title:       "Hugging Face mirror: huggingface_hub's snapshot_download through Berth vs directly from the (loopback, in-memory) Hub and CDN (MB/s: above 1x is faster)",
 		cols:        []string{"berth", "direct"},
