@@ -15,6 +15,10 @@ type Events struct {
 	Keep     Duration `yaml:"keep"`
 	Webhooks Webhooks `yaml:"webhooks"`
 	Preheat  Preheat  `yaml:"preheat"`
+	// PullSample is the share of manifest pulls (GETs served) recorded as
+	// artifact.pulled events, from 0 (none, the default) to 1 (every pull). Pull events
+	// are written off the request path and dropped, counted, when they back up.
+	PullSample float64 `yaml:"pullSample"`
 }
 
 // Preheat makes this Berth an edge that warms its mirror cache when the registry above it
@@ -72,6 +76,9 @@ func (e Events) validate() []error {
 	w := e.Webhooks
 	if e.Keep < Duration(time.Hour) {
 		errs = append(errs, fmt.Errorf("events.keep must be at least 1h"))
+	}
+	if e.PullSample < 0 || e.PullSample > 1 || e.PullSample != e.PullSample {
+		errs = append(errs, fmt.Errorf("events.pullSample %v: want a share from 0 to 1", e.PullSample))
 	}
 	if w.Timeout < Duration(100*time.Millisecond) || w.Timeout > Duration(5*time.Minute) {
 		errs = append(errs, fmt.Errorf("events.webhooks.timeout must be from 100ms to 5m"))

@@ -38,7 +38,9 @@ import (
 
 // Event types (the names subscriptions filter on).
 const (
-	ArtifactPushed  = "artifact.pushed"
+	ArtifactPushed = "artifact.pushed"
+	// ArtifactPulled is a served manifest GET, sampled (events.pulls.sample).
+	ArtifactPulled  = "artifact.pulled"
 	ArtifactDeleted = "artifact.deleted"
 	TagDeleted      = "tag.deleted"
 	// ScanCompleted is emitted by package scan when a report is ready.
@@ -53,7 +55,7 @@ const (
 )
 
 // Types lists the event types subscriptions may name.
-var Types = []string{ArtifactPushed, ArtifactDeleted, TagDeleted, ScanCompleted, ReplicationCompleted, ReplicationFailed, QuotaExceeded, Ping}
+var Types = []string{ArtifactPushed, ArtifactPulled, ArtifactDeleted, TagDeleted, ScanCompleted, ReplicationCompleted, ReplicationFailed, QuotaExceeded, Ping}
 
 // Event is one thing that happened. ID, Time and Sequence are set when it is written.
 type Event struct {

@@ -54,7 +54,7 @@ type harborRepo struct {
 
 // harborTypes maps event types to Harbor's names.
 var harborTypes = map[string]string{
-	ArtifactPushed: "PUSH_ARTIFACT", ArtifactDeleted: "DELETE_ARTIFACT", TagDeleted: "DELETE_ARTIFACT",
+	ArtifactPushed: "PUSH_ARTIFACT", ArtifactPulled: "PULL_ARTIFACT", ArtifactDeleted: "DELETE_ARTIFACT", TagDeleted: "DELETE_ARTIFACT",
 	ScanCompleted: "SCANNING_COMPLETED", ReplicationCompleted: "REPLICATION", ReplicationFailed: "REPLICATION",
 	QuotaExceeded: "QUOTA_EXCEED", Ping: "PING",
 }

@@ -55,6 +55,8 @@ type Server struct {
 	prom *prometheus.Registry
 	// pulls counts manifest pulls in memory and writes them in batches.
 	pulls *inventory.Pulls
+	// pullEvents samples pulls into events (nil: events.pullSample 0).
+	pullEvents *pullEvents
 	// pressure refuses new data while storage is short of room.
 	pressure *storagepressure.Monitor
 	// hf is the Hugging Face mirror (nil with hf.enabled off).
@@ -206,7 +208,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, err
 	}
 	pulls := inventory.NewPulls(m.DB(), time.Second, log)
-	api := distribution.New(reg, distribution.Options{MaxManifestSize: int64(cfg.Limits.ManifestSize), Mirror: mirror, Guard: guard, Trust: ev, Scan: scanPolicy, Pulls: pulls, ReadOnly: hfReadOnly(cfg)}, log)
+	var pullCounter distribution.PullCounter = pulls
+	var pullEv *pullEvents
+	if eventSvc != nil && cfg.Events.PullSample > 0 {
+		pullEv = newPullEvents(pulls, cfg.Events.PullSample, eventSvc, promReg, log)
+		pullCounter = pullEv
+	}
+	api := distribution.New(reg, distribution.Options{MaxManifestSize: int64(cfg.Limits.ManifestSize), Mirror: mirror, Guard: guard, Trust: ev, Scan: scanPolicy, Pulls: pullCounter, ReadOnly: hfReadOnly(cfg)}, log)
 
 	mux := http.NewServeMux()
 	metrics := promhttp.HandlerFor(promReg, promhttp.HandlerOpts{})
@@ -258,7 +266,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		m.Close()
 		return nil, err
 	}
-	return &Server{cfg: cfg, log: log, meta: m, Registry: reg, mirror: mirror, trust: ev, auth: authSvc, handler: handler, jobs: runner, certs: cm, pulls: pulls, prom: promReg, pressure: pressure, hf: hfMirror, events: eventSvc, replication: replSvc}, nil
+	return &Server{cfg: cfg, log: log, meta: m, Registry: reg, mirror: mirror, trust: ev, auth: authSvc, handler: handler, jobs: runner, certs: cm, pulls: pulls, pullEvents: pullEv, prom: promReg, pressure: pressure, hf: hfMirror, events: eventSvc, replication: replSvc}, nil
 }
 
 // Body deadlines: a token request is a small form, an admin request a JSON object or
@@ -373,6 +381,9 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 // Close flushes the audit trail and releases the stores.
 func (s *Server) Close() error {
+	if s.pullEvents != nil {
+		s.pullEvents.Close()
+	}
 	s.pulls.Close()
 	if s.auth != nil {
 		s.auth.Close()
