@@ -10,7 +10,9 @@ import (
 )
 
 // TestReplicationArtifactTypes: a rule limited to Helm charts copies the chart helm
-// pushed and leaves the container image in the same project.
+// pushed and leaves the container image in the same project; a rule for one platform
+// copies that platform's manifest of a two-platform index, digest unchanged, under the
+// index's tag.
 func TestReplicationArtifactTypes(t *testing.T) {
 	for _, tool := range []string{"crane", "helm"} {
 		requireTool(t, tool)
@@ -50,6 +52,22 @@ func TestReplicationArtifactTypes(t *testing.T) {
 	}
 	if _, err := runErr(env, "crane", "digest", "--insecure", bb.Addr+"/team/web:v1"); err == nil {
 		t.Fatal("the container image was replicated by a rule for Helm charts")
+	}
+	// One platform of a two-platform index.
+	_, plats := rplMultiArch(t, &cricWorld{env: env, dir: dir}, a, "team/multi", "v1")
+	var arm rplRule
+	admJSON(t, a, &arm, "replication", "create", "arm", "--push", "--remote", "http://"+bb.Addr, "--username", "admin", "--password-file", pw,
+		"--repos", "team/multi", "--tags", "v1", "--platform", "linux/arm64")
+	admOK(t, a, "", "replication", "run", strconv.FormatInt(arm.ID, 10))
+	if ex := rplWaitExecution(t, a, arm.ID, time.Minute, func(e rplExecution) bool { return e.Cause == "manual" }); ex.State != "succeeded" || ex.Copied != 1 {
+		t.Fatalf("platform rule execution %+v", ex)
+	}
+	if got := strings.TrimSpace(run(t, env, "crane", "digest", "--insecure", bb.Addr+"/team/multi:v1")); got != plats["linux/arm64"] {
+		t.Fatalf("team/multi:v1 on B is %s, want the linux/arm64 manifest %s", got, plats["linux/arm64"])
+	}
+	if msg := admFails(t, a, nil, "replication", "create", "bad-platform", "--push", "--remote", "http://"+bb.Addr, "--username", "admin", "--password-file", pw,
+		"--repos", "team/**", "--platform", "arm64"); !strings.Contains(msg, "os/arch") {
+		t.Fatalf("a bad platform: %s", msg)
 	}
 	if msg := admFails(t, a, nil, "replication", "create", "bad", "--push", "--remote", "http://"+bb.Addr, "--username", "admin", "--password-file", pw,
 		"--repos", "team/**", "--artifact-types", "[oops"); !strings.Contains(msg, "[oops") {

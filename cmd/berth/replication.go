@@ -34,6 +34,7 @@ type cliReplRule struct {
 	Tags              []string `json:"tags"`
 	TagVersions       string   `json:"tagVersions"`
 	ArtifactTypes     []string `json:"artifactTypes"`
+	Platform          string   `json:"platform"`
 	DestinationPrefix string   `json:"destinationPrefix"`
 	Referrers         *bool    `json:"referrers"`
 	Schedule          string   `json:"schedule"`
@@ -89,7 +90,7 @@ administrators only: rules hold the remote's credentials.`,
   berth admin replication executions 1`,
 	}
 	var push, pull, insecure, onPush, propagate, noReferrers, disabled bool
-	var remote, user, pwFile, repos, tags, tagVersions, artifactTypes, prefix, schedule, cron, bandwidth string
+	var remote, user, pwFile, repos, tags, tagVersions, artifactTypes, platform, prefix, schedule, cron, bandwidth string
 	create := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create a replication rule",
@@ -124,6 +125,9 @@ administrators only: rules hold the remote's credentials.`,
 			if artifactTypes != "" {
 				body["artifactTypes"] = splitFlag(artifactTypes)
 			}
+			if platform != "" {
+				body["platform"] = platform
+			}
 			if schedule != "" {
 				body["schedule"] = schedule
 			}
@@ -153,6 +157,7 @@ administrators only: rules hold the remote's credentials.`,
 	f.StringVar(&pwFile, "password-file", "", "read the remote password from this file")
 	f.StringVar(&repos, "repos", "", "comma-separated repository globs (team/**, team/app)")
 	f.StringVar(&tags, "tags", "", "comma-separated tag globs (default: all)")
+	f.StringVar(&platform, "platform", "", "copy only this platform (linux/arm64) of multi-platform images: its manifest, digest unchanged, under the tag")
 	f.StringVar(&artifactTypes, "artifact-types", "", "comma-separated globs on artifact types (default: all): the artifactType, or the config media type (images application/vnd.oci.image.config.v1+json, charts application/vnd.cncf.helm.config.v1+json)")
 	f.StringVar(&tagVersions, "tag-versions", "", "only tags that are semantic versions in this range (\">=1.2, <2\", \"~1.4\", \"^2\"; a leading v allowed)")
 	f.StringVar(&prefix, "prefix", "", "put this path (ending in /) before each name at the destination")
@@ -222,8 +227,8 @@ administrators only: rules hold the remote's credentials.`,
 			if err := c.send(cmd, http.MethodGet, p, nil, nil, &r); err != nil {
 				return err
 			}
-			return c.done("rule %d %s: %s %s\n  repositories: %s\n  tags:         %s\n  versions:     %s\n  types:        %s\n  prefix:       %s\n  schedule:     %s\n  on push:      %s\n  enabled:      %s",
-				r.ID, r.Name, r.Direction, r.Remote.URL, strings.Join(r.Repositories, ","), listOrAll(strings.Join(r.Tags, ",")), listOrAll(r.TagVersions), listOrAll(strings.Join(r.ArtifactTypes, ",")),
+			return c.done("rule %d %s: %s %s\n  repositories: %s\n  tags:         %s\n  versions:     %s\n  types:        %s\n  platform:     %s\n  prefix:       %s\n  schedule:     %s\n  on push:      %s\n  enabled:      %s",
+				r.ID, r.Name, r.Direction, r.Remote.URL, strings.Join(r.Repositories, ","), listOrAll(strings.Join(r.Tags, ",")), listOrAll(r.TagVersions), listOrAll(strings.Join(r.ArtifactTypes, ",")), listOrAll(r.Platform),
 				orDash(r.DestinationPrefix), orDash(r.Schedule), yesNo(r.OnPush), yesNo(r.Enabled))
 		},
 	}

@@ -52,6 +52,9 @@ func (k Kind) String() string {
 	return "error"
 }
 
+// ErrNoPlatform is a multi-platform image without the platform asked for.
+var ErrNoPlatform = errors.New("no manifest for the platform")
+
 // Error is a classified failure.
 type Error struct {
 	Kind Kind

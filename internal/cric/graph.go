@@ -213,7 +213,8 @@ func pickPlatform(ds []v1.Descriptor, want v1.Platform) (v1.Descriptor, error) {
 			return d, nil
 		}
 	}
-	return v1.Descriptor{}, notFoundErrorf("no manifest for platform %s (the image has: %s)", want.String(), strings.Join(platforms(ds), ", "))
+	return v1.Descriptor{}, &Error{Kind: KindNotFound, Err: ErrNoPlatform,
+		Msg: fmt.Sprintf("not found: no manifest for platform %s (the image has: %s)", want.String(), strings.Join(platforms(ds), ", "))}
 }
 
 // platforms lists the platforms of an index's descriptors (attestations and other

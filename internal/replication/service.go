@@ -180,6 +180,11 @@ func (r *Rule) validate() error {
 	if r.Tags == nil {
 		r.Tags = []string{}
 	}
+	if r.Platform != "" {
+		if _, err := cric.ParsePlatform(r.Platform); err != nil {
+			return &InvalidError{fmt.Sprintf("platform %q: want os/arch[/variant]", r.Platform)}
+		}
+	}
 	if r.TagVersions != "" {
 		if _, err := semver.NewConstraint(r.TagVersions); err != nil {
 			return &InvalidError{fmt.Sprintf("tagVersions %q: %v", r.TagVersions, err)}
@@ -656,6 +661,9 @@ func (s *Service) execute(ctx context.Context, r Rule, sealed, cause string, onl
 			// An error is the copy's to report (not found, the remote down).
 		}
 		it := s.copyOne(ctx, c, host, r, a)
+		if it.State == skipped {
+			continue
+		}
 		if err := s.store.addItem(ctx, id, it); err != nil {
 			s.log.Warn("record replication item", "err", err)
 		}
@@ -780,6 +788,9 @@ func manifestType(mediaType string, payload []byte) string {
 	return mediaType
 }
 
+// skipped is the state of an item the rule turned out not to select (never stored).
+const skipped = "skipped"
+
 // copyOne copies one artifact's graph with its referrers.
 func (s *Service) copyOne(ctx context.Context, c *cric.Client, host string, r Rule, a artifact) Item {
 	dstRepo := r.DestinationPrefix + a.repo
@@ -789,7 +800,15 @@ func (s *Service) copyOne(ctx context.Context, c *cric.Client, host string, r Ru
 	} else {
 		it.Source, it.Destination = host+"/"+a.repo+a.ref, s.opts.Local+"/"+dstRepo+a.ref
 	}
-	res, err := c.Copy(ctx, it.Source, it.Destination, cric.CopyOptions{Referrers: r.referrers()})
+	opts := cric.CopyOptions{Referrers: r.referrers()}
+	if r.Platform != "" {
+		opts.Platform, _ = cric.ParsePlatform(r.Platform) // validated at create
+	}
+	res, err := c.Copy(ctx, it.Source, it.Destination, opts)
+	if errors.Is(err, cric.ErrNoPlatform) {
+		it.State = skipped // an image without the rule's platform: not this rule's
+		return it
+	}
 	if err != nil {
 		it.Error = err.Error()
 		s.metrics.artifacts.WithLabelValues("failed").Inc()

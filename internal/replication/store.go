@@ -66,6 +66,12 @@ type Rule struct {
 	// application/vnd.cncf.helm.config.v1+json); an index's artifactType, or its media
 	// type. Deletes follow the repository and tag filters only.
 	ArtifactTypes []string `json:"artifactTypes,omitempty"`
+	// Platform, when set ("linux/arm64"), copies only that platform of a multi-platform
+	// image: its manifest (digest unchanged) is what the tag names at the destination,
+	// and the index is not copied (keeping only some of its platforms would change its
+	// digest). A multi-platform image without it is skipped; a single-platform image
+	// is copied as it is.
+	Platform string `json:"platform,omitempty"`
 	// DestinationPrefix is put before each repository name at the destination
 	// ("mirror/" copies team/app to mirror/team/app).
 	DestinationPrefix string `json:"destinationPrefix,omitempty"`
