@@ -59,6 +59,7 @@ type options struct {
 	scanImages   int    // scan phase: images sharing base layers
 	hfSize       int64  // hf phase: the model's weights
 	rplImages    int    // replication phase: images replicated
+	hookEvents   int    // replication phase: pushes delivered as webhooks
 }
 
 func main() {
@@ -114,6 +115,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&scanSize, "scan-size", "100MB", "scan phase: size of the big image's layer")
 	fs.IntVar(&o.scanImages, "scan-images", 200, "scan phase: images sharing base layers")
 	fs.StringVar(&hfSize, "hf-size", "2GiB", "hf phase: size of the model's weights (four files)")
+	fs.IntVar(&o.hookEvents, "hook-events", 500, "replication phase: pushes whose webhook deliveries are timed")
 	fs.IntVar(&o.rplImages, "rpl-images", 200, "replication phase: images (four shared 10 MB base layers, 256 KiB each of their own)")
 	fs.StringVar(&o.zot, "zot", "", "zot binary, the third registry (default: zot on PATH or /opt/berth-tools/bin/zot, when present; .ci/install-tools.sh zot builds it)")
 	fs.StringVar(&o.skopeo, "skopeo", "", "skopeo binary for the cric phase (default: skopeo on PATH or /opt/berth-tools/bin/skopeo)")

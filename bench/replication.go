@@ -49,7 +49,7 @@ func dockerConfig(dir, host, user, pass string) error {
 
 func (b *bench) phaseReplication(ctx context.Context) error {
 	n := b.o.rplImages
-	authCfg := fmt.Sprintf("auth:\n  enabled: true\n  admin:\n    username: %s\n    password: %s\n", scanAdmin, scanPassword)
+	authCfg := fmt.Sprintf("auth:\n  enabled: true\n  admin:\n    username: %s\n    password: %s\nevents:\n  webhooks:\n    allowPrivateTargets: true\n", scanAdmin, scanPassword)
 	src, err := b.startBerthWith(ctx, berthSpec{name: "berth", logName: "berth-rpl-src", data: filepath.Join(b.dir, "rpl-src"), config: authCfg, noSettle: true})
 	if err != nil {
 		return err
@@ -181,5 +181,5 @@ func (b *bench) phaseReplication(ctx context.Context) error {
 	b.res.addTo("replication", "replication", fig, "s", secs)
 	b.res.addTo("replication", "replication", fig+": bytes received per unique byte", "x", ratio).
 		target("1.0x", func(v, _ float64) bool { return v <= 1.01 })
-	return nil
+	return b.benchWebhooks(ctx, src, b.o.hookEvents)
 }
