@@ -43,6 +43,9 @@ const (
 	ArtifactPulled  = "artifact.pulled"
 	ArtifactDeleted = "artifact.deleted"
 	TagDeleted      = "tag.deleted"
+	// VerificationFailed: a signature policy refused a pull (or, in warn mode, would
+	// have); once per manifest, policy outcome and 10 minutes.
+	VerificationFailed = "verification.failed"
 	// ScanCompleted is emitted by package scan when a report is ready.
 	ScanCompleted = "scan.completed"
 	// Replication outcomes (package replication).
@@ -55,7 +58,7 @@ const (
 )
 
 // Types lists the event types subscriptions may name.
-var Types = []string{ArtifactPushed, ArtifactPulled, ArtifactDeleted, TagDeleted, ScanCompleted, ReplicationCompleted, ReplicationFailed, QuotaExceeded, Ping}
+var Types = []string{ArtifactPushed, ArtifactPulled, ArtifactDeleted, VerificationFailed, TagDeleted, ScanCompleted, ReplicationCompleted, ReplicationFailed, QuotaExceeded, Ping}
 
 // Event is one thing that happened. ID, Time and Sequence are set when it is written.
 type Event struct {

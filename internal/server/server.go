@@ -57,6 +57,8 @@ type Server struct {
 	pulls *inventory.Pulls
 	// pullEvents samples pulls into events (nil: events.pullSample 0).
 	pullEvents *pullEvents
+	// verifyEvents turns refused pulls into verification.failed events (nil: events off).
+	verifyEvents *verificationEvents
 	// pressure refuses new data while storage is short of room.
 	pressure *storagepressure.Monitor
 	// hf is the Hugging Face mirror (nil with hf.enabled off).
@@ -186,7 +188,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		m.Close()
 		return nil, err
 	}
-	ev, err := newTrust(ctx, cfg, m, reg, mirror, authSvc, promReg, log)
+	var verifyEv *verificationEvents
+	if eventSvc != nil {
+		verifyEv = newVerificationEvents(eventSvc, log)
+	}
+	ev, err := newTrust(ctx, cfg, m, reg, mirror, authSvc, verifyEv, promReg, log)
 	if err != nil {
 		m.Close()
 		return nil, err
@@ -266,7 +272,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		m.Close()
 		return nil, err
 	}
-	return &Server{cfg: cfg, log: log, meta: m, Registry: reg, mirror: mirror, trust: ev, auth: authSvc, handler: handler, jobs: runner, certs: cm, pulls: pulls, pullEvents: pullEv, prom: promReg, pressure: pressure, hf: hfMirror, events: eventSvc, replication: replSvc}, nil
+	return &Server{cfg: cfg, log: log, meta: m, Registry: reg, mirror: mirror, trust: ev, auth: authSvc, handler: handler, jobs: runner, certs: cm, pulls: pulls, pullEvents: pullEv, verifyEvents: verifyEv, prom: promReg, pressure: pressure, hf: hfMirror, events: eventSvc, replication: replSvc}, nil
 }
 
 // Body deadlines: a token request is a small form, an admin request a JSON object or
@@ -383,6 +389,9 @@ func (s *Server) Handler() http.Handler { return s.handler }
 func (s *Server) Close() error {
 	if s.pullEvents != nil {
 		s.pullEvents.Close()
+	}
+	if s.verifyEvents != nil {
+		s.verifyEvents.Close()
 	}
 	s.pulls.Close()
 	if s.auth != nil {

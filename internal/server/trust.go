@@ -17,7 +17,7 @@ import (
 // upstream policies from the configuration (a policy that does not load stops the
 // start), denials and warn-mode failures into the audit trail.
 func newTrust(ctx context.Context, cfg config.Config, m *meta.Store, reg *registry.Registry, mirror *proxy.Mirror,
-	authSvc *auth.Service, promReg prometheus.Registerer, log *slog.Logger) (*trust.Evaluator, error) {
+	authSvc *auth.Service, verify *verificationEvents, promReg prometheus.Registerer, log *slog.Logger) (*trust.Evaluator, error) {
 	o := trust.Options{Upstreams: map[string]config.TrustPolicy{}, Registerer: promReg}
 	for _, u := range cfg.Mirror.Upstreams {
 		if u.Trust != nil {
@@ -29,6 +29,9 @@ func newTrust(ctx context.Context, cfg config.Config, m *meta.Store, reg *regist
 	}
 	if authSvc != nil {
 		o.Audit = authSvc.Record
+	}
+	if verify != nil {
+		o.Audit = verify.wrap(o.Audit)
 	}
 	return trust.NewEvaluator(ctx, trust.NewStore(m.DB()), reg, o, log)
 }
