@@ -258,7 +258,7 @@ func TestWebhooks(t *testing.T) {
 	if msg := admFails(t, b, nil, "webhook", "create", "bad", "ftp://x.example/"); !strings.Contains(msg, "http or https") {
 		t.Fatalf("ftp target: %s", msg)
 	}
-	if msg := admFails(t, b, nil, "webhook", "create", "bad", all.url(), "--events", "artifact.pulled"); !strings.Contains(msg, "artifact.pulled") {
+	if msg := admFails(t, b, nil, "webhook", "create", "bad", all.url(), "--events", "artifact.copied"); !strings.Contains(msg, "artifact.copied") {
 		t.Fatalf("unknown event: %s", msg)
 	}
 

@@ -93,8 +93,8 @@ func (c *adminClient) webhookCmd() *cobra.Command {
 		Use:   "webhook",
 		Short: "Manage webhook subscriptions, their delivery history and replays",
 		Long: `A webhook receives the events it filters for: artifact.pushed, artifact.deleted,
-tag.deleted (and scan.completed, replication.completed/failed, quota.exceeded where they are
-emitted), as CloudEvents 1.0 JSON (default) or in Harbor's webhook shape. Each delivery is
+tag.deleted (and artifact.pulled with events.pullSample, verification.failed, scan.completed,
+replication.completed/failed, quota.exceeded where they are emitted), as CloudEvents 1.0 JSON (default) or in Harbor's webhook shape. Each delivery is
 signed per Standard Webhooks: headers webhook-id (the event id, the same on every retry),
 webhook-timestamp and webhook-signature "v1,<base64 HMAC-SHA256(key, id.timestamp.body)>",
 the key being the base64 after "whsec_" in the secret.

@@ -254,7 +254,7 @@ func TestValidate(t *testing.T) {
 		{"no scheme", Subscription{Name: "a", URL: "h.example/x"}, false},
 		{"ftp", Subscription{Name: "a", URL: "ftp://h.example/x"}, false},
 		{"credentials", Subscription{Name: "a", URL: "https://u:p@h.example/x"}, false},
-		{"unknown event", Subscription{Name: "a", URL: "https://h.example", Events: []string{"artifact.pulled"}}, false},
+		{"unknown event", Subscription{Name: "a", URL: "https://h.example", Events: []string{"artifact.copied"}}, false},
 		{"ping is not a filter", Subscription{Name: "a", URL: "https://h.example", Events: []string{Ping}}, false},
 		{"bad glob", Subscription{Name: "a", URL: "https://h.example", Repositories: []string{"team/["}}, false},
 		{"bad format", Subscription{Name: "a", URL: "https://h.example", Format: "xml"}, false},
