@@ -370,17 +370,11 @@ func triggered(r Rule, e events.Event) (string, []string) {
 
 // deleteJob repeats a delete at the rule's remote; already gone there counts as done.
 func (s *Service) deleteJob(ctx context.Context, t jobs.Task) error {
-	var p pushTask
-	if err := json.Unmarshal(t.Payload, &p); err != nil {
-		return jobs.Permanent(err)
-	}
-	r, sealed, err := s.store.rule(ctx, readRow{s.db}, p.Rule)
-	if errors.Is(err, ErrNotFound) {
-		return nil
-	}
-	if err != nil {
+	p, rp, sealed, err := s.taskRule(ctx, t)
+	if err != nil || rp == nil {
 		return err
 	}
+	r := *rp
 	if !r.Enabled || !r.PropagateDeletes {
 		return nil
 	}
@@ -426,18 +420,28 @@ type pushTask struct {
 	Ref        string `json:"ref"` // ":tag" or "@digest"
 }
 
-func (s *Service) pushJob(ctx context.Context, t jobs.Task) error {
+// taskRule reads a push or delete task and its rule; a nil rule was deleted since.
+func (s *Service) taskRule(ctx context.Context, t jobs.Task) (pushTask, *Rule, string, error) {
 	var p pushTask
 	if err := json.Unmarshal(t.Payload, &p); err != nil {
-		return jobs.Permanent(err)
+		return p, nil, "", jobs.Permanent(err)
 	}
 	r, sealed, err := s.store.rule(ctx, readRow{s.db}, p.Rule)
 	if errors.Is(err, ErrNotFound) {
-		return nil
+		return p, nil, "", nil
 	}
 	if err != nil {
+		return p, nil, "", err
+	}
+	return p, &r, sealed, nil
+}
+
+func (s *Service) pushJob(ctx context.Context, t jobs.Task) error {
+	p, rp, sealed, err := s.taskRule(ctx, t)
+	if err != nil || rp == nil {
 		return err
 	}
+	r := *rp
 	if !r.Enabled {
 		return nil
 	}

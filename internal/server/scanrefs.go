@@ -3,8 +3,6 @@ package server
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -82,7 +80,7 @@ func (s scanReferrers) AttachSBOM(ctx context.Context, repo, digest, mediaType s
 	if err != nil {
 		return "", err
 	}
-	layer := oci.Descriptor{MediaType: scan.SBOMArtifactType, Digest: digestOf(sbom), Size: int64(len(sbom))}
+	layer := oci.Descriptor{MediaType: scan.SBOMArtifactType, Digest: oci.SHA256.FromBytes(sbom), Size: int64(len(sbom))}
 	if err := s.putBlob(ctx, repo, []byte(emptyJSON)); err != nil {
 		return "", err
 	}
@@ -99,7 +97,7 @@ func (s scanReferrers) AttachSBOM(ctx context.Context, repo, digest, mediaType s
 	if err != nil {
 		return "", err
 	}
-	md := digestOf(manifest)
+	md := oci.SHA256.FromBytes(manifest)
 	if _, err := s.reg.PutManifest(ctx, repo, registry.Reference{Digest: md}, oci.MediaTypeOCIManifest, manifest, nil); err != nil {
 		return "", err
 	}
@@ -130,8 +128,8 @@ func (s scanReferrers) AttachSignature(ctx context.Context, repo, digest string,
 	}
 	manifest, err := json.Marshal(map[string]any{
 		"schemaVersion": 2, "mediaType": oci.MediaTypeOCIManifest,
-		"config": oci.Descriptor{MediaType: "application/vnd.oci.image.config.v1+json", Digest: digestOf(cfg), Size: int64(len(cfg))},
-		"layers": []oci.Descriptor{{MediaType: "application/vnd.dev.cosign.simplesigning.v1+json", Digest: digestOf(payload), Size: int64(len(payload)),
+		"config": oci.Descriptor{MediaType: "application/vnd.oci.image.config.v1+json", Digest: oci.SHA256.FromBytes(cfg), Size: int64(len(cfg))},
+		"layers": []oci.Descriptor{{MediaType: "application/vnd.dev.cosign.simplesigning.v1+json", Digest: oci.SHA256.FromBytes(payload), Size: int64(len(payload)),
 			Annotations: map[string]string{"dev.cosignproject.cosign/signature": signature}}},
 	})
 	if err != nil {
@@ -143,11 +141,6 @@ func (s scanReferrers) AttachSignature(ctx context.Context, repo, digest string,
 }
 
 func (s scanReferrers) putBlob(ctx context.Context, repo string, b []byte) error {
-	_, err := s.reg.PutBlob(ctx, repo, digestOf(b), registry.Chunk{Body: bytes.NewReader(b), Length: int64(len(b))})
+	_, err := s.reg.PutBlob(ctx, repo, oci.SHA256.FromBytes(b), registry.Chunk{Body: bytes.NewReader(b), Length: int64(len(b))})
 	return err
-}
-
-func digestOf(b []byte) oci.Digest {
-	sum := sha256.Sum256(b)
-	return oci.Digest("sha256:" + hex.EncodeToString(sum[:]))
 }
