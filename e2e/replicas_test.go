@@ -483,8 +483,11 @@ func TestReplicasConformance(t *testing.T) {
 	}
 	t.Logf("conformance through nginx in %s: %v", time.Since(start).Round(time.Millisecond), counts)
 	if counts["Pass"] == 0 || counts["FAIL"] != 0 || counts["Skip"] != 0 || counts["Error"] != 0 || counts["Disabled"] > 1 {
-		if report, err := os.ReadFile(filepath.Join(results, "results.yaml")); err == nil && len(report) < 200000 {
-			t.Logf("results.yaml:\n%s", report)
+		// The failing specs' messages (junit.xml), not only their names.
+		if junit, err := os.ReadFile(filepath.Join(results, "junit.xml")); err == nil {
+			for _, m := range regexp.MustCompile(`(?s)<failure[^>]*>(.*?)</failure>`).FindAllSubmatch(junit, 10) {
+				t.Logf("failure: %s", tail(string(m[1]), 3000))
+			}
 		}
 		t.Fatalf("conformance through the load balancer: want all passing, none skipped (only the sparse data set disabled), got %v\n%s",
 			counts, tail(out, 20000))
