@@ -27,6 +27,7 @@ var allowed = map[string][]string{
 	"internal/jobs":     {"internal/meta", "github.com/prometheus/client_golang/prometheus"},
 	"internal/gc":       {"internal/blobstore", "internal/jobs", "internal/meta", "github.com/prometheus/client_golang/prometheus"},
 	"internal/quota":    {"internal/errcode", "internal/meta", "internal/oci", "github.com/prometheus/client_golang/prometheus"},
+	"internal/session":  {"internal/meta"},
 	"internal/tagrules": {"internal/jobs", "internal/meta", "internal/oci", "github.com/prometheus/client_golang/prometheus"},
 	// scan writes an empty Java database with trivy-java-db's package (which opens it
 	// through the sqlite driver meta uses too).
