@@ -146,6 +146,7 @@ var routes = []route{
 	{method: "PUT", path: "/projects/{project}/members", action: "member.set", h: (*API).setMember},
 	{method: "DELETE", path: "/projects/{project}/members/{principal}", action: "member.remove", h: (*API).removeMember},
 
+	{method: "GET", path: "/repositories", h: (*API).searchRepositories},
 	{method: "GET", path: "/projects/{project}/repositories", h: (*API).listRepositories},
 	{method: "GET", path: "/projects/{project}/repositories/{repository}", h: (*API).getRepository},
 	{method: "DELETE", path: "/projects/{project}/repositories/{repository}", action: "repository.delete", h: (*API).deleteRepository},
@@ -229,7 +230,10 @@ func (a *API) dispatch(methods map[string]route) http.Handler {
 			return
 		}
 		c := &caller{p: auth.Anonymous, remote: remoteAddr(r)}
-		if !rt.public {
+		if p, ok := principalFrom(r); ok {
+			c.p = p
+			r = r.WithContext(meta.WithActor(r.Context(), p.Name))
+		} else if !rt.public {
 			p, err := a.authenticate(r)
 			if err != nil {
 				a.fail(w, r, err)

@@ -22,6 +22,7 @@ import (
 	"github.com/berth-registry/berth/internal/auth"
 	"github.com/berth-registry/berth/internal/blobstore"
 	"github.com/berth-registry/berth/internal/distribution"
+	"github.com/berth-registry/berth/internal/inventory"
 	"github.com/berth-registry/berth/internal/meta"
 	"github.com/berth-registry/berth/internal/registry"
 )
@@ -75,10 +76,11 @@ func newWorld(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v2 := distribution.New(registry.New(m, blobs, registry.Options{}, log), distribution.Options{Guard: distribution.NewGuard(svc, "")}, log)
+	reg := registry.New(m, blobs, registry.Options{}, log)
+	v2 := distribution.New(reg, distribution.Options{Guard: distribution.NewGuard(svc, "")}, log)
 	mux := http.NewServeMux()
 	mux.Handle("/token", distribution.TokenHandler(svc))
-	mux.Handle("/api/v1/", adminapi.New(svc, m, log))
+	mux.Handle("/api/v1/", adminapi.New(svc, m, log).WithRepositories(reg, inventory.NewStore(m.DB())))
 	mux.Handle("/v2/", v2)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(func() {

@@ -145,7 +145,7 @@ func (a *API) listRepositories(w http.ResponseWriter, r *http.Request, c *caller
 	if err := a.repositoriesEnabled(); err != nil {
 		return err
 	}
-	if err := onlyParams(r, "n", "last"); err != nil {
+	if err := onlyParams(r, "n", "last", "q", "sort", "offset"); err != nil {
 		return err
 	}
 	project, err := pathProject(r)
@@ -159,6 +159,9 @@ func (a *API) listRepositories(w http.ResponseWriter, r *http.Request, c *caller
 	ctx := r.Context()
 	if err := a.requireRight(ctx, c, project, auth.Pull); err != nil {
 		return err
+	}
+	if q := r.URL.Query(); q.Has("q") || q.Has("sort") || q.Has("offset") {
+		return a.findRepositories(w, r, c, project)
 	}
 	repos, err := a.inv.Repositories(ctx, project, last, n)
 	if err != nil {
