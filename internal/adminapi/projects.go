@@ -23,6 +23,8 @@ type project struct {
 	QuotaBytes *int64 `json:"quotaBytes,omitempty"`
 	UsageBytes *int64 `json:"usageBytes,omitempty"`
 	UsageBlobs *int64 `json:"usageBlobs,omitempty"`
+	// Repositories counts the project's repositories (absent without the repository routes).
+	Repositories *int `json:"repositoryCount,omitempty"`
 }
 
 func toProject(p meta.Project) project {
@@ -132,6 +134,9 @@ func (a *API) listProjects(w http.ResponseWriter, r *http.Request, c *caller) er
 	if err := a.withUsage(ctx, out); err != nil {
 		return err
 	}
+	if err := a.withCounts(ctx, out); err != nil {
+		return err
+	}
 	return writeJSON(w, http.StatusOK, map[string]any{"projects": out})
 }
 
@@ -176,6 +181,9 @@ func (a *API) getProject(w http.ResponseWriter, r *http.Request, c *caller) erro
 	}
 	out := []project{toProject(p)}
 	if err := a.withUsage(r.Context(), out); err != nil {
+		return err
+	}
+	if err := a.withCounts(r.Context(), out); err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, out[0])

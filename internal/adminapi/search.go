@@ -1,6 +1,7 @@
 package adminapi
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -121,4 +122,19 @@ func (a *API) searchRepositories(w http.ResponseWriter, r *http.Request, c *call
 		batch.Offset += batch.N
 	}
 	return a.writeFound(w, r, out, q)
+}
+
+// withCounts fills in the projects' repository counts.
+func (a *API) withCounts(ctx context.Context, ps []project) error {
+	if a.inv == nil {
+		return nil
+	}
+	for i := range ps {
+		n, err := a.inv.Count(ctx, ps[i].Name)
+		if err != nil {
+			return storeErr(err, "")
+		}
+		ps[i].Repositories = &n
+	}
+	return nil
 }

@@ -41,6 +41,11 @@ func TestSearchRepositories(t *testing.T) {
 			t.Errorf("%s GET %s: %v, want %v", tt.who.user, tt.path, got, tt.want)
 		}
 	}
+	var team struct{ RepositoryCount int }
+	w.expect(bob, "GET", "/api/v1/projects/team", nil, 200).decode(t, &team)
+	if team.RepositoryCount != 2 {
+		t.Errorf("team's repositoryCount = %d, want 2", team.RepositoryCount)
+	}
 	w.expect(bob, "GET", "/api/v1/repositories?sort=size", nil, 400)
 	w.expect(bob, "GET", "/api/v1/repositories?offset=-1", nil, 400)
 	w.expect(carol, "GET", "/api/v1/projects/team/repositories?q=web", nil, 403)

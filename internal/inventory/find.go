@@ -85,3 +85,14 @@ func (s *Store) Find(ctx context.Context, q Query) ([]Repository, error) {
 func likeEscape(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
+
+// Count returns how many repositories a project holds (an index range scan).
+func (s *Store) Count(ctx context.Context, project string) (int, error) {
+	var n int
+	err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM repositories r WHERE (r.name > $1 AND r.name < $2) OR r.name = $3`,
+		project+"/", project+"0", project).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("inventory: count repositories of %s: %w", project, err)
+	}
+	return n, nil
+}
