@@ -50,6 +50,7 @@ type Config struct {
 	Events    Events    `yaml:"events"`
 
 	Replication Replication `yaml:"replication"` // replication.go
+	UI          UI          `yaml:"ui"`          // ui.go
 }
 
 // Metrics configures the Prometheus endpoint, /metrics.
@@ -322,6 +323,7 @@ func Default() Config {
 		Events:   defaultEvents(),
 
 		Replication: defaultReplication(),
+		UI:          defaultUI(),
 		HTTP: HTTP{
 			ReadHeaderTimeout: Duration(10 * time.Second),
 			IdleTimeout:       Duration(120 * time.Second),
@@ -466,6 +468,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.HF.validate()...)
 	errs = append(errs, c.Events.validate()...)
 	errs = append(errs, c.Replication.validate()...)
+	errs = append(errs, c.UI.validate()...)
 	errs = append(errs, c.Throttle.validate()...)
 	if c.Metrics.Addr != "" {
 		if _, _, err := net.SplitHostPort(c.Metrics.Addr); err != nil {

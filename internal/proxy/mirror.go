@@ -308,8 +308,9 @@ func (m *Mirror) fetchManifest(ctx context.Context, t *Target, ref registry.Refe
 		}
 	}
 	if got := want.Algorithm().FromBytes(payload); got != want {
-		m.metrics.upstreamErrors.WithLabelValues(t.Upstream.cfg.Name, "digest").Inc()
-		return meta.Manifest{}, errcode.UpstreamUnavailable.New(fmt.Sprintf("upstream %s sent a manifest that does not match %s", t.Upstream.cfg.Name, want))
+		msg := fmt.Sprintf("upstream %s sent a manifest that does not match %s", t.Upstream.cfg.Name, want)
+		t.Upstream.failed("digest", msg)
+		return meta.Manifest{}, errcode.UpstreamUnavailable.New(msg)
 	}
 	var tags []string
 	if ref.Tag != "" {
@@ -517,8 +518,9 @@ func (m *Mirror) fetchBlob(t *Target, dgst oci.Digest, key string, f *flight) {
 		_, err = m.reg.PutBlob(ctx, t.LocalRepo, dgst, registry.Chunk{Body: io.TeeReader(counted, f), Start: -1, Length: resp.ContentLength})
 		m.metrics.upstreamBytes.WithLabelValues(t.Upstream.cfg.Name).Add(float64(counted.n))
 		if errors.Is(err, errcode.DigestInvalid) {
-			m.metrics.upstreamErrors.WithLabelValues(t.Upstream.cfg.Name, "digest").Inc()
-			return errcode.UpstreamUnavailable.Wrap(err, fmt.Sprintf("upstream %s sent bytes that do not match %s", t.Upstream.cfg.Name, dgst))
+			msg := fmt.Sprintf("upstream %s sent bytes that do not match %s", t.Upstream.cfg.Name, dgst)
+			t.Upstream.failed("digest", msg)
+			return errcode.UpstreamUnavailable.Wrap(err, msg)
 		}
 		return err
 	}()

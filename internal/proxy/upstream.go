@@ -46,6 +46,7 @@ type Upstream struct {
 
 	mu         sync.Mutex
 	transports map[string]transportEntry // per repository: the token scope
+	lastErrors []UpstreamError            // newest last, at most maxLastErrors
 }
 
 type transportEntry struct {
@@ -179,8 +180,9 @@ func (u *Upstream) client(ctx context.Context, repo string) (http.RoundTripper, 
 func (u *Upstream) do(ctx context.Context, method, repo, suffix string, header http.Header) (*http.Response, error) {
 	rt, err := u.client(ctx, repo)
 	if err != nil {
-		u.metrics.upstreamErrors.WithLabelValues(u.cfg.Name, "auth").Inc()
-		return nil, &upstreamError{upstream: u.cfg.Name, err: err}
+		e := &upstreamError{upstream: u.cfg.Name, err: err}
+		u.failed("auth", e.Error())
+		return nil, e
 	}
 	target := u.registry.Scheme() + "://" + u.registry.RegistryStr() + "/v2/" + repo + "/" + suffix
 	req, err := http.NewRequestWithContext(ctx, method, target, nil)
@@ -196,15 +198,17 @@ func (u *Upstream) do(ctx context.Context, method, repo, suffix string, header h
 		if errors.Is(err, errPrivateRedirect) {
 			reason = "redirect"
 		}
-		u.metrics.upstreamErrors.WithLabelValues(u.cfg.Name, reason).Inc()
-		return nil, &upstreamError{upstream: u.cfg.Name, err: err}
+		e := &upstreamError{upstream: u.cfg.Name, err: err}
+		u.failed(reason, e.Error())
+		return nil, e
 	}
 	u.observeRateLimit(resp.Header)
 	if resp.StatusCode >= 400 {
 		defer resp.Body.Close()
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		u.metrics.upstreamErrors.WithLabelValues(u.cfg.Name, strconv.Itoa(resp.StatusCode)).Inc()
-		return nil, &upstreamError{upstream: u.cfg.Name, status: resp.StatusCode, body: strings.TrimSpace(string(body))}
+		e := &upstreamError{upstream: u.cfg.Name, status: resp.StatusCode, body: strings.TrimSpace(string(body))}
+		u.failed(strconv.Itoa(resp.StatusCode), e.Error())
+		return nil, e
 	}
 	return resp, nil
 }

@@ -226,11 +226,23 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	metrics := promhttp.HandlerFor(promReg, promhttp.HandlerOpts{})
 	if authSvc != nil {
 		mux.Handle("/token", distribution.BodyDeadline(tokenBodyTimeout, distribution.TokenHandler(authSvc)))
-		mux.Handle(adminapi.Prefix+"/", distribution.BodyDeadline(adminBodyTimeout, adminapi.New(authSvc, m, log).WithTrust(ev).WithQuotas(quotas).WithWarm(warmFunc(mirror, hfMirror)).WithRepositories(reg, inventory.NewStore(m.DB())).WithTagRules(tagRules).WithScanner(scanAPI).WithWebhooks(webhooksAPI(eventSvc)).WithReplication(replicationAPI(replSvc))))
+		admin := adminapi.New(authSvc, m, log).WithTrust(ev).WithQuotas(quotas).WithWarm(warmFunc(mirror, hfMirror)).WithRepositories(reg, inventory.NewStore(m.DB())).WithTagRules(tagRules).WithScanner(scanAPI).WithWebhooks(webhooksAPI(eventSvc)).WithReplication(replicationAPI(replSvc))
+		mux.Handle(adminapi.Prefix+"/", distribution.BodyDeadline(adminBodyTimeout, admin))
+		web, _, err := newUI(cfg, m, authSvc, admin, reg, ev, mirror, log)
+		if err != nil {
+			m.Close()
+			return nil, err
+		}
+		if web != nil {
+			mux.Handle("/", distribution.BodyDeadline(adminBodyTimeout, web))
+		}
 		registerAuditMetrics(promReg, authSvc)
 		if !cfg.Metrics.Public {
 			metrics = guard.Metrics(metrics)
 		}
+	}
+	if authSvc == nil || !cfg.UI.Enabled {
+		mux.Handle("/", noUI(cfg))
 	}
 	mux.Handle("GET /metrics", metrics)
 	if preheat != nil { // an edge: the registry above announces what to warm (events.preheat)

@@ -1,0 +1,61 @@
+package server
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/berth-registry/berth/internal/adminapi"
+	"github.com/berth-registry/berth/internal/auth"
+	"github.com/berth-registry/berth/internal/config"
+	"github.com/berth-registry/berth/internal/meta"
+	"github.com/berth-registry/berth/internal/proxy"
+	"github.com/berth-registry/berth/internal/registry"
+	"github.com/berth-registry/berth/internal/session"
+	"github.com/berth-registry/berth/internal/trust"
+	"github.com/berth-registry/berth/internal/ui"
+)
+
+// newUI builds the web interface over the admin API; nil when it is off.
+func newUI(cfg config.Config, m *meta.Store, svc *auth.Service, api *adminapi.API, reg *registry.Registry,
+	ev *trust.Evaluator, mirror *proxy.Mirror, log *slog.Logger) (*ui.UI, *session.Manager, error) {
+	if !cfg.UI.Enabled || svc == nil {
+		return nil, nil, nil
+	}
+	sessions := session.NewManager(session.NewStore(m.DB()), session.Options{
+		TTL: time.Duration(cfg.UI.SessionTTL), Idle: time.Duration(cfg.UI.SessionIdle), Secure: cfg.UI.SecureCookies,
+	})
+	d := ui.Deps{Auth: svc, Sessions: sessions, API: api, Registry: reg, Log: log}
+	if ev != nil { // a nil *Evaluator must stay a nil interface
+		d.Trust = ev
+	}
+	if mirror != nil {
+		d.Mirror = mirrorStatus{mirror}
+	}
+	u, err := ui.New(d)
+	return u, sessions, err
+}
+
+// mirrorStatus lists the upstreams' status for the mirror page.
+type mirrorStatus struct{ m *proxy.Mirror }
+
+func (s mirrorStatus) Status() []proxy.UpstreamStatus {
+	var out []proxy.UpstreamStatus
+	for _, u := range s.m.Upstreams() {
+		out = append(out, u.Status())
+	}
+	return out
+}
+
+// noUI answers / when the interface is off, saying why instead of a bare 404.
+func noUI(cfg config.Config) http.Handler {
+	msg := "Berth's web interface is off (ui.enabled: false).\n"
+	if !cfg.Auth.Enabled {
+		msg = "Berth's web interface needs logins: set auth.enabled (and an admin account) to use it.\n"
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = w.Write([]byte(msg))
+	})
+}
