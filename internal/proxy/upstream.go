@@ -46,7 +46,7 @@ type Upstream struct {
 
 	mu         sync.Mutex
 	transports map[string]transportEntry // per repository: the token scope
-	lastErrors []UpstreamError            // newest last, at most maxLastErrors
+	lastErrors []UpstreamError           // newest last, at most maxLastErrors
 }
 
 type transportEntry struct {

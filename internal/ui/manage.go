@@ -14,7 +14,9 @@ import (
 // Every change goes through the admin API as the session's user: the API decides what
 // is allowed, validates and audits; the page only collects the form.
 
-func projectPath(r *http.Request) string { return "/projects/" + url.PathEscape(r.PathValue("project")) }
+func projectPath(r *http.Request) string {
+	return "/projects/" + url.PathEscape(r.PathValue("project"))
+}
 
 // back answers a successful change by sending the browser to the page it came from
 // (post/redirect/get), so a reload does not repeat the change.

@@ -3,10 +3,10 @@ package ui
 import (
 	"bytes"
 	"encoding/json"
-	"math"
 	"fmt"
 	"html/template"
 	"io/fs"
+	"math"
 	"net/http"
 	"net/url"
 	"strings"
@@ -170,7 +170,9 @@ func shortDigest(d string) string {
 func repoURL(name string) string { return "/r/" + escapeName(name) }
 
 // refURL is a manifest's page: /r/<name>@<digest>.
-func refURL(name, digest string) string { return "/r/" + escapeName(name) + "@" + url.PathEscape(digest) }
+func refURL(name, digest string) string {
+	return "/r/" + escapeName(name) + "@" + url.PathEscape(digest)
+}
 
 func escapeName(name string) string {
 	parts := strings.Split(name, "/")
