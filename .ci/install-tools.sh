@@ -78,6 +78,7 @@ APT_TOOLS=(
   "slapd|slapd|slapd|2.5."
   "ldap-utils|ldap-utils|ldap-utils|2.5."
   "podman|podman|podman|4.3."
+  "chromium|chromium|chromium|156."
 )
 
 # npm packages the e2e tests run with node (Hugging Face's JavaScript clients), each

@@ -112,8 +112,10 @@ type node struct {
 
 func referrerKind(artifactType string, ann map[string]string) string {
 	t := strings.ToLower(artifactType)
+	// cosign's bundles name a predicate type for signatures too: its own sign predicate.
+	pt := ann["dev.sigstore.bundle.predicateType"]
 	switch {
-	case ann["dev.sigstore.bundle.predicateType"] != "" || strings.Contains(t, "in-toto"):
+	case (pt != "" && !strings.HasPrefix(pt, "https://sigstore.dev/cosign/sign")) || strings.Contains(t, "in-toto"):
 		return "attestation"
 	case strings.Contains(t, "sigstore.bundle"), strings.Contains(t, "notary.signature"), strings.Contains(t, "cosign.artifact.sig"):
 		return "signature"

@@ -1,0 +1,363 @@
+package e2e
+
+// The web UI in a real headless Chromium: logging in, browsing a project down to a
+// platform manifest's layers, the referrers tree with a cosign signature (and its
+// verdict) and an SBOM attached with oras, copy commands, robots with a secret shown
+// once, roles, deleting a tag, what a guest is offered and what the server refuses when
+// a guest forges it, CSRF, cookie flags, rendering hostile label and annotation values
+// inert, and logout (here and everywhere). Screenshots of the main pages are saved as
+// artifacts (see browser.screenshot).
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/berth-registry/berth/internal/meta"
+)
+
+// uiXSS are hostile values pushed as an image label and annotation: rendered as text,
+// they must never run (window.__xss stays undefined).
+const (
+	uiXSSLabel      = `<img src=x onerror=window.__xss=1>`
+	uiXSSAnnotation = `<script>window.__xss=2</script>`
+)
+
+type uiWorld struct {
+	*auWorld
+	env            []string // client tools logged in as the administrator
+	amd, arm, full string   // digests: the amd64 and arm64 images, the index
+}
+
+func startUIWorld(t *testing.T) *uiWorld {
+	t.Helper()
+	for _, tool := range []string{"crane", "oras", "cosign", "chromium"} {
+		requireTool(t, tool)
+	}
+	b := startBerth(t, BerthOptions{Config: "auth:\n  enabled: true\n  admin:\n    username: admin\n    password: " + admPassword + "\n"})
+	m, err := meta.Open(context.Background(), meta.Options{Dialect: meta.SQLite, DSN: filepath.Join(b.Data, "berth.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	w := &uiWorld{auWorld: &auWorld{b: b, m: m}, env: append(toolEnv(t), "COSIGN_PASSWORD=ui-key-pass")}
+	w.setup(t) // team: gina guest, dave developer, paul admin (password auPass)
+	run(t, w.env, "crane", "auth", "login", b.Addr, "-u", "admin", "-p", admPassword)
+
+	dir := t.TempDir()
+	img := func(tag, content string, mutate ...string) string {
+		run(t, w.env, "crane", "append", "--oci-empty-base", "-f", admLayer(t, dir, content), "-t", b.Addr+"/team/app:"+tag)
+		out := run(t, w.env, "crane", append(append([]string{"mutate"}, mutate...), "-t", b.Addr+"/team/app:"+tag, b.Addr+"/team/app:"+tag)...)
+		return trDigestRef.FindStringSubmatch(out)[1]
+	}
+	w.amd = img("amd64", "amd64 layer", "--set-platform", "linux/amd64", "--entrypoint", "/pause", "--env", "GREETING=hello",
+		"--label", "org.example.note="+uiXSSLabel, "--annotation", "org.opencontainers.image.description="+uiXSSAnnotation)
+	w.arm = img("arm64", "arm64 layer", "--set-platform", "linux/arm64", "--entrypoint", "/pause")
+	img("old", "to be deleted", "--set-platform", "linux/amd64")
+	out := run(t, w.env, "crane", "index", "append", "-m", b.Addr+"/team/app@"+w.amd, "-m", b.Addr+"/team/app@"+w.arm, "-t", b.Addr+"/team/app:multi")
+	w.full = trDigestRef.FindStringSubmatch(out)[1]
+
+	// A cosign signature (checked by a warn-mode policy on team) and an SBOM.
+	if out, err := runErrIn(dir, w.env, "cosign", "generate-key-pair", "--output-key-prefix", "ui"); err != nil {
+		t.Fatalf("cosign generate-key-pair: %v\n%s", err, out)
+	}
+	run(t, w.env, "cosign", "sign", "--key", filepath.Join(dir, "ui.key"), "--tlog-upload=false", "--use-signing-config=false",
+		"--allow-http-registry", "-y", b.Addr+"/team/app@"+w.amd)
+	admOK(t, b, "", "policy", "set", "ui", "--project", "team", "--mode", "warn", "--cosign-key", filepath.Join(dir, "ui.pub"))
+	sbom := filepath.Join(dir, "sbom.spdx.json")
+	if err := os.WriteFile(sbom, []byte(`{"spdxVersion":"SPDX-2.3","name":"app"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runErrIn(dir, w.env, "oras", "attach", "--plain-http", "--artifact-type", "application/spdx+json",
+		b.Addr+"/team/app@"+w.amd, "sbom.spdx.json:application/spdx+json"); err != nil {
+		t.Fatalf("oras attach: %v\n%s", err, out)
+	}
+	return w
+}
+
+func TestWebUI(t *testing.T) {
+	t.Parallel()
+	w := startUIWorld(t)
+	base := w.b.URL("")
+	br := newBrowser(t, base)
+
+	t.Run("wrong password", func(t *testing.T) {
+		br.open("/login", "#username")
+		br.do("fill in a wrong password", chromedp.SendKeys(chromedp.ID("username"), "paul"), chromedp.SendKeys(chromedp.ID("password"), "not-the-password"))
+		br.submit("wrong login", chromedp.Click(chromedp.ID("login")), "#login-error")
+		if got := br.text("#login-error"); !strings.Contains(got, "Wrong username or password") {
+			t.Fatalf("login error %q", got)
+		}
+		br.screenshot("login")
+	})
+
+	br.login("paul", auPass)
+
+	t.Run("browse to a platform's layers", func(t *testing.T) {
+		br.open("/projects", "table")
+		if !strings.Contains(br.body(), "team") {
+			t.Fatalf("projects page lacks team:\n%s", br.body())
+		}
+		br.screenshot("projects")
+		br.submit("open team", chromedp.Click(chromedp.CSS(`a[href="/projects/team"]`)), "table.repos")
+		br.submit("open team/app", chromedp.Click(chromedp.CSS(`a[href="/r/team/app"]`)), "table.tags")
+		for _, tag := range []string{"multi", "amd64", "arm64", "old"} {
+			if n := evalIn[int](br, `document.querySelectorAll('tr[data-tag="`+tag+`"]').length`); n != 1 {
+				t.Fatalf("tag %s listed %d times", tag, n)
+			}
+		}
+		br.screenshot("repository")
+		br.submit("open tag multi", chromedp.Click(chromedp.CSS(`tr[data-tag="multi"] a.tag`)), "#platforms")
+		if got := br.text("#platforms"); !strings.Contains(got, "linux/amd64") || !strings.Contains(got, "linux/arm64") {
+			t.Fatalf("platforms of the index: %q", got)
+		}
+		if got := br.text("#digest"); got != w.full {
+			t.Fatalf("index page digest %q, want %s", got, w.full)
+		}
+		br.screenshot("index")
+		// Copy commands carry the registry's host, by tag and by digest.
+		cmds := evalIn[[]string](br, `[...document.querySelectorAll('.commands code')].map(e => e.textContent)`)
+		joined := strings.Join(cmds, "\n")
+		for _, want := range []string{"docker pull " + w.b.Addr + "/team/app:multi", "docker pull " + w.b.Addr + "/team/app@" + w.full,
+			"crane pull " + w.b.Addr + "/team/app:multi", "cric pull " + w.b.Addr + "/team/app@" + w.full, "ctr image pull --plain-http " + w.b.Addr + "/team/app:multi"} {
+			if !strings.Contains(joined, want) {
+				t.Errorf("copy commands lack %q:\n%s", want, joined)
+			}
+		}
+		if n := evalIn[int](br, `document.querySelectorAll('.commands button.copy[data-copy]').length`); n != len(cmds) {
+			t.Errorf("%d copy buttons for %d commands", n, len(cmds))
+		}
+		br.submit("open linux/arm64", chromedp.Click(chromedp.CSS(`a.platform[href$="`+w.arm+`"]`)), "#layers")
+		if got := br.text("#platform"); got != "linux/arm64" {
+			t.Fatalf("platform manifest shows %q, want linux/arm64", got)
+		}
+		if n := evalIn[int](br, `document.querySelectorAll('#layers tbody tr').length`); n != 1 {
+			t.Fatalf("arm64 image shows %d layers, want 1", n)
+		}
+	})
+
+	t.Run("referrers tree and hostile values", func(t *testing.T) {
+		br.open("/r/team/app@"+w.amd, "ul.tree")
+		sig := evalIn[string](br, `(document.querySelector('li.referrer[data-kind="signature"] .verdict') || {}).textContent || ''`)
+		if sig != "verified" {
+			t.Fatalf("signature verdict %q, want verified; referrers:\n%s", sig, br.text("ul.tree"))
+		}
+		if got := br.text(`li.referrer[data-kind="sbom"] .atype`); got != "application/spdx+json" {
+			t.Fatalf("SBOM referrer type %q", got)
+		}
+		if got := br.text("#labels"); !strings.Contains(got, uiXSSLabel) {
+			t.Fatalf("label not shown as text: %q", got)
+		}
+		if got := br.text("#annotations"); !strings.Contains(got, uiXSSAnnotation) {
+			t.Fatalf("annotation not shown as text: %q", got)
+		}
+		if v := evalIn[string](br, `String(window.__xss)`); v != "undefined" {
+			t.Fatalf("a hostile value ran as script: window.__xss = %s", v)
+		}
+		if n := evalIn[int](br, `document.querySelectorAll('main img, main script').length`); n != 0 {
+			t.Fatalf("hostile markup became %d elements", n)
+		}
+		br.screenshot("manifest")
+	})
+
+	t.Run("robot secret shown once", func(t *testing.T) {
+		br.open("/projects/team/robots", "#robot-name")
+		br.do("fill the robot form", chromedp.SendKeys(chromedp.ID("robot-name"), "ci"), chromedp.Click(chromedp.CSS(`input[name="push"]`)))
+		br.submit("create robot", chromedp.Click(chromedp.ID("create-robot")), "#robot-secret")
+		secret := br.text("#robot-secret")
+		if len(secret) < 20 {
+			t.Fatalf("robot secret %q", secret)
+		}
+		br.screenshot("robot-created")
+		run(t, toolEnv(t), "crane", "auth", "login", w.b.Addr, "-u", "robot$team+ci", "-p", secret)
+		br.open("/projects/team/robots", "#robots")
+		if strings.Contains(br.body(), secret) {
+			t.Fatal("the robot secret is shown again")
+		}
+		if !strings.Contains(br.text("#robots"), "robot$team+ci") {
+			t.Fatalf("robot list lacks robot$team+ci: %s", br.text("#robots"))
+		}
+	})
+
+	t.Run("change a member's role", func(t *testing.T) {
+		br.open("/projects/team/members", "#members")
+		br.do("choose maintainer for dave", chromedp.SetValue(chromedp.CSS(`tr[data-member="user:dave"] select`), "maintainer"))
+		br.submit("set dave maintainer", chromedp.Click(chromedp.CSS(`tr[data-member="user:dave"] button.set-role`)), "#members")
+		if got := evalIn[string](br, `document.querySelector('tr[data-member="user:dave"] select').value`); got != "maintainer" {
+			t.Fatalf("after the change the page shows dave as %s", got)
+		}
+		ms, err := w.m.Members(context.Background(), "team")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mb := range ms {
+			if mb.Principal == "user:dave" && mb.Role != "maintainer" {
+				t.Fatalf("dave's role is %s, want maintainer", mb.Role)
+			}
+		}
+		br.screenshot("members")
+	})
+
+	t.Run("delete a tag", func(t *testing.T) {
+		br.open("/r/team/app", "table.tags")
+		br.do("open the delete confirmation", chromedp.Click(chromedp.CSS(`tr[data-tag="old"] summary`)))
+		br.submit("delete tag old", chromedp.Click(chromedp.CSS(`tr[data-tag="old"] button.delete-tag`)), "table.tags")
+		if n := evalIn[int](br, `document.querySelectorAll('tr[data-tag="old"]').length`); n != 0 {
+			t.Fatal("the deleted tag is still listed")
+		}
+		if br.location() != "/r/team/app" {
+			t.Fatalf("after delete at %s", br.location())
+		}
+		if code := uiStatus(t, w.b.URL("/v2/team/app/manifests/old"), "admin", admPassword); code != http.StatusNotFound {
+			t.Fatalf("deleted tag still served: %d", code)
+		}
+	})
+
+	t.Run("guest", func(t *testing.T) {
+		g := newBrowser(t, base)
+		g.login("gina", auPass)
+		g.open("/r/team/app", "table.tags")
+		if n := evalIn[int](g, `document.querySelectorAll('.delete-tag, #delete-manifest').length`); n != 0 {
+			t.Fatalf("a guest is offered %d delete buttons", n)
+		}
+		g.open("/projects/team", "nav.tabs")
+		if tabs := g.text("nav.tabs"); strings.Contains(tabs, "Members") || strings.Contains(tabs, "Robots") {
+			t.Fatalf("a guest is offered management tabs: %q", tabs)
+		}
+		// Forged in the guest's own page with her valid CSRF token: the server refuses.
+		forge := `fetch('/tags/delete', {method: 'POST', body: new URLSearchParams({csrf: document.querySelector('input[name=csrf]').value, repo: 'team/app', tag: 'multi'})}).then(r => r.status)`
+		if code := evalIn[int](g, forge, chromedp.EvalAwaitPromise); code != http.StatusForbidden {
+			t.Fatalf("a guest's forged tag delete answered %d, want 403", code)
+		}
+		if code := uiStatus(t, w.b.URL("/v2/team/app/manifests/multi"), "admin", admPassword); code != http.StatusOK {
+			t.Fatalf("tag multi after the guest's forged delete: %d", code)
+		}
+		for _, path := range []string{"/admin/users", "/projects/team/members", "/mirror"} {
+			g.open(path, "h1")
+			if got := g.text("h1"); !strings.HasPrefix(got, "403") {
+				t.Errorf("a guest at %s sees %q, want a 403 page", path, got)
+			}
+		}
+		g.screenshot("guest-forbidden")
+	})
+
+	t.Run("CSRF and cookies", func(t *testing.T) {
+		c, cookie := uiLogin(t, base, "paul", auPass)
+		if !cookie.HttpOnly || cookie.SameSite != http.SameSiteLaxMode || cookie.Secure || cookie.Path != "/" {
+			t.Fatalf("session cookie %+v: want HttpOnly, SameSite=Lax, Path=/ (not Secure on plain HTTP)", cookie)
+		}
+		for name, form := range map[string]url.Values{
+			"missing token": {"repo": {"team/app"}, "tag": {"arm64"}},
+			"wrong token":   {"repo": {"team/app"}, "tag": {"arm64"}, "csrf": {"not-the-token"}},
+		} {
+			resp, err := c.PostForm(base+"/tags/delete", form)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusForbidden {
+				t.Errorf("%s: %d, want 403", name, resp.StatusCode)
+			}
+		}
+		if code := uiStatus(t, w.b.URL("/v2/team/app/manifests/arm64"), "admin", admPassword); code != http.StatusOK {
+			t.Fatalf("tag arm64 after refused forms: %d", code)
+		}
+		// A strict Content-Security-Policy on every page.
+		resp, err := c.Get(base + "/projects")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-inline") || !strings.Contains(csp, "frame-ancestors 'none'") {
+			t.Fatalf("Content-Security-Policy %q", csp)
+		}
+	})
+
+	t.Run("logout here and everywhere", func(t *testing.T) {
+		other, _ := uiLogin(t, base, "paul", auPass)
+		br.open("/account", "#logout-all")
+		br.screenshot("account")
+		br.submit("log out everywhere", chromedp.Click(chromedp.ID("logout-all")), "#username")
+		if code := uiPageStatus(t, other, base+"/projects"); code != http.StatusSeeOther {
+			t.Fatalf("another session of paul after logout everywhere: %d, want 303 to the login page", code)
+		}
+		br.login("paul", auPass)
+		c, _ := uiLogin(t, base, "paul", auPass)
+		br.submit("log out", chromedp.Click(chromedp.ID("logout")), "#username")
+		br.open("/projects", "h1")
+		if br.location() != "/login?next=%2Fprojects" {
+			t.Fatalf("after logout /projects went to %s, want the login page", br.location())
+		}
+		if code := uiPageStatus(t, c, base+"/projects"); code != http.StatusOK {
+			t.Fatalf("a separate session after one logout: %d, want 200", code)
+		}
+	})
+}
+
+var uiLoginToken = regexp.MustCompile(`name="login_token" value="([^"]+)"`)
+
+// uiLogin logs in through the form with a Go client and returns it (redirects not
+// followed) and the session cookie it got.
+func uiLogin(t *testing.T, base, user, pass string) (*http.Client, *http.Cookie) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Get(base + "/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := uiLoginToken.FindSubmatch(page)
+	if m == nil {
+		t.Fatalf("login page has no login token:\n%s", page)
+	}
+	resp, err = c.PostForm(base+"/login", url.Values{"login_token": {string(m[1])}, "username": {user}, "password": {pass}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("login as %s: %d", user, resp.StatusCode)
+	}
+	for _, ck := range resp.Cookies() {
+		if ck.Name == "berth_session" {
+			return c, ck
+		}
+	}
+	t.Fatalf("login as %s set no session cookie: %v", user, resp.Cookies())
+	return nil, nil
+}
+
+func uiPageStatus(t *testing.T, c *http.Client, u string) int {
+	t.Helper()
+	resp, err := c.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// uiStatus is the status of a registry GET with Basic credentials.
+func uiStatus(t *testing.T, u, user, pass string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	req.SetBasicAuth(user, pass)
+	req.Header.Set("Accept", clManifestAccept)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
