@@ -183,6 +183,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		}
 		guard = distribution.NewGuard(authSvc, cfg.Auth.Realm)
 	}
+	oidcSvc, err := newOIDC(cfg, m, authSvc, newWebSessions(cfg, m), log)
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
 	replSvc, err := newReplication(cfg, m, eventSvc, authSvc, promReg, log)
 	if err != nil {
 		m.Close()
@@ -243,6 +248,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	}
 	if authSvc == nil || !cfg.UI.Enabled {
 		mux.Handle("/", noUI(cfg))
+	}
+	if oidcSvc != nil {
+		mux.Handle("/auth/oidc/", oidcSvc.Handler())
 	}
 	mux.Handle("GET /metrics", metrics)
 	if preheat != nil { // an edge: the registry above announces what to warm (events.preheat)
@@ -340,6 +348,15 @@ func newAuth(ctx context.Context, cfg config.Config, m *meta.Store, log *slog.Lo
 		}
 		dir = ldapDirectory{la}
 		for _, g := range l.GroupRoles {
+			if groupRoles[g.Group] == nil {
+				groupRoles[g.Group] = map[string]auth.Role{}
+			}
+			groupRoles[g.Group][g.Project] = auth.Role(g.Role)
+		}
+	}
+	if o := a.OIDC; o.Enabled {
+		// One namespace with the directory's groups (README "OIDC login").
+		for _, g := range o.GroupRoles {
 			if groupRoles[g.Group] == nil {
 				groupRoles[g.Group] = map[string]auth.Role{}
 			}
