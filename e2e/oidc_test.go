@@ -213,7 +213,14 @@ func TestOIDCLoginAndCLISecret(t *testing.T) {
 
 	// A user whose groups map to nothing gets nothing, however authenticated.
 	oidctest.NewBrowser(t).Login(t, b.URL("/auth/oidc/login"), oidcBob.Username, oidcBob.Password)
-	bobSecret := oidcSecret(t, b, admin, "bob")
+	// berth admin user cli-secret: the administrator's CLI for the same route.
+	out, errOut, err := admCLI(b, []string{"BERTH_ADMIN_PASSWORD=" + oidcAdminPass}, "", "user", "cli-secret", "bob", "--json")
+	var made struct{ Secret string }
+	if err != nil || json.Unmarshal([]byte(out), &made) != nil || !strings.HasPrefix(made.Secret, "berth_cli_") || !strings.Contains(errOut, "WARNING") {
+		t.Fatalf("berth admin user cli-secret bob: %v\n%s\n%s", err, out, errOut)
+	}
+	bobSecret := made.Secret
+	ldapWant(t, "bob on /v2/ with his secret", ldapDo(t, http.MethodGet, b.URL("/v2/"), ldapBasic("bob", bobSecret), nil, nil), http.StatusOK, "")
 	if status, got := oidcPushScope(t, b, "bob", bobSecret, "team/app"); status != http.StatusOK || len(got) != 0 {
 		t.Errorf("bob's token for team/app: %d %v, want nothing", status, got)
 	}
