@@ -67,6 +67,11 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 	sh := hashState(state)
 	if err := s.store.putLogin(r.Context(), sh, pending{Verifier: verifier, Nonce: nonce, Next: safeNext(r.URL.Query().Get("next")),
 		Expires: time.Now().Add(s.opts.LoginTTL)}); err != nil {
+		if errors.Is(err, errTooManyLogins) {
+			s.log.Warn("oidc: refusing logins: too many in flight (a flood of login requests?)", "max", maxPending)
+			s.fail(w, http.StatusServiceUnavailable, "Too many logins are in progress; try again in a few minutes.")
+			return
+		}
 		s.log.Error("oidc login", "err", err)
 		s.fail(w, http.StatusInternalServerError, "Could not start the login.")
 		return

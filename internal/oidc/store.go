@@ -52,17 +52,6 @@ func (s *Store) Identity(ctx context.Context, issuer, subject string) (Identity,
 	return id, nil
 }
 
-// LinkedElsewhere tells whether user is linked to an identity other than (issuer, subject).
-func (s *Store) LinkedElsewhere(ctx context.Context, user, issuer, subject string) (bool, error) {
-	var n int
-	err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM oidc_identities WHERE user_name = $1 AND NOT (issuer = $2 AND subject = $3)`,
-		user, issuer, subject).Scan(&n)
-	if err != nil {
-		return false, fmt.Errorf("oidc: identities of %s: %w", user, err)
-	}
-	return n > 0, nil
-}
-
 // Save writes the identity (created or updated at a login).
 func (s *Store) Save(ctx context.Context, id Identity) error {
 	groups, err := json.Marshal(nonNil(id.Groups))
@@ -113,11 +102,25 @@ type pending struct {
 	Expires               time.Time
 }
 
+// maxPending bounds the logins in flight (all replicas together).
+const maxPending = 10000
+
+var errTooManyLogins = errors.New("oidc: too many logins in flight")
+
 // putLogin stores a login in flight under the hash of its state, and drops expired ones.
 func (s *Store) putLogin(ctx context.Context, stateHash string, p pending) error {
 	now := time.Now().UnixMilli()
 	if _, err := s.db.Exec(ctx, `DELETE FROM oidc_logins WHERE expires_at < $1`, now); err != nil {
 		return fmt.Errorf("oidc: prune logins: %w", err)
+	}
+	// Anyone may start a login, so logins in flight are bounded: a flood of them must not
+	// grow the table without limit (each lives LoginTTL at most).
+	var n int
+	if err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM oidc_logins`).Scan(&n); err != nil {
+		return fmt.Errorf("oidc: count logins: %w", err)
+	}
+	if n >= maxPending {
+		return errTooManyLogins
 	}
 	if _, err := s.db.Exec(ctx, `INSERT INTO oidc_logins (state_hash, verifier, nonce, next_path, expires_at) VALUES ($1, $2, $3, $4, $5)`,
 		stateHash, p.Verifier, p.Nonce, p.Next, p.Expires.UnixMilli()); err != nil {
