@@ -8,22 +8,22 @@ import (
 	"testing"
 	"time"
 
-	"github.com/berth-registry/berth/internal/meta"
+	"github.com/berth-registry/berth/internal/meta/metatest"
 )
 
-func openStore(t *testing.T) *Store {
-	t.Helper()
-	m, err := meta.Open(context.Background(), meta.Options{Dialect: meta.SQLite, DSN: t.TempDir() + "/berth.db"})
-	if err != nil {
-		t.Fatal(err)
+// forBackends runs a store test on SQLite and, when configured, PostgreSQL.
+func forBackends(t *testing.T, f func(t *testing.T, s *Store)) {
+	for _, b := range metatest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) { f(t, NewStore(b.Open(t).DB())) })
 	}
-	t.Cleanup(func() { m.Close() })
-	return NewStore(m.DB())
 }
 
 func TestLoginsInFlight(t *testing.T) {
+	forBackends(t, testLoginsInFlight)
+}
+
+func testLoginsInFlight(t *testing.T, s *Store) {
 	ctx := context.Background()
-	s := openStore(t)
 	p := pending{Verifier: "v", Nonce: "n", Next: "/x", Expires: time.Now().Add(time.Minute)}
 	if err := s.putLogin(ctx, "h1", p); err != nil {
 		t.Fatal(err)
@@ -48,8 +48,11 @@ func TestLoginsInFlight(t *testing.T) {
 }
 
 func TestLoginsInFlightBounded(t *testing.T) {
+	forBackends(t, testLoginsInFlightBounded)
+}
+
+func testLoginsInFlightBounded(t *testing.T, s *Store) {
 	ctx := context.Background()
-	s := openStore(t)
 	exp := time.Now().Add(time.Minute)
 	for i := 0; i < maxPending; i++ {
 		if _, err := s.db.Exec(ctx, `INSERT INTO oidc_logins (state_hash, verifier, nonce, next_path, expires_at) VALUES ($1, '', '', '/', $2)`,
@@ -63,8 +66,11 @@ func TestLoginsInFlightBounded(t *testing.T) {
 }
 
 func TestIdentities(t *testing.T) {
+	forBackends(t, testIdentities)
+}
+
+func testIdentities(t *testing.T, s *Store) {
 	ctx := context.Background()
-	s := openStore(t)
 	if g, err := s.LastGroups(ctx, "alice"); err != nil || g != nil {
 		t.Fatalf("groups of an unknown user: %v, %v", g, err)
 	}
