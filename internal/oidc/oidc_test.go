@@ -300,3 +300,37 @@ func TestIdentityClaims(t *testing.T) {
 		})
 	}
 }
+
+// TestCallbackOnAnotherReplica: replicas share only the database, so a login started on
+// one and finished on another must work (each Service discovers the provider itself and
+// keeps nothing about logins in memory).
+func TestCallbackOnAnotherReplica(t *testing.T) {
+	r := newRig(t, alice)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	other, err := New(Options{Issuer: r.op.Issuer, ClientID: "berth", ClientSecret: "client-secret"},
+		r.m, r.auth, session.NewManager(r.store, session.Options{}), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replicas := []http.Handler{r.svc.Handler(), other.Handler()}
+	var served []int
+	n := 0
+	mux := http.NewServeMux()
+	mux.HandleFunc("/auth/oidc/", func(w http.ResponseWriter, req *http.Request) {
+		i := n % 2 // round robin, as a load balancer would
+		n++
+		served = append(served, i)
+		replicas[i].ServeHTTP(w, req)
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) { _, _ = io.WriteString(w, "home") })
+	lb := httptest.NewServer(mux)
+	t.Cleanup(lb.Close)
+	r.op.RegisterClient("berth", "client-secret", lb.URL+CallbackPath)
+	page := oidctest.NewBrowser(t).Login(t, lb.URL+LoginPath, alice.Username, alice.Password)
+	if page.Body != "home" || !slices.Equal(served, []int{0, 1}) {
+		t.Fatalf("login across replicas: %d %q, served by %v", page.Status, page.Body, served)
+	}
+	if n := r.sessions(t, "alice"); n != 1 {
+		t.Fatalf("alice has %d sessions, want 1", n)
+	}
+}

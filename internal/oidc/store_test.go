@@ -2,6 +2,7 @@ package oidc
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -54,11 +55,18 @@ func TestLoginsInFlightBounded(t *testing.T) {
 func testLoginsInFlightBounded(t *testing.T, s *Store) {
 	ctx := context.Background()
 	exp := time.Now().Add(time.Minute)
-	for i := 0; i < maxPending; i++ {
-		if _, err := s.db.Exec(ctx, `INSERT INTO oidc_logins (state_hash, verifier, nonce, next_path, expires_at) VALUES ($1, '', '', '/', $2)`,
-			fmt.Sprint(i), exp.UnixMilli()); err != nil {
-			t.Fatal(err)
+	// One transaction: ten thousand commits would take seconds.
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		for i := 0; i < maxPending; i++ {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO oidc_logins (state_hash, verifier, nonce, next_path, expires_at) VALUES ($1, '', '', '/', $2)`,
+				fmt.Sprint(i), exp.UnixMilli()); err != nil {
+				return err
+			}
 		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	if err := s.putLogin(ctx, "one-more", pending{Expires: exp}); !errors.Is(err, errTooManyLogins) {
 		t.Fatalf("login past the bound: %v, want errTooManyLogins", err)

@@ -83,7 +83,7 @@ func (b *Browser) Login(t testing.TB, loginURL, username, password string) Page 
 		t.Fatalf("GET %s: expected the provider's login form, got %d at %s:\n%.500s", loginURL, form.Status, form.URL, form.Body)
 	}
 	action := *form.URL
-	action.Path, action.RawQuery = "/login/username", ""
+	action.Path, action.RawQuery = LoginFormPath, ""
 	vals := url.Values{"id": {m[1]}, "username": {username}, "password": {password}}
 	req, err := http.NewRequest(http.MethodPost, action.String(), strings.NewReader(vals.Encode()))
 	if err != nil {

@@ -8,8 +8,10 @@ package oidctest
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"html/template"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -17,7 +19,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/zitadel/oidc/v3/example/server/exampleop"
 	"github.com/zitadel/oidc/v3/example/server/storage"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
@@ -57,9 +58,12 @@ func Start(t testing.TB, users ...User) *OP {
 		st.groups[u.ID] = slices.Clone(u.Groups)
 	}
 	st.Storage = storage.NewStorageWithClients(us, map[string]*storage.Client{})
-	// A nil logger keeps the example from replacing the process's default logger.
-	router := exampleop.SetupServer(issuer, st, nil, false)
-	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: router}}
+	handler, err := newHandler(issuer, st)
+	if err != nil {
+		ln.Close()
+		t.Fatal(err)
+	}
+	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: handler}}
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return &OP{Issuer: issuer, srv: srv, st: st}
@@ -156,3 +160,55 @@ func (u userStore) GetUserByUsername(name string) *storage.User {
 }
 
 func (u userStore) ExampleClientID() string { return storage.ServiceUserID }
+
+// newHandler is exampleop.SetupServer without its request logging (which writes every
+// request to the process's default logger) and device flow: the provider with the
+// example's settings (PKCE S256, client secrets by Basic or form post, plain-HTTP issuer
+// allowed, /auth as the authorization endpoint), and a login form like the example's
+// (an OP library leaves the login UI to its application).
+func newHandler(issuer string, st *groupStorage) (http.Handler, error) {
+	provider, err := op.NewProvider(&op.Config{
+		CryptoKey:          sha256.Sum256([]byte("oidctest")),
+		CryptoKeyId:        "key1",
+		CodeMethodS256:     true,
+		AuthMethodPost:     true,
+		SupportedUILocales: []language.Tag{language.English},
+	}, st, op.StaticIssuer(issuer), op.WithAllowInsecure(), op.WithCustomAuthEndpoint(op.NewEndpoint("auth")))
+	if err != nil {
+		return nil, err
+	}
+	callback := op.AuthCallbackURL(provider)
+	interceptor := op.NewIssuerInterceptor(provider.IssuerFromRequest)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+LoginFormPath, func(w http.ResponseWriter, r *http.Request) {
+		renderLogin(w, r.URL.Query().Get("authRequestID"), "")
+	})
+	mux.Handle("POST "+LoginFormPath, interceptor.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.PostFormValue("id")
+		if err := st.CheckUsernamePassword(r.PostFormValue("username"), r.PostFormValue("password"), id); err != nil {
+			w.WriteHeader(http.StatusUnauthorized)
+			renderLogin(w, id, err.Error())
+			return
+		}
+		http.Redirect(w, r, callback(r.Context(), id), http.StatusFound)
+	}))
+	mux.Handle("/", provider)
+	return mux, nil
+}
+
+// LoginFormPath is the provider's login page (the example storage sends browsers there).
+const LoginFormPath = "/login/username"
+
+var loginPage = template.Must(template.New("login").Parse(`<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>Login</title></head><body>
+<form method="POST" action="/login/username">
+<input type="hidden" name="id" value="{{.ID}}">
+<input name="username"> <input name="password" type="password">
+<p>{{.Error}}</p><button type="submit">Login</button>
+</form></body></html>
+`))
+
+func renderLogin(w http.ResponseWriter, id, errMsg string) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_ = loginPage.Execute(w, struct{ ID, Error string }{id, errMsg})
+}
