@@ -207,6 +207,14 @@ func TestOIDCLoginAndCLISecret(t *testing.T) {
 	run(t, craneEnv, crane, "append", "-f", layer, "-t", b.Addr+"/team/app:v2")
 	helmRun("registry", "login", b.Addr, "-u", "alice", "-p", secret2, "--plain-http")
 
+	// The groups of the latest login authorize: alice leaves team-devs at the provider and
+	// logs in again; the same secret then reaches nothing in team.
+	op.SetGroups(oidcAlice.ID)
+	oidctest.NewBrowser(t).Login(t, b.URL("/auth/oidc/login"), oidcAlice.Username, oidcAlice.Password)
+	if status, got := oidcPushScope(t, b, "alice", secret2, "team/app"); status != http.StatusOK || len(got) != 0 {
+		t.Errorf("token for team/app after alice left team-devs: %d %v, want nothing", status, got)
+	}
+
 	// An administrator revokes it: nothing works until a new one is made.
 	ldapWant(t, "revoke", ldapDo(t, http.MethodDelete, b.URL("/api/v1/users/alice/cli-secret"), admin, nil, nil), http.StatusNoContent, "")
 	ldapWant(t, "GET /v2/ after revocation", ldapDo(t, http.MethodGet, b.URL("/v2/"), ldapBasic("alice", secret2), nil, nil), http.StatusUnauthorized, "")
