@@ -235,8 +235,6 @@ func safeNext(next string) string {
 	return next
 }
 
-func urlQueryEscape(s string) string { return url.QueryEscape(s) }
-
 func remoteHost(r *http.Request) string {
 	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		return h

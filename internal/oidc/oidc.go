@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"sync"
 	"time"
@@ -145,7 +146,7 @@ func (s *Service) LoginURL(next string) string {
 	if next = safeNext(next); next == "/" {
 		return LoginPath
 	}
-	return LoginPath + "?next=" + urlQueryEscape(next)
+	return LoginPath + "?next=" + url.QueryEscape(next)
 }
 
 // clientContext carries the service's HTTP client to go-oidc and oauth2.

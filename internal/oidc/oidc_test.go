@@ -334,3 +334,17 @@ func TestCallbackOnAnotherReplica(t *testing.T) {
 		t.Fatalf("alice has %d sessions, want 1", n)
 	}
 }
+
+func TestLoginURL(t *testing.T) {
+	s := &Service{}
+	for _, tc := range []struct{ next, want string }{
+		{"", LoginPath},
+		{"/", LoginPath},
+		{"/ui/projects?x=1", LoginPath + "?next=%2Fui%2Fprojects%3Fx%3D1"},
+		{"https://evil.example/", LoginPath},
+	} {
+		if got := s.LoginURL(tc.next); got != tc.want {
+			t.Errorf("LoginURL(%q) = %q, want %q", tc.next, got, tc.want)
+		}
+	}
+}
