@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/berth-registry/berth/internal/meta"
+	"github.com/berth-registry/berth/internal/meta/metatest"
 )
 
 // fixedGroups is ExternalGroups from a map.
@@ -144,5 +145,43 @@ func TestDisabledOIDCUserSecretRefused(t *testing.T) {
 	s.Forget("ola")
 	if _, err := s.Login(ctx, "ola", secret, "10.0.0.1"); !errors.Is(err, ErrInvalidCredentials) {
 		t.Fatalf("disabled user's secret: %v", err)
+	}
+}
+
+// TestCLISecretsOnEveryBackend runs the secret's queries on SQLite and PostgreSQL.
+func TestCLISecretsOnEveryBackend(t *testing.T) {
+	for _, b := range metatest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			m := b.Open(t)
+			if _, err := m.CreateUser(ctx, meta.User{Name: "ola", Source: "oidc"}); err != nil {
+				t.Fatal(err)
+			}
+			s := New(m, nil, newTestTokens(t, m, TokenOptions{}), Options{MaxFailures: 1000}, quietLog())
+			t.Cleanup(s.Close)
+			first, err := s.CLISecrets().Rotate(ctx, "ola")
+			if err != nil {
+				t.Fatal(err)
+			}
+			second, err := s.CLISecrets().Rotate(ctx, "ola") // the upsert path
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Login(ctx, "ola", first, "10.0.0.1"); !errors.Is(err, ErrInvalidCredentials) {
+				t.Fatalf("first secret after rotation: %v", err)
+			}
+			if _, err := s.Login(ctx, "ola", second, "10.0.0.1"); err != nil {
+				t.Fatalf("second secret: %v", err)
+			}
+			if st, err := s.CLISecrets().Status(ctx, "ola"); err != nil || !st.Exists {
+				t.Fatalf("status %+v, %v", st, err)
+			}
+			if err := s.CLISecrets().Revoke(ctx, "ola"); err != nil {
+				t.Fatal(err)
+			}
+			if st, err := s.CLISecrets().Status(ctx, "ola"); err != nil || st.Exists {
+				t.Fatalf("status after revoke %+v, %v", st, err)
+			}
+		})
 	}
 }
