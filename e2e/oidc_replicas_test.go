@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -67,13 +68,13 @@ auth:
 	t.Cleanup(func() { srv.Close() })
 
 	page := oidctest.NewBrowser(t).Login(t, external+"/auth/oidc/login", oidcAlice.Username, oidcAlice.Password)
-	// Requests through the proxy: the login (A), the callback (B), then / (A).
+	// Requests through the proxy: the login (A), the callback (B), then the UI (A, then B).
 	mu.Lock()
 	defer mu.Unlock()
 	if len(servedBy) < 2 || servedBy[0] != "/auth/oidc/login→A" || servedBy[1] != "/auth/oidc/callback→B" {
 		t.Fatalf("the login did not cross replicas: %v", servedBy)
 	}
-	if page.URL.Path != "/" || page.URL.Host != ln.Addr().String() {
+	if page.Status != http.StatusOK || page.URL.Path == "/login" || page.URL.Host != ln.Addr().String() || !strings.Contains(page.Body, "alice") {
 		t.Fatalf("after the login the browser is at %s (%d):\n%.300s", page.URL, page.Status, page.Body)
 	}
 

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -26,6 +27,9 @@ const (
 )
 
 var (
+	oidcCSRF        = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+	oidcShownSecret = regexp.MustCompile(`<code id="cli-secret">(berth_cli_[A-Za-z0-9_-]+)</code>`)
+
 	oidcAlice = oidctest.User{ID: "sub-alice", Username: "alice", Password: "alice-op-pw", Email: "alice@example.com", Groups: []string{"team-devs"}}
 	oidcBob   = oidctest.User{ID: "sub-bob", Username: "bob", Password: "bob-op-pw", Groups: []string{"unmapped"}}
 	// oidcAdmin's name collides with berth's local administrator.
@@ -116,9 +120,9 @@ func TestOIDCLoginAndCLISecret(t *testing.T) {
 
 	// First login: the user is created (source oidc) and a session started.
 	browser := oidctest.NewBrowser(t)
-	page := browser.Login(t, b.URL("/auth/oidc/login?next=/ui/projects"), oidcAlice.Username, oidcAlice.Password)
-	if page.URL.Host != b.Addr || page.URL.Path != "/ui/projects" {
-		t.Fatalf("after login the browser is at %s (%d), want berth's /ui/projects:\n%.300s", page.URL, page.Status, page.Body)
+	page := browser.Login(t, b.URL("/auth/oidc/login?next=/account"), oidcAlice.Username, oidcAlice.Password)
+	if page.URL.Host != b.Addr || page.URL.Path != "/account" || page.Status != http.StatusOK || !strings.Contains(page.Body, "alice") {
+		t.Fatalf("after login the browser is at %s (%d), want berth's /account as alice:\n%.300s", page.URL, page.Status, page.Body)
 	}
 	var session bool
 	for _, c := range browser.Client.Jar.Cookies(page.URL) {
@@ -136,8 +140,17 @@ func TestOIDCLoginAndCLISecret(t *testing.T) {
 		t.Fatalf("GET /users/alice: %v", r)
 	}
 
-	// A CLI secret, made by the administrator (the web UI shows the user theirs).
-	secret1 := oidcSecret(t, b, admin, "alice")
+	// Her CLI secret, made on her account page in the web UI (shown once).
+	csrf := oidcCSRF.FindStringSubmatch(page.Body)
+	if csrf == nil {
+		t.Fatalf("no CSRF field on the account page:\n%.500s", page.Body)
+	}
+	page = browser.PostForm(t, b.URL("/account/cli-secret"), b.URL(""), url.Values{"csrf": {csrf[1]}})
+	m := oidcShownSecret.FindStringSubmatch(page.Body)
+	if page.Status != http.StatusOK || m == nil {
+		t.Fatalf("POST /account/cli-secret: %d\n%.500s", page.Status, page.Body)
+	}
+	secret1 := m[1]
 	r = ldapDo(t, http.MethodGet, b.URL("/api/v1/users/alice/cli-secret"), admin, nil, nil)
 	var st struct{ Exists bool }
 	if r.status != http.StatusOK || json.Unmarshal(r.body, &st) != nil || !st.Exists || strings.Contains(string(r.body), secret1) {
@@ -280,7 +293,7 @@ func TestOIDCRefusals(t *testing.T) {
 		t.Fatal("the login reached no callback")
 	}
 	stateCookies := first.Client.Jar.Cookies(cb)
-	if page := first.Get(t, cb.String()); page.URL.Path != "/" || page.URL.Host != b.Addr {
+	if page := first.Get(t, cb.String()); page.Status != http.StatusOK || page.URL.Host != b.Addr || page.URL.Path == "/login" {
 		t.Fatalf("the first callback did not log in: %d at %s", page.Status, page.URL)
 	}
 	req, _ := http.NewRequest(http.MethodGet, cb.String(), nil)

@@ -183,11 +183,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		}
 		guard = distribution.NewGuard(authSvc, cfg.Auth.Realm)
 	}
-	oidcSvc, err := newOIDC(cfg, m, authSvc, newWebSessions(cfg, m), log)
-	if err != nil {
-		m.Close()
-		return nil, err
-	}
 	replSvc, err := newReplication(cfg, m, eventSvc, authSvc, promReg, log)
 	if err != nil {
 		m.Close()
@@ -233,10 +228,21 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		mux.Handle("/token", distribution.BodyDeadline(tokenBodyTimeout, distribution.TokenHandler(authSvc)))
 		admin := adminapi.New(authSvc, m, log).WithTrust(ev).WithQuotas(quotas).WithWarm(warmFunc(mirror, hfMirror)).WithRepositories(reg, inventory.NewStore(m.DB())).WithTagRules(tagRules).WithScanner(scanAPI).WithWebhooks(webhooksAPI(eventSvc)).WithReplication(replicationAPI(replSvc))
 		mux.Handle(adminapi.Prefix+"/", distribution.BodyDeadline(adminBodyTimeout, admin))
-		web, _, err := newUI(cfg, m, authSvc, admin, reg, ev, mirror, log)
+		web, sessions, err := newUI(cfg, m, authSvc, admin, reg, ev, mirror, log)
 		if err != nil {
 			m.Close()
 			return nil, err
+		}
+		if sessions == nil { // the UI is off; an OIDC login still makes a session
+			sessions = newWebSessions(cfg, m)
+		}
+		oidcSvc, err := newOIDC(cfg, m, authSvc, sessions, log)
+		if err != nil {
+			m.Close()
+			return nil, err
+		}
+		if oidcSvc != nil {
+			mux.Handle("/auth/oidc/", oidcSvc.Handler())
 		}
 		if web != nil {
 			mux.Handle("/", distribution.BodyDeadline(adminBodyTimeout, web))
@@ -248,9 +254,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	}
 	if authSvc == nil || !cfg.UI.Enabled {
 		mux.Handle("/", noUI(cfg))
-	}
-	if oidcSvc != nil {
-		mux.Handle("/auth/oidc/", oidcSvc.Handler())
 	}
 	mux.Handle("GET /metrics", metrics)
 	if preheat != nil { // an edge: the registry above announces what to warm (events.preheat)

@@ -102,3 +102,17 @@ func (b *Browser) LastVisit(path string) *url.URL {
 	}
 	return nil
 }
+
+// PostForm submits a form to u as a page of origin would (Origin header set).
+func (b *Browser) PostForm(t testing.TB, u, origin string, form url.Values) Page {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if origin != "" {
+		req.Header.Set("Origin", origin)
+	}
+	return b.do(t, req)
+}
