@@ -253,6 +253,12 @@ func TestOIDCRefusals(t *testing.T) {
 	op := oidctest.Start(t, oidcAlice, oidcAdmin)
 	b := oidcBerth(t, op)
 
+	// The UI's login page offers the provider.
+	if page := oidctest.NewBrowser(t).Get(t, b.URL("/login")); page.Status != http.StatusOK ||
+		!strings.Contains(page.Body, `href="/auth/oidc/login`) || !strings.Contains(page.Body, "Log in with Test SSO") {
+		t.Errorf("login page without the OIDC button: %d\n%.500s", page.Status, page.Body)
+	}
+
 	// A name that is a local account's is refused; the local account is untouched.
 	page := oidctest.NewBrowser(t).Login(t, b.URL("/auth/oidc/login"), oidcAdmin.Username, oidcAdmin.Password)
 	if page.Status != http.StatusForbidden || !strings.Contains(page.Body, "local account named") {
