@@ -438,7 +438,7 @@ any other line rejects the whole file and nothing is created. Existing users are
 			return c.done("imported %d users, skipped %d", len(res.Created), len(res.Skipped))
 		},
 	}
-	cmd.AddCommand(add, list, del, passwd, imp)
+	cmd.AddCommand(add, list, del, passwd, imp, c.cliSecretCmd())
 	return cmd
 }
 

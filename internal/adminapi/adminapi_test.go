@@ -218,6 +218,17 @@ func TestAccess(t *testing.T) {
 		{carol, "GET", "/api/v1/users/me", nil, 200, ""},
 		{sys, "GET", "/api/v1/users/me", nil, 200, ""},
 
+		// CLI secrets are for OIDC users (auth's tests cover them); others are refused.
+		{carol, "GET", "/api/v1/users/me/cli-secret", nil, 200, ""},
+		{carol, "POST", "/api/v1/users/me/cli-secret", nil, 400, "INVALID_REQUEST"},
+		{sys, "POST", "/api/v1/users/me/cli-secret", nil, 403, "DENIED"},
+		{alice, "POST", "/api/v1/users/carol/cli-secret", nil, 403, "DENIED"},
+		{alice, "DELETE", "/api/v1/users/carol/cli-secret", nil, 403, "DENIED"},
+		{root, "POST", "/api/v1/users/carol/cli-secret", nil, 400, "INVALID_REQUEST"},
+		{root, "POST", "/api/v1/users/nobody/cli-secret", nil, 404, "NOT_FOUND"},
+		{root, "GET", "/api/v1/users/carol/cli-secret", nil, 200, ""},
+		{root, "DELETE", "/api/v1/users/carol/cli-secret", nil, 204, ""},
+
 		// Projects.
 		{anon, "GET", "/api/v1/projects", nil, 401, "UNAUTHORIZED"},
 		{carol, "GET", "/api/v1/projects", nil, 200, ""},

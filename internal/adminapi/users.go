@@ -19,7 +19,7 @@ type user struct {
 	Name      string    `json:"name"`
 	Email     string    `json:"email"`
 	Admin     bool      `json:"admin"`
-	Source    string    `json:"source"` // local or ldap
+	Source    string    `json:"source"` // local, ldap or oidc
 	Disabled  bool      `json:"disabled"`
 	CreatedAt time.Time `json:"createdAt"`
 }

@@ -144,6 +144,8 @@ type Service struct {
 	// actorKey keys the marker that stands in the audit trail for a failed login's
 	// username that looks like a secret.
 	actorKey [32]byte
+	// external holds OIDC users' groups (clisecret.go); nil without OIDC.
+	external ExternalGroups
 }
 
 type cachedLogin struct {
@@ -256,6 +258,9 @@ func (s *Service) verify(ctx context.Context, username, password string) (*Princ
 		return s.verifyRobot(ctx, username, password)
 	}
 	u, err := s.meta.UserByName(ctx, username)
+	if err == nil && u.Source == "oidc" {
+		return s.verifyCLISecret(ctx, u, password) // OIDC users have no password (clisecret.go)
+	}
 	switch {
 	case errors.Is(err, meta.ErrNotFound) || (err == nil && u.Source != "local"):
 		if s.dir != nil {
@@ -574,6 +579,12 @@ func (s *Service) Principal(ctx context.Context, kind, name string, groups []str
 	}
 	if u.Disabled {
 		return nil, ErrInvalidCredentials
+	}
+	if u.Source == "oidc" {
+		// The groups of the last OIDC login, fresher than those a token carries.
+		if groups, err = s.externalGroups(ctx, name); err != nil {
+			return nil, err
+		}
 	}
 	return &Principal{Kind: "user", Name: name, Admin: u.Admin, Groups: groups}, nil
 }

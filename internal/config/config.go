@@ -105,6 +105,7 @@ type Auth struct {
 	// AuditRetention: audit entries older than this are deleted.
 	AuditRetention Duration `yaml:"auditRetention"`
 	LDAP           LDAP     `yaml:"ldap"`
+	OIDC           OIDC     `yaml:"oidc"` // oidc.go
 }
 
 // LDAP configures directory (LDAP/Active Directory) logins. Directory users get a local
@@ -342,6 +343,7 @@ func defaultAuth() Auth {
 	a.BasicCacheTTL = Duration(time.Minute)
 	a.FailedLogins.Max, a.FailedLogins.Window = 10, Duration(5*time.Minute)
 	a.AuditRetention = Duration(90 * 24 * time.Hour)
+	a.OIDC = defaultOIDC()
 	return a
 }
 
@@ -470,6 +472,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.Replication.validate()...)
 	errs = append(errs, c.UI.validate()...)
 	errs = append(errs, c.Throttle.validate()...)
+	errs = append(errs, c.Auth.OIDC.validate(c.Auth.Enabled)...)
 	if c.Metrics.Addr != "" {
 		if _, _, err := net.SplitHostPort(c.Metrics.Addr); err != nil {
 			bad("metrics.addr %q: %v", c.Metrics.Addr, err)
@@ -626,6 +629,9 @@ func (c Config) Redacted() string {
 	if c.Auth.LDAP.BindPassword != "" {
 		c.Auth.LDAP.BindPassword = "REDACTED"
 	}
+	if c.Auth.OIDC.ClientSecret != "" {
+		c.Auth.OIDC.ClientSecret = "REDACTED"
+	}
 	ups := make([]Upstream, len(c.Mirror.Upstreams))
 	for i, u := range c.Mirror.Upstreams {
 		if u.Password != "" {
@@ -693,7 +699,7 @@ var ignoredEnv = map[string]bool{
 // referencedEnv are the variables the configuration names as secret sources
 // (passwordEnv): they hold secrets, not configuration, whatever their names.
 func referencedEnv(c *Config) map[string]bool {
-	m := map[string]bool{c.Auth.Admin.PasswordEnv: true, c.HF.TokenEnv: true}
+	m := map[string]bool{c.Auth.Admin.PasswordEnv: true, c.HF.TokenEnv: true, c.Auth.OIDC.ClientSecretEnv: true}
 	for _, u := range c.Mirror.Upstreams {
 		m[u.PasswordEnv] = true
 	}

@@ -228,10 +228,21 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		mux.Handle("/token", distribution.BodyDeadline(tokenBodyTimeout, distribution.TokenHandler(authSvc)))
 		admin := adminapi.New(authSvc, m, log).WithTrust(ev).WithQuotas(quotas).WithWarm(warmFunc(mirror, hfMirror)).WithRepositories(reg, inventory.NewStore(m.DB())).WithTagRules(tagRules).WithScanner(scanAPI).WithWebhooks(webhooksAPI(eventSvc)).WithReplication(replicationAPI(replSvc))
 		mux.Handle(adminapi.Prefix+"/", distribution.BodyDeadline(adminBodyTimeout, admin))
-		web, _, err := newUI(cfg, m, authSvc, admin, reg, ev, mirror, log)
+		web, sessions, err := newUI(cfg, m, authSvc, admin, reg, ev, mirror, log)
 		if err != nil {
 			m.Close()
 			return nil, err
+		}
+		if sessions == nil { // the UI is off; an OIDC login still makes a session
+			sessions = newWebSessions(cfg, m)
+		}
+		oidcSvc, err := newOIDC(cfg, m, authSvc, sessions, log)
+		if err != nil {
+			m.Close()
+			return nil, err
+		}
+		if oidcSvc != nil {
+			mux.Handle("/auth/oidc/", oidcSvc.Handler())
 		}
 		if web != nil {
 			mux.Handle("/", distribution.BodyDeadline(adminBodyTimeout, web))
@@ -340,6 +351,15 @@ func newAuth(ctx context.Context, cfg config.Config, m *meta.Store, log *slog.Lo
 		}
 		dir = ldapDirectory{la}
 		for _, g := range l.GroupRoles {
+			if groupRoles[g.Group] == nil {
+				groupRoles[g.Group] = map[string]auth.Role{}
+			}
+			groupRoles[g.Group][g.Project] = auth.Role(g.Role)
+		}
+	}
+	if o := a.OIDC; o.Enabled {
+		// One namespace with the directory's groups (README "OIDC login").
+		for _, g := range o.GroupRoles {
 			if groupRoles[g.Group] == nil {
 				groupRoles[g.Group] = map[string]auth.Role{}
 			}

@@ -3,7 +3,6 @@ package server
 import (
 	"log/slog"
 	"net/http"
-	"time"
 
 	"github.com/berth-registry/berth/internal/adminapi"
 	"github.com/berth-registry/berth/internal/auth"
@@ -22,10 +21,11 @@ func newUI(cfg config.Config, m *meta.Store, svc *auth.Service, api *adminapi.AP
 	if !cfg.UI.Enabled || svc == nil {
 		return nil, nil, nil
 	}
-	sessions := session.NewManager(session.NewStore(m.DB()), session.Options{
-		TTL: time.Duration(cfg.UI.SessionTTL), Idle: time.Duration(cfg.UI.SessionIdle), Secure: cfg.UI.SecureCookies,
-	})
+	sessions := newWebSessions(cfg, m)
 	d := ui.Deps{Auth: svc, Sessions: sessions, API: api, Registry: reg, Log: log}
+	if o := cfg.Auth.OIDC; o.Enabled {
+		d.OIDC, d.CLISecrets = o.DisplayName, uiCLISecrets{svc}
+	}
 	if ev != nil { // a nil *Evaluator must stay a nil interface
 		d.Trust = ev
 	}
