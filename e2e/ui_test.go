@@ -10,6 +10,7 @@ package e2e
 
 import (
 	"context"
+	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -40,10 +41,13 @@ type uiWorld struct {
 
 func startUIWorld(t *testing.T) *uiWorld {
 	t.Helper()
-	for _, tool := range []string{"crane", "oras", "cosign", "chromium"} {
+	for _, tool := range []string{"crane", "oras", "cosign", "helm", "chromium"} {
 		requireTool(t, tool)
 	}
-	b := startBerth(t, BerthOptions{Config: "auth:\n  enabled: true\n  admin:\n    username: admin\n    password: " + admPassword + "\n"})
+	up := startBerth(t, BerthOptions{}) // the mirrored upstream
+	seedPause(t, up, "pause", "3.10")
+	b := startBerth(t, BerthOptions{Config: "auth:\n  enabled: true\n  admin:\n    username: admin\n    password: " + admPassword + "\n" +
+		"mirror:\n  upstreams:\n    - name: registry.k8s.io\n      url: " + up.URL("") + "\n"})
 	m, err := meta.Open(context.Background(), meta.Options{Dialect: meta.SQLite, DSN: filepath.Join(b.Data, "berth.db")})
 	if err != nil {
 		t.Fatal(err)
@@ -81,6 +85,11 @@ func startUIWorld(t *testing.T) *uiWorld {
 		b.Addr+"/team/app@"+w.amd, "sbom.spdx.json:application/spdx+json"); err != nil {
 		t.Fatalf("oras attach: %v\n%s", err, out)
 	}
+	// A Helm chart.
+	run(t, w.env, "helm", "registry", "login", b.Addr, "-u", "admin", "-p", admPassword, "--plain-http")
+	run(t, w.env, "helm", "create", filepath.Join(dir, "demo"))
+	run(t, w.env, "helm", "package", filepath.Join(dir, "demo"), "-d", dir)
+	run(t, w.env, "helm", "push", filepath.Join(dir, "demo-0.1.0.tgz"), "oci://"+b.Addr+"/team/charts", "--plain-http")
 	return w
 }
 
@@ -169,6 +178,20 @@ func TestWebUI(t *testing.T) {
 		br.screenshot("manifest")
 	})
 
+	t.Run("helm chart", func(t *testing.T) {
+		br.open("/r/team/charts/demo:0.1.0", "#chart")
+		chart := br.text("#chart")
+		for _, want := range []string{"demo", "0.1.0", "1.16.0"} { // helm create's appVersion
+			if !strings.Contains(chart, want) {
+				t.Errorf("chart facts %q lack %q", chart, want)
+			}
+		}
+		if got := br.text(".commands code"); got != "helm pull oci://"+w.b.Addr+"/team/charts/demo --version 0.1.0 --plain-http" {
+			t.Errorf("chart pull command %q", got)
+		}
+		br.screenshot("helm-chart")
+	})
+
 	t.Run("robot secret shown once", func(t *testing.T) {
 		br.open("/projects/team/robots", "#robot-name")
 		br.do("fill the robot form", chromedp.SendKeys(chromedp.ID("robot-name"), "ci"), chromedp.Click(chromedp.CSS(`input[name="push"]`)))
@@ -250,6 +273,43 @@ func TestWebUI(t *testing.T) {
 		g.screenshot("guest-forbidden")
 	})
 
+	t.Run("mirror status and warm-up", func(t *testing.T) {
+		c, _ := uiLogin(t, base, "admin", admPassword)
+		if code := uiStatus(t, w.b.URL("/v2/registry.k8s.io/pause/manifests/3.10"), "admin", admPassword); code != http.StatusOK {
+			t.Fatalf("pull through the mirror: %d", code)
+		}
+		page := uiGet(t, c, base+"/mirror")
+		for _, want := range []string{`data-upstream="registry.k8s.io"`, "1 requests", `href="/r/registry.k8s.io/pause"`} {
+			if !strings.Contains(page, want) {
+				t.Errorf("mirror page lacks %q", want)
+			}
+		}
+		csrf := uiCSRF.FindStringSubmatch(page)
+		if csrf == nil {
+			t.Fatal("mirror page has no CSRF token")
+		}
+		resp, err := c.PostForm(base+"/mirror/warm", url.Values{"csrf": {csrf[1]}, "images": {"registry.k8s.io/pause:3.10"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "registry.k8s.io/pause:3.10") || !strings.Contains(string(body), "done=true") {
+			t.Fatalf("warm-up answered %d:\n%s", resp.StatusCode, body)
+		}
+	})
+
+	t.Run("audit log filters", func(t *testing.T) {
+		c, _ := uiLogin(t, base, "admin", admPassword)
+		page := uiGet(t, c, base+"/audit?action=tag.delete")
+		if !strings.Contains(page, "team/app:old") || strings.Contains(page, ">robot.create<") {
+			t.Fatalf("audit filtered by tag.delete:\n%s", page)
+		}
+		if page := uiGet(t, c, base+"/audit?action=robot.create"); !strings.Contains(html.UnescapeString(page), "robot$team+ci") {
+			t.Fatalf("audit filtered by robot.create lacks the robot:\n%s", page)
+		}
+	})
+
 	t.Run("CSRF and cookies", func(t *testing.T) {
 		c, cookie := uiLogin(t, base, "paul", auPass)
 		if !cookie.HttpOnly || cookie.SameSite != http.SameSiteLaxMode || cookie.Secure || cookie.Path != "/" {
@@ -303,7 +363,25 @@ func TestWebUI(t *testing.T) {
 	})
 }
 
-var uiLoginToken = regexp.MustCompile(`name="login_token" value="([^"]+)"`)
+var (
+	uiLoginToken = regexp.MustCompile(`name="login_token" value="([^"]+)"`)
+	uiCSRF       = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+)
+
+// uiGet reads a page with a logged-in Go client; it must answer 200.
+func uiGet(t *testing.T, c *http.Client, u string) string {
+	t.Helper()
+	resp, err := c.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d\n%s", u, resp.StatusCode, body)
+	}
+	return string(body)
+}
 
 // uiLogin logs in through the form with a Go client and returns it (redirects not
 // followed) and the session cookie it got.
