@@ -21,7 +21,7 @@ import (
 )
 
 // allPhases in the order they run.
-var allPhases = []string{"push", "pull", "layers", "manifest", "blobhead", "tags", "concurrent", "mirror", "cric", "gc", "scan", "hf", "replication"}
+var allPhases = []string{"push", "pull", "layers", "manifest", "blobhead", "tags", "concurrent", "mirror", "cric", "gc", "scan", "hf", "replication", "ui"}
 
 type options struct {
 	phases     []string
@@ -300,6 +300,8 @@ func run(ctx context.Context, o options) error {
 			err = b.phaseHF(ctx)
 		case "replication":
 			err = b.phaseReplication(ctx)
+		case "ui":
+			err = b.phaseUI(ctx)
 		}
 		if err != nil {
 			return fmt.Errorf("phase %s: %w", p, err)

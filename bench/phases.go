@@ -561,42 +561,9 @@ func (b *bench) phaseTags(ctx context.Context) error {
 		man := manifestFor(imageConfig([]descriptor{{MediaType: mtOCILayer, Digest: digestOf(layer), Size: 4096}}, "tags"),
 			[]descriptor{{MediaType: mtOCILayer, Digest: digestOf(layer), Size: 4096}})
 		el, c, err := measure(t, "tags-create", true, func() error {
-			next := make(chan int)
-			errc := make(chan error, b.o.tagWorkers)
-			var wg sync.WaitGroup
-			for range b.o.tagWorkers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for i := range next {
-						if err := t.http.putManifest(ctx, repo, tagName(i), mtOCIManifest, man); err != nil {
-							errc <- err
-							return
-						}
-					}
-				}()
-			}
-			var err error
-		feed:
-			for i := 1; i < n; i++ {
-				select {
-				case next <- i:
-				case err = <-errc:
-					break feed
-				case <-ctx.Done():
-					err = ctx.Err()
-					break feed
-				}
-			}
-			close(next)
-			wg.Wait()
-			if err == nil {
-				select {
-				case err = <-errc:
-				default:
-				}
-			}
-			return err
+			return parallel(ctx, b.o.tagWorkers, n-1, func(i int) error {
+				return t.http.putManifest(ctx, repo, tagName(i+1), mtOCIManifest, man)
+			})
 		})
 		if err != nil {
 			return fmt.Errorf("create tags on %s: %w", t.name, err)

@@ -72,6 +72,12 @@ var tables = []struct {
 		ratios:      [][2]int{{0, 1}},
 		targetLabel: "target",
 	}},
+	{"ui", tableSpec{
+		title:       "Web UI (Berth only: Distribution has no UI) — page time in ms",
+		cols:        []string{"p95", "p50"},
+		labels:      []string{"p95", "p50"},
+		targetLabel: "target",
+	}},
 	{"copy", tableSpec{
 		title:       "Copy between two local Berth registries: cric cp vs crane copy vs skopeo copy (seconds: below 1x is faster; MB/s: above 1x is faster)",
 		cols:        []string{"cric", "crane", "skopeo"},

@@ -43,7 +43,8 @@ type artifactJSON struct {
 	ArtifactType  string     `json:"artifactType,omitempty"`
 	Subject       string     `json:"subject,omitempty"`
 	Size          int64      `json:"size"`
-	Tags          []string   `json:"tags"`
+	Tags          []string   `json:"tags"`     // the first 100 in name order
+	TagCount      int        `json:"tagCount"` // all of them
 	Platforms     []string   `json:"platforms,omitempty"`
 	Referrers     int        `json:"referrerCount"`
 	ReferrerTypes []string   `json:"referrerTypes"`
@@ -74,7 +75,7 @@ func toRepository(r inventory.Repository) repositoryJSON {
 
 func toArtifact(x inventory.Artifact) artifactJSON {
 	return artifactJSON{Digest: x.Digest, MediaType: x.MediaType, ArtifactType: x.ArtifactType, Subject: x.Subject, Size: x.Size,
-		Tags: x.Tags, Platforms: x.Platforms, Referrers: x.Referrers, ReferrerTypes: x.ReferrerTypes, PushedAt: x.PushedAt.UTC(),
+		Tags: x.Tags, TagCount: x.TagCount, Platforms: x.Platforms, Referrers: x.Referrers, ReferrerTypes: x.ReferrerTypes, PushedAt: x.PushedAt.UTC(),
 		LastPullAt: optTime(x.LastPullAt), PullCount: x.Pulls}
 }
 

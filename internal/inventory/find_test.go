@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -63,5 +64,29 @@ func TestFind(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// One manifest with more tags than an artifact lists: the names are capped, the count
+// is whole, and a page of its tags describes it once.
+func TestManyTagsOneManifest(t *testing.T) {
+	ctx := context.Background()
+	m := metatest.Backends(t)[0].Open(t)
+	var tags []string
+	for i := range maxArtifactTags + 50 {
+		tags = append(tags, fmt.Sprintf("t%04d", i))
+	}
+	if err := m.PutManifest(ctx, meta.Manifest{Repository: "team/app", Digest: "sha256:1", MediaType: "application/vnd.oci.image.manifest.v1+json", Payload: []byte("{}")}, tags); err != nil {
+		t.Fatal(err)
+	}
+	s := NewStore(m.DB())
+	page, err := s.Tags(ctx, "team/app", "", 20)
+	if err != nil || len(page) != 20 {
+		t.Fatalf("tags page: %d, %v", len(page), err)
+	}
+	for _, tg := range page {
+		if len(tg.Artifact.Tags) != maxArtifactTags || tg.Artifact.TagCount != maxArtifactTags+50 {
+			t.Fatalf("tag %s: artifact lists %d tags, counts %d; want %d and %d", tg.Name, len(tg.Artifact.Tags), tg.Artifact.TagCount, maxArtifactTags, maxArtifactTags+50)
+		}
 	}
 }

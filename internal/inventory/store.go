@@ -116,8 +116,10 @@ type Artifact struct {
 	Subject      string // the digest this referrer is about; "" for none
 	// Size is the manifest plus the distinct blobs it references, and for an index
 	// its children and their blobs (as far as they are stored in the repository).
-	Size          int64
+	Size int64
+	// Tags are the first maxArtifactTags tag names in name order; TagCount counts all.
 	Tags          []string
+	TagCount      int
 	Platforms     []string // an index's children: os/architecture[/variant]
 	Referrers     int
 	ReferrerTypes []string // distinct artifact types of the referrers
@@ -222,10 +224,18 @@ func (s *Store) Tags(ctx context.Context, repo, last string, n int) ([]Tag, erro
 	if err != nil {
 		return nil, fmt.Errorf("inventory: list tags of %s: %w", repo, err)
 	}
+	// Tags often share a manifest (latest, v1, v1.2): describe each manifest once.
+	described := map[int64]Artifact{}
 	for i := range out {
-		if err := s.describe(ctx, id, &out[i].Artifact); err != nil {
+		a := &out[i].Artifact
+		if d, ok := described[a.id]; ok {
+			*a = d
+			continue
+		}
+		if err := s.describe(ctx, id, a); err != nil {
 			return nil, fmt.Errorf("inventory: tag %s:%s: %w", repo, out[i].Name, err)
 		}
+		described[a.id] = *a
 	}
 	return out, nil
 }
@@ -239,6 +249,10 @@ func eachRow(rows *sql.Rows, fn func(*sql.Rows) error) error {
 	}
 	return rows.Err()
 }
+
+// maxArtifactTags bounds the tag names an artifact lists: one manifest may carry
+// thousands (a tag per build), and a page of artifacts must stay a page.
+const maxArtifactTags = 100
 
 // describe adds an artifact's size, tags, referrers and platforms: a few indexed
 // queries per artifact, for pages of at most 1000.
@@ -261,7 +275,8 @@ func (s *Store) describe(ctx context.Context, repoID int64, a *Artifact) error {
 	}
 	a.Size += blobBytes + childBytes
 
-	rows, err := s.db.Query(ctx, `SELECT name FROM tags WHERE repository_id = $1 AND manifest_digest = $2 ORDER BY name`, repoID, a.Digest)
+	rows, err := s.db.Query(ctx, `SELECT name FROM tags WHERE repository_id = $1 AND manifest_digest = $2 ORDER BY name LIMIT $3`,
+		repoID, a.Digest, maxArtifactTags)
 	if err != nil {
 		return fmt.Errorf("tags: %w", err)
 	}
@@ -273,6 +288,12 @@ func (s *Store) describe(ctx context.Context, repoID int64, a *Artifact) error {
 		return err
 	}); err != nil {
 		return fmt.Errorf("tags: %w", err)
+	}
+	a.TagCount = len(a.Tags)
+	if a.TagCount == maxArtifactTags {
+		if err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM tags WHERE repository_id = $1 AND manifest_digest = $2`, repoID, a.Digest).Scan(&a.TagCount); err != nil {
+			return fmt.Errorf("tags: %w", err)
+		}
 	}
 
 	rows, err = s.db.Query(ctx, `SELECT artifact_type, COUNT(*) FROM manifests WHERE repository_id = $1 AND subject_digest = $2
