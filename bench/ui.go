@@ -101,7 +101,6 @@ func (b *bench) phaseUI(ctx context.Context) error {
 	return nil
 }
 
-
 // parallel runs fn(0..n-1) on workers goroutines, stopping at the first error.
 func parallel(ctx context.Context, workers, n int, fn func(i int) error) error {
 	next := make(chan int)
