@@ -239,7 +239,21 @@ func (u *UI) repository(w http.ResponseWriter, r *http.Request, v *visit) error 
 	}
 	u.render(w, r, v, http.StatusOK, "repository", map[string]any{
 		"Title": rf.Repo, "Repo": repo, "Project": project, "Tags": out.Tags, "Untagged": loose,
-		"Next": nextParam(h, "last"), "Rights": rt, "Pull": pullCommands(r, rf.Repo, "latest", ""),
+		"Next": nextParam(h, "last"), "Rights": rt, "Pull": pullCommands(r, rf.Repo, pullTag(out.Tags), ""),
 	})
 	return nil
+}
+
+// pullTag is the tag a repository's pull commands name: latest when it exists, else
+// the first listed.
+func pullTag(tags []tagJSON) string {
+	for _, t := range tags {
+		if t.Name == "latest" {
+			return t.Name
+		}
+	}
+	if len(tags) > 0 {
+		return tags[0].Name
+	}
+	return "latest"
 }

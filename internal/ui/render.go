@@ -49,6 +49,7 @@ var funcs = template.FuncMap{
 	"int64": func(f float64) int64 { return int64(f) },
 	"isnan": math.IsNaN,
 	"cmds":  loginCommands,
+	"kind":  artifactKind,
 	"dict": func(kv ...any) map[string]any {
 		m := map[string]any{}
 		for i := 0; i+1 < len(kv); i += 2 {
@@ -189,4 +190,18 @@ func loginCommands(user, host string) []command {
 		{"crane", "crane auth login " + host + " -u " + user + " -p <secret>"},
 		{"helm", "helm registry login " + host + " -u " + user},
 	}
+}
+
+// artifactKind names what a manifest holds for people: an image, an index, a Helm
+// chart, or its artifact type.
+func artifactKind(mediaType, artifactType string) string {
+	switch {
+	case mediaType == "application/vnd.oci.image.index.v1+json" || mediaType == "application/vnd.docker.distribution.manifest.list.v2+json":
+		return "index"
+	case artifactType == mediaTypeHelmConfig:
+		return "Helm chart"
+	case artifactType == "" || artifactType == mediaTypeImageConfig || artifactType == mediaTypeDockerConfig:
+		return "image"
+	}
+	return artifactType
 }

@@ -116,3 +116,18 @@ func TestHumanBytes(t *testing.T) {
 		}
 	}
 }
+
+func TestArtifactKind(t *testing.T) {
+	for _, tt := range []struct{ mt, at, want string }{
+		{"application/vnd.oci.image.index.v1+json", "", "index"},
+		{"application/vnd.docker.distribution.manifest.list.v2+json", "", "index"},
+		{"application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.image.config.v1+json", "image"},
+		{"application/vnd.docker.distribution.manifest.v2+json", "application/vnd.docker.container.image.v1+json", "image"},
+		{"application/vnd.oci.image.manifest.v1+json", "application/vnd.cncf.helm.config.v1+json", "Helm chart"},
+		{"application/vnd.oci.image.manifest.v1+json", "application/spdx+json", "application/spdx+json"},
+	} {
+		if got := artifactKind(tt.mt, tt.at); got != tt.want {
+			t.Errorf("artifactKind(%s, %s) = %s, want %s", tt.mt, tt.at, got, tt.want)
+		}
+	}
+}
