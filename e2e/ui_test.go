@@ -201,7 +201,9 @@ func TestWebUI(t *testing.T) {
 			t.Fatalf("robot secret %q", secret)
 		}
 		br.screenshot("robot-created")
-		run(t, toolEnv(t), "crane", "auth", "login", w.b.Addr, "-u", "robot$team+ci", "-p", secret)
+		robotEnv := toolEnv(t)
+		run(t, robotEnv, "crane", "auth", "login", w.b.Addr, "-u", "robot$team+ci", "-p", secret)
+		run(t, robotEnv, "crane", "manifest", w.b.Addr+"/team/app:multi") // the secret works
 		br.open("/projects/team/robots", "#robots")
 		if strings.Contains(br.body(), secret) {
 			t.Fatal("the robot secret is shown again")
