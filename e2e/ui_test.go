@@ -301,6 +301,20 @@ func TestWebUI(t *testing.T) {
 		}
 	})
 
+	t.Run("system page", func(t *testing.T) {
+		c, _ := uiLogin(t, base, "admin", admPassword)
+		page := html.UnescapeString(uiGet(t, c, base+"/system"))
+		// The tag deleted above queued a GC review; the warn policy is listed.
+		for _, want := range []string{`<tr data-kind="gc.`, `"name": "ui"`, `id="gc"`} {
+			if !strings.Contains(page, want) {
+				t.Errorf("system page lacks %q:\n%s", want, page)
+			}
+		}
+		if p, _ := uiLogin(t, base, "paul", auPass); uiPageStatus(t, p, base+"/system") != http.StatusForbidden {
+			t.Error("a project admin reaches the system page")
+		}
+	})
+
 	t.Run("audit log filters", func(t *testing.T) {
 		c, _ := uiLogin(t, base, "admin", admPassword)
 		page := uiGet(t, c, base+"/audit?action=tag.delete")

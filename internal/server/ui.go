@@ -1,12 +1,16 @@
 package server
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/berth-registry/berth/internal/adminapi"
 	"github.com/berth-registry/berth/internal/auth"
 	"github.com/berth-registry/berth/internal/config"
+	"github.com/berth-registry/berth/internal/gc"
+	"github.com/berth-registry/berth/internal/jobs"
 	"github.com/berth-registry/berth/internal/meta"
 	"github.com/berth-registry/berth/internal/proxy"
 	"github.com/berth-registry/berth/internal/registry"
@@ -22,7 +26,8 @@ func newUI(cfg config.Config, m *meta.Store, svc *auth.Service, api *adminapi.AP
 		return nil, nil, nil
 	}
 	sessions := newWebSessions(cfg, m)
-	d := ui.Deps{Auth: svc, Sessions: sessions, API: api, Registry: reg, Log: log}
+	d := ui.Deps{Auth: svc, Sessions: sessions, API: api, Registry: reg, Log: log,
+		System: systemStatus{jobs: jobs.NewStore(m.DB()), gc: gc.NewStore(m.DB())}}
 	if o := cfg.Auth.OIDC; o.Enabled {
 		d.OIDC, d.CLISecrets = o.DisplayName, uiCLISecrets{svc}
 	}
@@ -34,6 +39,32 @@ func newUI(cfg config.Config, m *meta.Store, svc *auth.Service, api *adminapi.AP
 	}
 	u, err := ui.New(d)
 	return u, sessions, err
+}
+
+// systemStatus reads the job queue and GC totals for the UI's system page.
+type systemStatus struct {
+	jobs *jobs.Store
+	gc   *gc.Store
+}
+
+func (s systemStatus) Jobs(ctx context.Context) ([]ui.JobKind, error) {
+	stats, err := s.jobs.Stats(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ui.JobKind, len(stats))
+	for i, k := range stats {
+		out[i] = ui.JobKind{Kind: k.Kind, States: k.States}
+		if !k.OldestDue.IsZero() {
+			out[i].Lag = time.Since(k.OldestDue).Round(time.Second)
+		}
+	}
+	return out, nil
+}
+
+func (s systemStatus) GC(ctx context.Context) (ui.GCTotals, error) {
+	t, err := s.gc.Totals(ctx)
+	return ui.GCTotals{Manifests: t.Manifests, Links: t.Links, Blobs: t.Blobs, Bytes: t.Bytes, LastDelete: t.LastDelete}, err
 }
 
 // mirrorStatus lists the upstreams' status for the mirror page.

@@ -37,6 +37,7 @@ func (u *UI) routes() {
 	m.Handle("GET /account", u.page(u.account))
 	m.Handle("POST /account/cli-secret", u.page(u.rotateCLISecret))
 	m.Handle("GET /mirror", u.page(u.mirror))
+	m.Handle("GET /system", u.page(u.system))
 	m.Handle("POST /mirror/warm", u.page(u.warm))
 
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

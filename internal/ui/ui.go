@@ -54,7 +54,9 @@ type Deps struct {
 	OIDC string
 	// CLISecrets manages OpenID users' CLI secrets; nil without OpenID Connect.
 	CLISecrets CLISecrets
-	Log        *slog.Logger
+	// System reports background jobs and GC for the system page; may be nil.
+	System System
+	Log    *slog.Logger
 }
 
 // CLISecrets rotates and describes the secret an OpenID user logs in with from the

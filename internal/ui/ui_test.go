@@ -102,7 +102,7 @@ func TestTemplatesParse(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"login", "error", "projects", "project", "project-members", "project-robots", "project-settings",
-		"search", "repository", "manifest", "users", "audit", "account", "secret", "mirror", "warm"} {
+		"search", "repository", "manifest", "users", "audit", "account", "secret", "mirror", "warm", "system"} {
 		if p.t[name] == nil {
 			t.Errorf("no template %s", name)
 		}
