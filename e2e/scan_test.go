@@ -150,6 +150,14 @@ func TestScanTrivy(t *testing.T) {
 	if rf := scWaitReport(t, b, "team/app@"+fixed, time.Time{}); len(rf.Findings) != 0 {
 		t.Fatalf("fixed image: findings %v, want none", rf.ids())
 	}
+	// The web UI's manifest page shows the findings.
+	web, _ := uiLogin(t, b.URL(""), "admin", admPassword)
+	page := uiGet(t, web, b.URL("/r/team/app@"+vuln))
+	for _, want := range []string{`id="findings"`, "GHSA-berth-0001", "CVE-2099-0001", "1 critical", "1 high"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the UI's page of the vulnerable image lacks %q", want)
+		}
+	}
 
 	// enforce: the reader cannot pull the vulnerable image, by tag or digest; the fixed
 	// one pulls.

@@ -192,6 +192,26 @@ func TestWebUI(t *testing.T) {
 		br.screenshot("helm-chart")
 	})
 
+	t.Run("phone and keyboard", func(t *testing.T) {
+		br.do("phone viewport", chromedp.EmulateViewport(390, 844))
+		defer br.do("desktop viewport", chromedp.ResetViewport())
+		for _, path := range []string{"/projects", "/r/team/app", "/r/team/app@" + w.amd} {
+			br.open(path, "h1")
+			// Wide tables scroll inside their box; the page itself must not.
+			if wide := evalIn[bool](br, `document.documentElement.scrollWidth > window.innerWidth + 1`); wide {
+				wider := evalIn[[]string](br, `[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > window.innerWidth + 1 && !(e.parentElement && e.parentElement.closest('.scroll'))).slice(0, 8).map(e => e.tagName + '.' + e.className + ':' + Math.round(e.getBoundingClientRect().right))`)
+				t.Errorf("%s is wider than a phone's screen (%d px): %v", path, evalIn[int](br, `document.documentElement.scrollWidth`), wider)
+			}
+		}
+		br.screenshot("phone-manifest")
+		// The first Tab lands on the skip link, which leads to the content.
+		br.open("/projects", "h1")
+		br.do("tab", chromedp.KeyEvent("\t"))
+		if got := evalIn[string](br, `document.activeElement.getAttribute('href') || ''`); got != "#main" {
+			t.Errorf("first Tab focuses %q, want the skip link to #main", got)
+		}
+	})
+
 	t.Run("robot secret shown once", func(t *testing.T) {
 		br.open("/projects/team/robots", "#robot-name")
 		br.do("fill the robot form", chromedp.SendKeys(chromedp.ID("robot-name"), "ci"), chromedp.Click(chromedp.CSS(`input[name="push"]`)))
