@@ -335,6 +335,35 @@ func TestWebUI(t *testing.T) {
 		}
 	})
 
+	t.Run("users", func(t *testing.T) {
+		c, _ := uiLogin(t, base, "admin", admPassword)
+		post := func(path string, form url.Values) {
+			t.Helper()
+			csrf := uiCSRF.FindStringSubmatch(uiGet(t, c, base+"/admin/users"))
+			form.Set("csrf", csrf[1])
+			resp, err := c.PostForm(base+path, form)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusSeeOther {
+				t.Fatalf("POST %s: %d", path, resp.StatusCode)
+			}
+		}
+		post("/admin/users", url.Values{"name": {"newbie"}, "password": {"newbie-password-1"}, "email": {"newbie@example.com"}})
+		nb, _ := uiLogin(t, base, "newbie", "newbie-password-1")
+		if !strings.Contains(uiGet(t, c, base+"/admin/users"), `data-user="newbie"`) {
+			t.Fatal("the new user is not listed")
+		}
+		post("/admin/users/newbie", url.Values{"set": {"disabled"}})
+		if code := uiPageStatus(t, nb, base+"/projects"); code != http.StatusSeeOther {
+			t.Fatalf("a disabled user's session still serves pages: %d", code)
+		}
+		if code := uiStatus(t, w.b.URL("/v2/"), "newbie", "newbie-password-1"); code != http.StatusUnauthorized {
+			t.Fatalf("a disabled user's password still works on /v2/: %d", code)
+		}
+	})
+
 	t.Run("audit log filters", func(t *testing.T) {
 		c, _ := uiLogin(t, base, "admin", admPassword)
 		page := uiGet(t, c, base+"/audit?action=tag.delete")
