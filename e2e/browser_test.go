@@ -42,6 +42,13 @@ func newBrowser(t *testing.T, base string) *browser {
 	return &browser{t: t, ctx: ctx, base: base}
 }
 
+// in is the browser reporting to t (a subtest), so a failed step ends that subtest.
+func (b *browser) in(t *testing.T) *browser {
+	c := *b
+	c.t = t
+	return &c
+}
+
 // step bounds one browser step.
 func (b *browser) step() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(b.ctx, 30*time.Second)

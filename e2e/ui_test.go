@@ -100,6 +100,7 @@ func TestWebUI(t *testing.T) {
 	br := newBrowser(t, base)
 
 	t.Run("wrong password", func(t *testing.T) {
+		br := br.in(t)
 		br.open("/login", "#username")
 		br.do("fill in a wrong password", chromedp.SendKeys(chromedp.ID("username"), "paul"), chromedp.SendKeys(chromedp.ID("password"), "not-the-password"))
 		br.submit("wrong login", chromedp.Click(chromedp.ID("login")), "#login-error")
@@ -112,6 +113,7 @@ func TestWebUI(t *testing.T) {
 	br.login("paul", auPass)
 
 	t.Run("browse to a platform's layers", func(t *testing.T) {
+		br := br.in(t)
 		br.open("/projects", "table")
 		if !strings.Contains(br.body(), "team") {
 			t.Fatalf("projects page lacks team:\n%s", br.body())
@@ -155,6 +157,7 @@ func TestWebUI(t *testing.T) {
 	})
 
 	t.Run("referrers tree and hostile values", func(t *testing.T) {
+		br := br.in(t)
 		br.open("/r/team/app@"+w.amd, "ul.tree")
 		sig := evalIn[string](br, `(document.querySelector('li.referrer[data-kind="signature"] .verdict') || {}).textContent || ''`)
 		if sig != "verified" {
@@ -179,6 +182,7 @@ func TestWebUI(t *testing.T) {
 	})
 
 	t.Run("helm chart", func(t *testing.T) {
+		br := br.in(t)
 		br.open("/r/team/charts/demo:0.1.0", "#chart")
 		chart := br.text("#chart")
 		for _, want := range []string{"demo", "0.1.0", "1.16.0"} { // helm create's appVersion
@@ -193,6 +197,7 @@ func TestWebUI(t *testing.T) {
 	})
 
 	t.Run("phone and keyboard", func(t *testing.T) {
+		br := br.in(t)
 		br.do("phone viewport", chromedp.EmulateViewport(390, 844))
 		defer br.do("desktop viewport", chromedp.ResetViewport())
 		for _, path := range []string{"/projects", "/r/team/app", "/r/team/app@" + w.amd} {
@@ -213,6 +218,7 @@ func TestWebUI(t *testing.T) {
 	})
 
 	t.Run("robot secret shown once", func(t *testing.T) {
+		br := br.in(t)
 		br.open("/projects/team/robots", "#robot-name")
 		br.do("fill the robot form", chromedp.SendKeys(chromedp.ID("robot-name"), "ci"), chromedp.Click(chromedp.CSS(`input[name="push"]`)))
 		br.submit("create robot", chromedp.Click(chromedp.ID("create-robot")), "#robot-secret")
@@ -234,6 +240,7 @@ func TestWebUI(t *testing.T) {
 	})
 
 	t.Run("change a member's role", func(t *testing.T) {
+		br := br.in(t)
 		br.open("/projects/team/members", "#members")
 		br.do("choose maintainer for dave", chromedp.SetValue(chromedp.CSS(`tr[data-member="user:dave"] select`), "maintainer"))
 		br.submit("set dave maintainer", chromedp.Click(chromedp.CSS(`tr[data-member="user:dave"] button.set-role`)), "#members")
@@ -252,7 +259,36 @@ func TestWebUI(t *testing.T) {
 		br.screenshot("members")
 	})
 
+	t.Run("policies", func(t *testing.T) {
+		br := br.in(t)
+		br.open("/projects/team/settings", "#imm-tags")
+		br.do("fill the immutable rule", chromedp.SendKeys(chromedp.ID("imm-tags"), "v*"))
+		br.submit("make v* immutable", chromedp.Click(chromedp.ID("add-immutable")), "#immutable")
+		if got := br.text("#immutable"); !strings.Contains(got, "v*") {
+			t.Fatalf("immutable rules %q", got)
+		}
+		const policy = `{"rules":[{"repositories":{"match":"**"},"tags":{"match":"**"},"keep":"latestPushed","count":5}]}`
+		br.do("write a retention policy", chromedp.SetValue(chromedp.ID("retention"), policy))
+		br.submit("save the retention policy", chromedp.Click(chromedp.ID("save-retention")), "#retention")
+		if got := evalIn[string](br, `document.getElementById('retention').value`); !strings.Contains(got, `"latestPushed"`) || !strings.Contains(got, `"count": 5`) {
+			t.Fatalf("stored retention policy:\n%s", got)
+		}
+		br.do("write a broken policy", chromedp.SetValue(chromedp.ID("retention"), `{"rules":[{"keep":"sometimes"}]}`))
+		br.submit("save the broken policy", chromedp.Click(chromedp.ID("save-retention")), "h1")
+		if got := br.text("h1"); !strings.HasPrefix(got, "400") {
+			t.Fatalf("a retention policy the API refuses: page %q", got)
+		}
+		br.open("/projects/team/settings", "#immutable")
+		br.submit("remove the immutable rule", chromedp.Click(chromedp.CSS(`#immutable button`)), "h1")
+		if n := evalIn[int](br, `document.querySelectorAll('#immutable tr[data-rule]').length`); n != 0 {
+			t.Fatalf("%d immutable rules left", n)
+		}
+		br.do("clear the retention policy", chromedp.Evaluate[chromedp.Void](`void (document.getElementById('retention').value = '')`))
+		br.submit("delete the retention policy", chromedp.Click(chromedp.ID("save-retention")), "#retention")
+	})
+
 	t.Run("delete a tag", func(t *testing.T) {
+		br := br.in(t)
 		br.open("/r/team/app", "table.tags")
 		br.do("open the delete confirmation", chromedp.Click(chromedp.CSS(`tr[data-tag="old"] summary`)))
 		br.submit("delete tag old", chromedp.Click(chromedp.CSS(`tr[data-tag="old"] button.delete-tag`)), "table.tags")
@@ -277,6 +313,10 @@ func TestWebUI(t *testing.T) {
 		g.open("/projects/team", "nav.tabs")
 		if tabs := g.text("nav.tabs"); strings.Contains(tabs, "Members") || strings.Contains(tabs, "Robots") {
 			t.Fatalf("a guest is offered management tabs: %q", tabs)
+		}
+		g.open("/projects/team/settings", "h1")
+		if n := evalIn[int](g, `document.querySelectorAll('main form').length`); n != 0 {
+			t.Fatalf("a guest is offered %d forms on the policies tab", n)
 		}
 		// Forged in the guest's own page with her valid CSRF token: the server refuses.
 		forge := `fetch('/tags/delete', {method: 'POST', body: new URLSearchParams({csrf: document.querySelector('input[name=csrf]').value, repo: 'team/app', tag: 'multi'})}).then(r => r.status)`
@@ -408,6 +448,7 @@ func TestWebUI(t *testing.T) {
 	})
 
 	t.Run("logout here and everywhere", func(t *testing.T) {
+		br := br.in(t)
 		other, _ := uiLogin(t, base, "paul", auPass)
 		br.open("/account", "#logout-all")
 		br.screenshot("account")

@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -157,17 +158,30 @@ func (u *UI) deleteRobot(w http.ResponseWriter, r *http.Request, v *visit) error
 func (u *UI) settings(w http.ResponseWriter, r *http.Request, v *visit) error {
 	data := map[string]any{}
 	// Each policy area shows when its feature is on (the API answers 501 otherwise) and
-	// the visitor may read it.
+	// the visitor may read it; an area with nothing set shows an empty document.
 	read := func(key, path string) {
-		var out any
-		if _, err := u.get(r, v, projectPath(r)+path, nil, &out); err == nil {
-			data[key] = out
+		var out json.RawMessage
+		_, err := u.get(r, v, projectPath(r)+path, nil, &out)
+		switch {
+		case err == nil:
+			data[key], data[key+"On"] = indented(out), true
+		case isStatus(err, http.StatusNotFound):
+			data[key], data[key+"On"] = "", true
 		}
 	}
 	read("Retention", "/retention")
-	read("Immutable", "/immutable")
-	read("ScanPolicy", "/scan-policy")
-	read("Quota", "/quota")
+	read("Scan", "/scan-policy")
+	var imm struct{ Rules []immutableJSON }
+	if _, err := u.get(r, v, projectPath(r)+"/immutable", nil, &imm); err == nil {
+		data["Immutable"] = imm.Rules
+	}
+	var q struct {
+		QuotaBytes *int64 `json:"quotaBytes"`
+		UsageBytes int64  `json:"usageBytes"`
+	}
+	if _, err := u.get(r, v, projectPath(r)+"/quota", nil, &q); err == nil {
+		data["Quota"] = q
+	}
 	return u.projectTab(w, r, v, "settings", data)
 }
 

@@ -23,6 +23,11 @@ func (u *UI) routes() {
 	m.Handle("GET /projects/{project}/settings", u.page(u.settings))
 	m.Handle("POST /projects/{project}/settings", u.page(u.updateProject))
 	m.Handle("POST /projects/{project}/quota", u.page(u.setQuota))
+	m.Handle("POST /projects/{project}/retention", u.page(u.setRetention))
+	m.Handle("POST /projects/{project}/retention/run", u.page(u.runRetention))
+	m.Handle("POST /projects/{project}/scan-policy", u.page(u.setScanPolicy))
+	m.Handle("POST /projects/{project}/immutable", u.page(u.addImmutable))
+	m.Handle("POST /projects/{project}/immutable/delete", u.page(u.deleteImmutable))
 
 	m.Handle("GET /search", u.page(u.search))
 	m.Handle("GET /r/{ref...}", u.page(u.repository))
@@ -38,6 +43,7 @@ func (u *UI) routes() {
 	m.Handle("POST /account/cli-secret", u.page(u.rotateCLISecret))
 	m.Handle("GET /mirror", u.page(u.mirror))
 	m.Handle("GET /system", u.page(u.system))
+	m.Handle("POST /system/policies", u.page(u.setTrustPolicy))
 	m.Handle("POST /mirror/warm", u.page(u.warm))
 
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
