@@ -228,7 +228,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		mux.Handle("/token", distribution.BodyDeadline(tokenBodyTimeout, distribution.TokenHandler(authSvc)))
 		admin := adminapi.New(authSvc, m, log).WithTrust(ev).WithQuotas(quotas).WithWarm(warmFunc(mirror, hfMirror)).WithRepositories(reg, inventory.NewStore(m.DB())).WithTagRules(tagRules).WithScanner(scanAPI).WithWebhooks(webhooksAPI(eventSvc)).WithReplication(replicationAPI(replSvc))
 		mux.Handle(adminapi.Prefix+"/", distribution.BodyDeadline(adminBodyTimeout, admin))
-		web, sessions, err := newUI(cfg, m, authSvc, admin, reg, ev, mirror, log)
+		web, sessions, err := newUI(ctx, cfg, m, authSvc, admin, reg, ev, mirror, runner, log)
 		if err != nil {
 			m.Close()
 			return nil, err

@@ -20,12 +20,15 @@ import (
 )
 
 // newUI builds the web interface over the admin API; nil when it is off.
-func newUI(cfg config.Config, m *meta.Store, svc *auth.Service, api *adminapi.API, reg *registry.Registry,
-	ev *trust.Evaluator, mirror *proxy.Mirror, log *slog.Logger) (*ui.UI, *session.Manager, error) {
+func newUI(ctx context.Context, cfg config.Config, m *meta.Store, svc *auth.Service, api *adminapi.API, reg *registry.Registry,
+	ev *trust.Evaluator, mirror *proxy.Mirror, runner *jobs.Runner, log *slog.Logger) (*ui.UI, *session.Manager, error) {
 	if !cfg.UI.Enabled || svc == nil {
 		return nil, nil, nil
 	}
 	sessions := newWebSessions(cfg, m)
+	if err := pruneSessions(ctx, m, runner, time.Duration(cfg.UI.SessionIdle), log); err != nil {
+		return nil, nil, err
+	}
 	d := ui.Deps{Auth: svc, Sessions: sessions, API: api, Registry: reg, Log: log,
 		System: systemStatus{jobs: jobs.NewStore(m.DB()), gc: gc.NewStore(m.DB())}}
 	if o := cfg.Auth.OIDC; o.Enabled {
@@ -39,6 +42,23 @@ func newUI(cfg config.Config, m *meta.Store, svc *auth.Service, api *adminapi.AP
 	}
 	u, err := ui.New(d)
 	return u, sessions, err
+}
+
+// sessionPruneKind is the hourly job deleting ended sessions' rows (expired or idle):
+// a lookup refuses them anyway, the job only keeps the table small.
+const sessionPruneKind = "session.prune"
+
+func pruneSessions(ctx context.Context, m *meta.Store, runner *jobs.Runner, idle time.Duration, log *slog.Logger) error {
+	st := session.NewStore(m.DB())
+	runner.Handle(sessionPruneKind, func(ctx context.Context, _ jobs.Task) error {
+		if n, err := st.Prune(ctx, idle); err != nil {
+			log.Warn("prune ended web sessions", "err", err)
+		} else if n > 0 {
+			log.Info("pruned ended web sessions", "sessions", n)
+		}
+		return jobs.Postpone(time.Now().Add(time.Hour))
+	})
+	return jobs.NewStore(m.DB()).Schedule(ctx, jobs.Task{Kind: sessionPruneKind, Key: "sessions"})
 }
 
 // systemStatus reads the job queue and GC totals for the UI's system page.
