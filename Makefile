@@ -5,7 +5,7 @@ GO ?= go
 export PATH := $(or $(BERTH_TOOLS),/opt/berth-tools)/bin:$(PATH)
 
 # Packages whose concurrency is exercised under the race detector.
-RACE_PKGS := ./internal/blobstore/... ./internal/meta/... ./internal/registry/... ./internal/distribution/... ./internal/adminapi/... ./internal/jobs/... ./internal/gc/... ./internal/spool/... ./internal/hf/...
+RACE_PKGS := ./internal/blobstore/... ./internal/meta/... ./internal/registry/... ./internal/distribution/... ./internal/adminapi/... ./internal/jobs/... ./internal/gc/... ./internal/spool/... ./internal/hf/... ./internal/session/... ./internal/oidc/...
 
 .PHONY: build test lint unit race fuzz-seeds e2e tools run bench
 
