@@ -116,6 +116,7 @@ func rootCmd() *cobra.Command {
 				return err
 			}
 			fmt.Fprint(cmd.OutOrStdout(), cfg.Redacted())
+			fmt.Fprintln(cmd.ErrOrStderr(), "FIPS 140-3 mode:", config.FIPSStatus())
 			fmt.Fprintln(cmd.ErrOrStderr(), "configuration is valid")
 			return nil
 		},

@@ -21,8 +21,10 @@ var allowed = map[string][]string{
 	"internal/config":    {"go.yaml.in/yaml/v3"},
 	"internal/blobstore": {"github.com/opencontainers/go-digest", "golang.org/x/sys/unix", "github.com/aws/aws-sdk-go-v2", "github.com/aws/smithy-go"},
 	"internal/meta":      {"github.com/jackc/pgx/v5/pgconn", "github.com/jackc/pgx/v5/stdlib", "github.com/pressly/goose/v3", "modernc.org/sqlite"},
-	"internal/auth": {"internal/meta", "internal/oci", "github.com/golang-jwt/jwt/v5", "golang.org/x/crypto/bcrypt",
+	"internal/auth": {"internal/meta", "internal/oci", "internal/passwd", "github.com/golang-jwt/jwt/v5",
 		"golang.org/x/sync/singleflight"},
+	// passwd verifies legacy bcrypt hashes outside FIPS mode only; new hashes are crypto/pbkdf2.
+	"internal/passwd":   {"golang.org/x/crypto/bcrypt"},
 	"internal/registry": {"internal/blobstore", "internal/errcode", "internal/meta", "internal/oci"},
 	"internal/jobs":     {"internal/meta", "github.com/prometheus/client_golang/prometheus"},
 	"internal/gc":       {"internal/blobstore", "internal/jobs", "internal/meta", "github.com/prometheus/client_golang/prometheus"},

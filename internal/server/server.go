@@ -272,7 +272,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 			_, _ = w.Write([]byte("database unavailable\n"))
 			return
 		}
-		_, _ = w.Write([]byte("ok\n" + readyPressure(pressure)))
+		_, _ = w.Write([]byte("ok\n" + readyPressure(pressure) + "fips140: " + config.FIPSStatus() + "\n"))
 	})
 	v2 := distribution.Observe(api, distribution.NewMetrics(promReg), log, cfg.Log.AccessLog)
 	// /v2/ bypasses ServeMux: the mux would "clean" paths with .., // or a trailing slash
