@@ -7,7 +7,7 @@ export PATH := $(or $(BERTH_TOOLS),/opt/berth-tools)/bin:$(PATH)
 # Packages whose concurrency is exercised under the race detector.
 RACE_PKGS := ./internal/blobstore/... ./internal/meta/... ./internal/registry/... ./internal/distribution/... ./internal/adminapi/... ./internal/jobs/... ./internal/gc/... ./internal/spool/... ./internal/hf/...
 
-.PHONY: build test lint unit race fuzz-seeds e2e tools run bench
+.PHONY: build test lint unit race fuzz-seeds e2e e2e-fips tools run bench
 
 build:
 	$(GO) build -o bin/berth ./cmd/berth
@@ -42,7 +42,14 @@ fuzz-seeds:
 e2e:
 	$(GO) test -count=1 -timeout 40m -v ./e2e/... 2>&1 | grep -v '^\s*OCI Conformance Test/' ; exit $${PIPESTATUS[0]}
 
-test: lint unit race fuzz-seeds e2e
+# The conformance, auth and token-attack suites again, against berth built with the FIPS
+# 140-3 module (GOFIPS140=v1.0.0) and run under GODEBUG=fips140=only, where any
+# non-approved algorithm panics or fails (about 1 minute). See the README's FIPS section.
+E2E_FIPS_TESTS := ^(TestConformance|TestAuthMatrix|TestAuthRateLimit|TestAuthClients|TestSecurityAuth.*|TestFIPS.*)$$
+e2e-fips:
+	E2E_GOFIPS140=v1.0.0 E2E_BERTH_ENV=GODEBUG=fips140=only $(GO) test -count=1 -timeout 20m -v -run '$(E2E_FIPS_TESTS)' ./e2e/ 2>&1 | grep -v '^\s*OCI Conformance Test/' ; exit $${PIPESTATUS[0]}
+
+test: lint unit race fuzz-seeds e2e e2e-fips
 
 # Side by side with CNCF Distribution v3.1.2 on loopback; see bench/README.md.
 bench:
