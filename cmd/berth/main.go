@@ -152,6 +152,6 @@ func rootCmd() *cobra.Command {
 			return nil
 		},
 	})
-	root.AddCommand(serve, configCmd, repoCmd, mirrorCmd(g), adminCmd(), gcCmd(g), tlsCmd(g))
+	root.AddCommand(serve, configCmd, repoCmd, mirrorCmd(g), adminCmd(), gcCmd(g), tlsCmd(g), versionCmd("berth"))
 	return root
 }
