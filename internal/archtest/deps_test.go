@@ -70,6 +70,9 @@ var allowed = map[string][]string{
 		"internal/storagepressure", "internal/trust", "github.com/prometheus/client_golang/prometheus"},
 	"internal/certs":     {"internal/config", "internal/meta", "golang.org/x/crypto/acme"},
 	"internal/buildinfo": {},
+	// dist builds release archives and Berth's image (cmd/berth-dist) with ggcr, as ko does.
+	"internal/dist":  {"github.com/google/go-containerregistry/pkg"},
+	"cmd/berth-dist": {"internal/dist"},
 	"internal/cric": {"internal/buildinfo", "github.com/docker/cli/cli/config", "github.com/google/go-containerregistry/pkg",
 		"github.com/vbauerster/mpb/v8", "golang.org/x/sync/errgroup", "golang.org/x/term"},
 	"cmd/cric":  {"internal/buildinfo", "internal/cric", "github.com/spf13/cobra"},
