@@ -166,6 +166,10 @@ func TestImage(t *testing.T) {
 		logs, _ := p("logs", name)
 		t.Fatalf("the containerised berth is not ready on %s:\n%s", addr, logs)
 	}
+	// The image has no shell or curl: its health check is berth's own.
+	if out := must("exec", name, "/usr/local/bin/berth", "healthcheck"); strings.TrimSpace(out) != "ok" {
+		t.Fatalf("berth healthcheck in the container: %q", out)
+	}
 	if logs, _ := p("logs", name); !strings.Contains(logs, `"data":"/data"`) {
 		t.Errorf("the container's berth does not use /data:\n%s", logs)
 	}

@@ -116,11 +116,19 @@ func TestRelease(t *testing.T) {
 }
 
 // TestVersion: the harness's berth (a plain go build) still answers version with the
-// Go version and the FIPS state, and reports FIPS mode on under GODEBUG=fips140=on.
+// Go version and the FIPS state, and reports FIPS mode on under GODEBUG=fips140=on;
+// berth healthcheck probes /readyz (what a container engine's health check runs).
 func TestVersion(t *testing.T) {
 	out := run(t, []string{"GODEBUG=fips140=on"}, berthBin, "version")
 	if !strings.HasPrefix(out, "berth ") || !strings.Contains(out, "go:       "+runtime.Version()) || !strings.Contains(out, "fips140:  on (module ") {
 		t.Fatalf("berth version:\n%s", out)
+	}
+	b := startBerth(t, BerthOptions{})
+	if out := run(t, []string{"BERTH_ADDR=" + b.Addr}, berthBin, "healthcheck"); strings.TrimSpace(out) != "ok" {
+		t.Fatalf("berth healthcheck: %q", out)
+	}
+	if out, err := runErr([]string{"BERTH_ADDR=" + freeAddr(t)}, berthBin, "healthcheck"); err == nil {
+		t.Fatalf("berth healthcheck with nothing listening succeeded: %s", out)
 	}
 	js := run(t, []string{"GODEBUG=fips140=off"}, berthBin, "version", "--json")
 	if !strings.Contains(js, `"fipsMode":false`) || !strings.Contains(js, `"goVersion":"`+runtime.Version()+`"`) {

@@ -152,6 +152,6 @@ func rootCmd() *cobra.Command {
 			return nil
 		},
 	})
-	root.AddCommand(serve, configCmd, repoCmd, mirrorCmd(g), adminCmd(), gcCmd(g), tlsCmd(g), versionCmd("berth"))
+	root.AddCommand(serve, configCmd, repoCmd, mirrorCmd(g), adminCmd(), gcCmd(g), tlsCmd(g), versionCmd("berth"), healthcheckCmd(g))
 	return root
 }
