@@ -78,8 +78,13 @@ func TestFIPSPasswords(t *testing.T) {
 	if s, body := fipsGet(t, b.URL("/readyz"), ""); s != 200 || !strings.Contains(body, "fips140: on (module ") || !strings.Contains(body, "enforced") {
 		t.Fatalf("/readyz in FIPS mode: %d %q", s, body)
 	}
-	if log, _ := os.ReadFile(b.logPath); !strings.Contains(string(log), `fips140="on (module `) {
+	log, _ := os.ReadFile(b.logPath)
+	if !strings.Contains(string(log), `fips140="on (module `) {
 		t.Errorf("the start-up summary does not report FIPS mode:\n%s", tail(string(log), 2000))
+	}
+	// The start names the accounts FIPS mode will refuse: late, not the rehashed early.
+	if !strings.Contains(string(log), "FIPS 140-3 mode refuses bcrypt password hashes") || !strings.Contains(string(log), "users=late ") {
+		t.Errorf("the start-up log does not name the bcrypt accounts:\n%s", tail(string(log), 3000))
 	}
 	tokenURL = b.URL("/token?service=berth&scope=repository:team/app:pull")
 	if s, body := fipsGet(t, tokenURL, auBasic("early", auPass)); s != 200 {

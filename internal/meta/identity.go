@@ -667,3 +667,33 @@ func (s *Store) ReplaceRobotHash(ctx context.Context, name, oldHash, newHash str
 	n, _ := res.RowsAffected()
 	return n == 1, nil
 }
+
+// BcryptHashes names the users and robots whose hash is still bcrypt (written before
+// Berth hashed with PBKDF2), at most limit of each: FIPS 140-3 mode refuses them.
+func (s *Store) BcryptHashes(ctx context.Context, limit int) (users, robots []string, err error) {
+	for _, q := range []struct {
+		sql string
+		out *[]string
+	}{
+		{`SELECT name FROM users WHERE password_hash LIKE '$2%' ORDER BY name LIMIT $1`, &users},
+		{`SELECT name FROM robots WHERE secret_hash LIKE '$2%' ORDER BY name LIMIT $1`, &robots},
+	} {
+		rows, err := s.r.QueryContext(ctx, q.sql, limit)
+		if err != nil {
+			return nil, nil, fmt.Errorf("meta: bcrypt hashes: %w", err)
+		}
+		for rows.Next() {
+			var n string
+			if err := rows.Scan(&n); err != nil {
+				rows.Close()
+				return nil, nil, fmt.Errorf("meta: bcrypt hashes: %w", err)
+			}
+			*q.out = append(*q.out, n)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, nil, fmt.Errorf("meta: bcrypt hashes: %w", err)
+		}
+	}
+	return users, robots, nil
+}

@@ -393,6 +393,9 @@ func newAuth(ctx context.Context, cfg config.Config, m *meta.Store, log *slog.Lo
 	} else if len(users) == 0 {
 		return nil, errors.New("auth is enabled but no user exists: set auth.admin.username and its password (file or env) to create the first administrator")
 	}
+	if err := warnBcrypt(ctx, m, log); err != nil { // fips.go
+		return nil, err
+	}
 	return svc, nil
 }
 
