@@ -42,10 +42,11 @@ fuzz-seeds:
 e2e:
 	$(GO) test -count=1 -timeout 40m -v ./e2e/... 2>&1 | grep -v '^\s*OCI Conformance Test/' ; exit $${PIPESTATUS[0]}
 
-# The conformance, auth, token-attack and ACME suites again, against berth built with the FIPS
-# 140-3 module (GOFIPS140=v1.0.0) and run under GODEBUG=fips140=only, where any
-# non-approved algorithm panics or fails (about 1 minute). See the README's FIPS section.
-E2E_FIPS_TESTS := ^(TestConformance|TestAuthMatrix|TestAuthRateLimit|TestAuthClients|TestSecurityAuth.*|TestTLSACMEPebble|TestFIPS.*)$$
+# The conformance, auth, token-attack, ACME, LDAP, OIDC, trust and UI suites again,
+# against berth built with the FIPS 140-3 module (GOFIPS140=v1.0.0) and run under
+# GODEBUG=fips140=only, where any non-approved algorithm panics or fails (about two
+# minutes). See the README's FIPS section.
+E2E_FIPS_TESTS := ^(TestConformance|TestAuthMatrix|TestAuthRateLimit|TestAuthClients|TestSecurityAuth.*|TestTLSACMEPebble|TestLDAP|TestOIDC.*|TestTrust|TestWebUI|TestFIPS.*)$$
 e2e-fips:
 	E2E_GOFIPS140=v1.0.0 E2E_BERTH_ENV=GODEBUG=fips140=only $(GO) test -count=1 -timeout 20m -v -run '$(E2E_FIPS_TESTS)' ./e2e/ 2>&1 | grep -v '^\s*OCI Conformance Test/' ; exit $${PIPESTATUS[0]}
 
