@@ -7,7 +7,7 @@ export PATH := $(or $(BERTH_TOOLS),/opt/berth-tools)/bin:$(PATH)
 # Packages whose concurrency is exercised under the race detector.
 RACE_PKGS := ./internal/blobstore/... ./internal/meta/... ./internal/registry/... ./internal/distribution/... ./internal/adminapi/... ./internal/jobs/... ./internal/gc/... ./internal/spool/... ./internal/hf/... ./internal/session/... ./internal/oidc/...
 
-.PHONY: build test lint unit race fuzz-seeds e2e tools run bench
+.PHONY: build test lint unit race fuzz-seeds e2e e2e-fips tools run bench image release
 
 build:
 	$(GO) build -o bin/berth ./cmd/berth
@@ -42,7 +42,27 @@ fuzz-seeds:
 e2e:
 	$(GO) test -count=1 -timeout 40m -v ./e2e/... 2>&1 | grep -v '^\s*OCI Conformance Test/' ; exit $${PIPESTATUS[0]}
 
-test: lint unit race fuzz-seeds e2e
+# The conformance, auth, token-attack, ACME, LDAP, OIDC, trust and UI suites again,
+# against berth built with the FIPS 140-3 module (GOFIPS140=v1.0.0) and run under
+# GODEBUG=fips140=only, where any non-approved algorithm panics or fails (about two
+# minutes). See the README's FIPS section.
+E2E_FIPS_TESTS := ^(TestConformance|TestAuthMatrix|TestAuthRateLimit|TestAuthClients|TestSecurityAuth.*|TestTLSACMEPebble|TestLDAP|TestOIDC.*|TestTrust|TestWebUI|TestFIPS.*)$$
+e2e-fips:
+	E2E_GOFIPS140=v1.0.0 E2E_BERTH_ENV=GODEBUG=fips140=only $(GO) test -count=1 -timeout 20m -v -run '$(E2E_FIPS_TESTS)' ./e2e/ 2>&1 | grep -v '^\s*OCI Conformance Test/' ; exit $${PIPESTATUS[0]}
+
+test: lint unit race fuzz-seeds e2e e2e-fips
+
+# Berth's own image, built by cmd/berth-dist without a Docker engine: an OCI layout in
+# dist/image holding the multi-arch index tagged $(VERSION) and its FIPS variant
+# $(VERSION)-fips, each with an SBOM referrer. `make image PUSH=registry.example.com/berth/berth`
+# also pushes both (credentials from Docker's config.json). Reproducible from one commit.
+VERSION ?= $(shell git describe --tags --always)
+image:
+	$(GO) run ./cmd/berth-dist image -version $(VERSION) -layout dist/image $(if $(PUSH),-push $(PUSH))
+
+# Release archives for linux and darwin on amd64 and arm64, with SHA256SUMS, in dist/release.
+release:
+	$(GO) run ./cmd/berth-dist release -version $(VERSION) -out dist/release
 
 # Side by side with CNCF Distribution v3.1.2 on loopback; see bench/README.md.
 bench:

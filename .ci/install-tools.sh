@@ -79,6 +79,7 @@ APT_TOOLS=(
   "ldap-utils|ldap-utils|ldap-utils|2.5."
   "podman|podman|podman|4.3."
   "chromium|chromium|chromium|156."
+  "systemd|systemd|systemd|252."
 )
 
 # npm packages the e2e tests run with node (Hugging Face's JavaScript clients), each

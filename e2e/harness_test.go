@@ -31,6 +31,9 @@ func TestMain(m *testing.M) {
 	berthBin = filepath.Join(dir, "berth")
 	build := exec.Command("go", "build", "-o", berthBin, "../cmd/berth")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if v := os.Getenv("E2E_GOFIPS140"); v != "" { // make e2e-fips: the FIPS build
+		build.Env = append(os.Environ(), "GOFIPS140="+v)
+	}
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building berth:", err)
 		os.Exit(1)
@@ -147,9 +150,13 @@ func exited(pid int) bool {
 	return false
 }
 
+// berthEnv is added to every berth's environment: E2E_BERTH_ENV, space-separated
+// NAME=VALUE pairs (make e2e-fips runs suites again with GODEBUG=fips140=only).
+var berthEnv = strings.Fields(os.Getenv("E2E_BERTH_ENV"))
+
 func newBerthCmd(b *Berth) *exec.Cmd {
 	cmd := exec.Command(berthBin, "serve", "--config", b.Config, "--addr", b.Addr, "--data", b.Data)
-	cmd.Env = append(os.Environ(), b.Env...)
+	cmd.Env = append(append(os.Environ(), berthEnv...), b.Env...)
 	return cmd
 }
 

@@ -190,10 +190,10 @@ func startBerthTLS(t *testing.T, cfg string, pool *x509.CertPool) *Berth {
 }
 
 // startBerthTLSAt is startBerthTLS on a given address (one an ACME server validates),
-// probing with SNI serverName when pool is nil.
-func startBerthTLSAt(t *testing.T, addr, cfg string, pool *x509.CertPool, serverName string) *Berth {
+// probing with SNI serverName when pool is nil; env is added to berth's environment.
+func startBerthTLSAt(t *testing.T, addr, cfg string, pool *x509.CertPool, serverName string, env ...string) *Berth {
 	t.Helper()
-	b := &Berth{t: t, Data: t.TempDir()}
+	b := &Berth{t: t, Data: t.TempDir(), Env: env}
 	b.Config = filepath.Join(b.Data, "berth.yaml")
 	os.WriteFile(b.Config, []byte("log:\n  format: text\n"+cfg), 0o600)
 	b.Addr = addr

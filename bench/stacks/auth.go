@@ -566,7 +566,7 @@ func burst(ctx context.Context, spec loadSpec, n int, s *server) (time.Duration,
 // notes adds what the table needs to be read right.
 func (b *authBench) notes() {
 	b.res.note("%s", background.summary())
-	b.res.note("Distribution checks the htpasswd bcrypt hash (cost %d) on every request; Berth runs bcrypt (cost 10) once per username/password pair per auth.basicCacheTTL (1m) and checks a token's signature once per token (then cached until it expires)",
+	b.res.note("Distribution checks the htpasswd bcrypt hash (cost %d) on every request; Berth runs PBKDF2-HMAC-SHA-256 (600000 iterations) once per username/password pair per auth.basicCacheTTL (1m) and checks a token's signature once per token (then cached until it expires)",
 		b.o.bcryptCost)
 	b.res.note("the Bearer rows compare Berth with a token against Distribution with Basic (Distribution has no token server of its own)")
 	for _, s := range b.procs {

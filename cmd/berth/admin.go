@@ -403,7 +403,9 @@ used too: one per line).`,
 		Use:   "import-htpasswd FILE",
 		Short: "Create users from an htpasswd file (bcrypt entries only; - reads stdin)",
 		Long: `Create local users from an htpasswd file. Only bcrypt entries (htpasswd -B) are accepted:
-any other line rejects the whole file and nothing is created. Existing users are skipped.`,
+any other line rejects the whole file and nothing is created. Existing users are skipped.
+The imported bcrypt hashes are replaced by PBKDF2 ones at each user's first login. A Berth
+in FIPS 140-3 mode refuses the import (bcrypt is not an approved algorithm).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var data []byte

@@ -116,6 +116,7 @@ func rootCmd() *cobra.Command {
 				return err
 			}
 			fmt.Fprint(cmd.OutOrStdout(), cfg.Redacted())
+			fmt.Fprintln(cmd.ErrOrStderr(), "FIPS 140-3 mode:", config.FIPSStatus())
 			fmt.Fprintln(cmd.ErrOrStderr(), "configuration is valid")
 			return nil
 		},
@@ -151,6 +152,6 @@ func rootCmd() *cobra.Command {
 			return nil
 		},
 	})
-	root.AddCommand(serve, configCmd, repoCmd, mirrorCmd(g), adminCmd(), gcCmd(g), tlsCmd(g))
+	root.AddCommand(serve, configCmd, repoCmd, mirrorCmd(g), adminCmd(), gcCmd(g), tlsCmd(g), versionCmd("berth"), healthcheckCmd(g))
 	return root
 }

@@ -81,6 +81,7 @@ func rootCmd() *cobra.Command {
 		c.GroupID = "look"
 		root.AddCommand(c)
 	}
+	root.AddCommand(versionCmd("cric"))
 	return root
 }
 

@@ -3,6 +3,7 @@ package adminapi
 import (
 	"bufio"
 	"bytes"
+	"crypto/fips140"
 	"errors"
 	"fmt"
 	"io"
@@ -92,6 +93,11 @@ type importSkipped struct {
 func (a *API) importHtpasswd(w http.ResponseWriter, r *http.Request, c *caller) error {
 	if err := requireAdmin(c); err != nil {
 		return err
+	}
+	if fips140.Enabled() {
+		// Every hash htpasswd writes is bcrypt or weaker; none would ever log in.
+		return invalid("htpasswd import is refused in FIPS 140-3 mode: htpasswd files hold bcrypt (or weaker) hashes, " +
+			"which FIPS mode does not allow; create the users with `berth admin user add NAME` instead")
 	}
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "text/plain" {
 		return invalid("Content-Type must be text/plain (an htpasswd file)")

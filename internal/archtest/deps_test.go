@@ -21,8 +21,10 @@ var allowed = map[string][]string{
 	"internal/config":    {"go.yaml.in/yaml/v3"},
 	"internal/blobstore": {"github.com/opencontainers/go-digest", "golang.org/x/sys/unix", "github.com/aws/aws-sdk-go-v2", "github.com/aws/smithy-go"},
 	"internal/meta":      {"github.com/jackc/pgx/v5/pgconn", "github.com/jackc/pgx/v5/stdlib", "github.com/pressly/goose/v3", "modernc.org/sqlite"},
-	"internal/auth": {"internal/meta", "internal/oci", "github.com/golang-jwt/jwt/v5", "golang.org/x/crypto/bcrypt",
+	"internal/auth": {"internal/meta", "internal/oci", "internal/passwd", "github.com/golang-jwt/jwt/v5",
 		"golang.org/x/sync/singleflight"},
+	// passwd verifies legacy bcrypt hashes outside FIPS mode only; new hashes are crypto/pbkdf2.
+	"internal/passwd":   {"golang.org/x/crypto/bcrypt"},
 	"internal/registry": {"internal/blobstore", "internal/errcode", "internal/meta", "internal/oci"},
 	"internal/jobs":     {"internal/meta", "github.com/prometheus/client_golang/prometheus"},
 	"internal/gc":       {"internal/blobstore", "internal/jobs", "internal/meta", "github.com/prometheus/client_golang/prometheus"},
@@ -66,11 +68,15 @@ var allowed = map[string][]string{
 	"internal/ui": {"internal/auth", "internal/errcode", "internal/meta", "internal/oci", "internal/proxy", "internal/registry", "internal/scan", "internal/session", "internal/trust"},
 	"internal/server": {"internal/session", "internal/ui", "internal/oidc", "internal/adminapi", "internal/auth", "internal/blobstore", "internal/certs", "internal/events", "internal/replication", "internal/errcode", "internal/ldapauth", "internal/config", "internal/distribution", "internal/gc", "internal/hf", "internal/inventory", "internal/jobs", "internal/limits", "internal/meta", "internal/oci", "internal/proxy", "internal/quota", "internal/registry", "internal/scan", "internal/tagrules",
 		"internal/storagepressure", "internal/trust", "github.com/prometheus/client_golang/prometheus"},
-	"internal/certs": {"internal/config", "internal/meta", "golang.org/x/crypto/acme"},
-	"internal/cric": {"github.com/docker/cli/cli/config", "github.com/google/go-containerregistry/pkg",
+	"internal/certs":     {"internal/config", "internal/meta", "golang.org/x/crypto/acme"},
+	"internal/buildinfo": {},
+	// dist builds release archives and Berth's image (cmd/berth-dist) with ggcr, as ko does.
+	"internal/dist":  {"github.com/google/go-containerregistry/pkg"},
+	"cmd/berth-dist": {"internal/dist"},
+	"internal/cric": {"internal/buildinfo", "github.com/docker/cli/cli/config", "github.com/google/go-containerregistry/pkg",
 		"github.com/vbauerster/mpb/v8", "golang.org/x/sync/errgroup", "golang.org/x/term"},
-	"cmd/cric":  {"internal/cric", "github.com/spf13/cobra"},
-	"cmd/berth": {"internal/certs", "internal/config", "internal/gc", "internal/hf", "internal/jobs", "internal/meta", "internal/oci", "internal/proxy", "internal/registry", "internal/scan", "internal/server", "internal/tagrules", "internal/trust", "github.com/spf13/cobra", "go.yaml.in/yaml/v3"},
+	"cmd/cric":  {"internal/buildinfo", "internal/cric", "github.com/spf13/cobra"},
+	"cmd/berth": {"internal/buildinfo", "internal/certs", "internal/config", "internal/gc", "internal/hf", "internal/jobs", "internal/meta", "internal/oci", "internal/proxy", "internal/registry", "internal/scan", "internal/server", "internal/tagrules", "internal/trust", "github.com/spf13/cobra", "go.yaml.in/yaml/v3"},
 }
 
 type pkg struct {

@@ -1,4 +1,5 @@
-// Package auth owns who may do what: authenticating users (local bcrypt passwords or a
+// Package auth owns who may do what: authenticating users (local passwords, PBKDF2 or
+// legacy bcrypt hashes (internal/passwd), or a
 // directory), robot accounts and tokens; the role × action permission matrix over
 // projects; the Docker token service; and the audit trail of logins and changes.
 // Identities, projects, memberships and robots are rows in the metadata database.
@@ -17,11 +18,11 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/berth-registry/berth/internal/meta"
 	"github.com/berth-registry/berth/internal/oci"
+	"github.com/berth-registry/berth/internal/passwd"
 )
 
 // Action is something a principal does to a repository.
@@ -111,7 +112,7 @@ type Options struct {
 	// local project is the upstream's, so a project made by a push would shadow it.
 	ExplicitProjects bool
 	// BasicCacheTTL is how long a verified username/password pair is trusted without
-	// re-running bcrypt.
+	// re-running the password hash.
 	BasicCacheTTL time.Duration
 	// Failed-login throttling (lockout.go): MaxFailures failures of one account from one
 	// source within FailureWindow lock that account out from that source for
@@ -185,20 +186,17 @@ func New(m *meta.Store, dir Directory, tokens *Tokens, opts Options, log *slog.L
 // Close flushes the audit trail.
 func (s *Service) Close() { s.audit.close() }
 
-// HashPassword returns a bcrypt hash.
+// HashPassword returns a PBKDF2-HMAC-SHA-256 hash (internal/passwd). The 72-byte cap is
+// bcrypt's, kept so a password accepted once is accepted by every Berth version.
 func HashPassword(pw string) (string, error) {
 	if len(pw) < 8 {
 		return "", fmt.Errorf("auth: passwords need at least 8 characters")
 	}
 	if len(pw) > 72 {
-		return "", fmt.Errorf("auth: passwords are at most 72 bytes (bcrypt)")
+		return "", fmt.Errorf("auth: passwords are at most 72 bytes")
 	}
-	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
-	return string(h), err
+	return passwd.Hash(pw)
 }
-
-// dummyHash keeps the time of a login for an unknown user close to a known one's.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("berth-timing-equalizer"), bcrypt.DefaultCost)
 
 // Login verifies a username/password pair (a user's password or a robot's secret),
 // throttled per account and source (lockout.go), and records the attempt.
@@ -216,7 +214,7 @@ func (s *Service) Login(ctx context.Context, username, password, remote string) 
 		return nil, ErrTooManyFailures
 	}
 	// Identical logins arriving together (every client of a CI job when the cache
-	// expires) share one bcrypt run instead of each paying for it.
+	// expires) share one hash run instead of each paying for it.
 	v, err, _ := s.logins.Do(string(key[:]), func() (any, error) {
 		return s.verify(context.WithoutCancel(ctx), username, password)
 	})
@@ -276,23 +274,27 @@ func (s *Service) verify(ctx context.Context, username, password string) (*Princ
 			if err == nil && u.Source != "ldap" {
 				// A local account is opened by its local password only, however the
 				// name is spelled: a directory user must never become it.
-				_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+				passwd.Waste(password)
 				return nil, ErrInvalidCredentials
 			}
 			return s.verifyDirectory(ctx, username, password, u, err == nil)
 		}
-		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		passwd.Waste(password)
 		return nil, ErrInvalidCredentials
 	case err != nil:
 		return nil, err
 	}
-	hash := []byte(u.PasswordHash)
 	if u.PasswordHash == "" {
-		hash = dummyHash
-	}
-	// bcrypt runs whatever the outcome, so timing does not tell disabled accounts apart.
-	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || u.Disabled || u.PasswordHash == "" {
+		passwd.Waste(password)
 		return nil, ErrInvalidCredentials
+	}
+	// The hash runs whatever the outcome, so timing does not tell disabled accounts apart.
+	rehash, err := passwd.Verify(u.PasswordHash, password)
+	if err != nil || u.Disabled {
+		return nil, credentialsErr(err)
+	}
+	if rehash {
+		s.rehashUser(ctx, u, password)
 	}
 	return &Principal{Kind: "user", Name: u.Name, Admin: u.Admin}, nil
 }
@@ -320,17 +322,21 @@ func (s *Service) verifyDirectory(ctx context.Context, username, password string
 func (s *Service) verifyRobot(ctx context.Context, name, secret string) (*Principal, error) {
 	r, err := s.meta.RobotByName(ctx, name)
 	if errors.Is(err, meta.ErrNotFound) {
-		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(secret))
+		passwd.Waste(secret)
 		return nil, ErrInvalidCredentials
 	}
 	if err != nil {
 		return nil, err
 	}
-	if bcrypt.CompareHashAndPassword([]byte(r.SecretHash), []byte(secret)) != nil {
-		return nil, ErrInvalidCredentials
+	rehash, err := passwd.Verify(r.SecretHash, secret)
+	if err != nil {
+		return nil, credentialsErr(err)
 	}
 	if r.Disabled || (!r.ExpiresAt.IsZero() && time.Now().After(r.ExpiresAt)) {
 		return nil, ErrInvalidCredentials
+	}
+	if rehash {
+		s.rehashRobot(ctx, r, secret)
 	}
 	var perms []RobotPermission
 	if err := json.Unmarshal([]byte(r.Permissions), &perms); err != nil {

@@ -235,7 +235,7 @@ func (u *fsUpload) Write(p []byte) (int, error) {
 	}
 	if u.size-u.synced >= writebackChunk {
 		// Start asynchronous writeback of the finished range; it never blocks on I/O.
-		_ = unix.SyncFileRange(int(u.file.Fd()), u.synced, u.size-u.synced, unix.SYNC_FILE_RANGE_WRITE)
+		startWriteback(u.file, u.synced, u.size-u.synced)
 		u.synced = u.size
 	}
 	return n, err

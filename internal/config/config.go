@@ -51,6 +51,11 @@ type Config struct {
 
 	Replication Replication `yaml:"replication"` // replication.go
 	UI          UI          `yaml:"ui"`          // ui.go
+
+	// FIPS requires FIPS 140-3 mode: Berth refuses to start unless Go's FIPS 140-3
+	// module is active (GODEBUG=fips140=on or only, or a GOFIPS140 build). The mode
+	// itself comes from the Go runtime; this switch makes its absence an error (fips.go).
+	FIPS bool `yaml:"fips"`
 }
 
 // Metrics configures the Prometheus endpoint, /metrics.
@@ -464,6 +469,7 @@ func (c Config) Validate() error {
 	if c.Limits.HeaderBytes < 4096 {
 		bad("limits.headerBytes must be at least 4KiB")
 	}
+	errs = append(errs, c.validateFIPS()...)
 	errs = append(errs, c.TLS.validate()...)
 	errs = append(errs, c.Storage.Pressure.validate()...)
 	errs = append(errs, c.Scan.validate()...)

@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -23,6 +22,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/berth-registry/berth/internal/buildinfo"
 )
 
 // Options are the global settings of one cric invocation.
@@ -130,12 +131,7 @@ func New(opts Options) (*Client, error) {
 func (c *Client) Out() *Printer { return c.out }
 
 // Version is the module version cric was built from ("devel" for a local build).
-func Version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "devel"
-}
+func Version() string { return buildinfo.Version() }
 
 func userAgent() string {
 	return fmt.Sprintf("cric/%s (%s/%s)", Version(), runtime.GOOS, runtime.GOARCH)

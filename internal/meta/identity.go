@@ -17,7 +17,7 @@ var ErrExists = errors.New("meta: already exists")
 type User struct {
 	ID           int64
 	Name         string
-	PasswordHash string // bcrypt; empty for directory users
+	PasswordHash string // PBKDF2 or legacy bcrypt (internal/passwd); empty for directory users
 	Email        string
 	Admin        bool // system administrator
 	Source       string
@@ -644,4 +644,56 @@ func (s *Store) PruneAudit(ctx context.Context, before time.Time) (int64, error)
 	}
 	n, _ := res.RowsAffected()
 	return n, nil
+}
+
+// ReplaceUserHash swaps a user's password hash for newHash only while it is still
+// oldHash, so upgrading a hash at login never overwrites a concurrent change (a new
+// password, a disabled flag). It reports whether the row changed.
+func (s *Store) ReplaceUserHash(ctx context.Context, name, oldHash, newHash string) (bool, error) {
+	res, err := s.w.ExecContext(ctx, `UPDATE users SET password_hash = $1 WHERE name = $2 AND password_hash = $3`, newHash, name, oldHash)
+	if err != nil {
+		return false, fmt.Errorf("meta: replace user hash: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+// ReplaceRobotHash is ReplaceUserHash for a robot's secret hash.
+func (s *Store) ReplaceRobotHash(ctx context.Context, name, oldHash, newHash string) (bool, error) {
+	res, err := s.w.ExecContext(ctx, `UPDATE robots SET secret_hash = $1 WHERE name = $2 AND secret_hash = $3`, newHash, name, oldHash)
+	if err != nil {
+		return false, fmt.Errorf("meta: replace robot hash: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+// BcryptHashes names the users and robots whose hash is still bcrypt (written before
+// Berth hashed with PBKDF2), at most limit of each: FIPS 140-3 mode refuses them.
+func (s *Store) BcryptHashes(ctx context.Context, limit int) (users, robots []string, err error) {
+	for _, q := range []struct {
+		sql string
+		out *[]string
+	}{
+		{`SELECT name FROM users WHERE password_hash LIKE '$2%' ORDER BY name LIMIT $1`, &users},
+		{`SELECT name FROM robots WHERE secret_hash LIKE '$2%' ORDER BY name LIMIT $1`, &robots},
+	} {
+		rows, err := s.r.QueryContext(ctx, q.sql, limit)
+		if err != nil {
+			return nil, nil, fmt.Errorf("meta: bcrypt hashes: %w", err)
+		}
+		for rows.Next() {
+			var n string
+			if err := rows.Scan(&n); err != nil {
+				rows.Close()
+				return nil, nil, fmt.Errorf("meta: bcrypt hashes: %w", err)
+			}
+			*q.out = append(*q.out, n)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, nil, fmt.Errorf("meta: bcrypt hashes: %w", err)
+		}
+	}
+	return users, robots, nil
 }

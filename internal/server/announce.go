@@ -28,7 +28,7 @@ func (s *Server) announce(addr net.Addr, tlsOn bool) {
 	}
 	s.log.Info("berth listening", "addr", addr.String(), "tls", tlsDesc, "auth", c.Auth.Enabled,
 		"database", c.Database.Driver+" "+databaseWhere(c.Database), "storage", storage, "data", c.Data,
-		"upstreams", strings.Join(ups, ","), "default_upstream", c.Mirror.DefaultUpstream)
+		"upstreams", strings.Join(ups, ","), "default_upstream", c.Mirror.DefaultUpstream, "fips140", config.FIPSStatus())
 	if !c.Auth.Enabled && !loopback(addr) {
 		s.log.Warn("AUTHENTICATION IS OFF on a non-loopback address: anyone who can reach " + addr.String() +
 			" may push, overwrite and delete images. Set auth.enabled: true (see the README's production checklist), " +

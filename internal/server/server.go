@@ -272,7 +272,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 			_, _ = w.Write([]byte("database unavailable\n"))
 			return
 		}
-		_, _ = w.Write([]byte("ok\n" + readyPressure(pressure)))
+		_, _ = w.Write([]byte("ok\n" + readyPressure(pressure) + "fips140: " + config.FIPSStatus() + "\n"))
 	})
 	v2 := distribution.Observe(api, distribution.NewMetrics(promReg), log, cfg.Log.AccessLog)
 	// /v2/ bypasses ServeMux: the mux would "clean" paths with .., // or a trailing slash
@@ -392,6 +392,9 @@ func newAuth(ctx context.Context, cfg config.Config, m *meta.Store, log *slog.Lo
 		return nil, err
 	} else if len(users) == 0 {
 		return nil, errors.New("auth is enabled but no user exists: set auth.admin.username and its password (file or env) to create the first administrator")
+	}
+	if err := warnBcrypt(ctx, m, log); err != nil { // fips.go
+		return nil, err
 	}
 	return svc, nil
 }

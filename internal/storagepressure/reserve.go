@@ -80,7 +80,7 @@ func (r *reserve) create() error {
 }
 
 func fallocate(f *os.File, size int64) error {
-	err := syscall.Fallocate(int(f.Fd()), 0, 0, size)
+	err := sysFallocate(f, size)
 	if !errors.Is(err, syscall.EOPNOTSUPP) && !errors.Is(err, syscall.ENOSYS) {
 		return err
 	}

@@ -13,6 +13,7 @@ func StatFS(dir string) FreeSpace {
 		if err := syscall.Statfs(dir, &st); err != nil {
 			return 0, 0, fmt.Errorf("statfs %s: %w", dir, err)
 		}
-		return int64(st.Bavail) * st.Bsize, int64(st.Blocks) * st.Bsize, nil
+		// Bsize is int64 on Linux and uint32 on macOS.
+		return int64(st.Bavail) * int64(st.Bsize), int64(st.Blocks) * int64(st.Bsize), nil
 	}
 }

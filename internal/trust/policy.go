@@ -7,6 +7,7 @@
 package trust
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -128,8 +129,14 @@ func compileRequirement(r config.TrustRequirement) (*requirement, error) {
 		if err != nil {
 			return nil, fmt.Errorf("cosignKeys[%d]: %w", i, err)
 		}
-		id, _ := cryptoutils.SKID(pub)
-		req.keys = append(req.keys, key{id: fmt.Sprintf("%x", id)[:16], verifier: v})
+		// The key's label in verdicts: SHA-256 of its PKIX form (not cryptoutils.SKID,
+		// whose SHA-1 panics under GODEBUG=fips140=only).
+		der, err := x509.MarshalPKIXPublicKey(pub)
+		if err != nil {
+			return nil, fmt.Errorf("cosignKeys[%d]: %w", i, err)
+		}
+		id := sha256.Sum256(der)
+		req.keys = append(req.keys, key{id: fmt.Sprintf("%x", id[:8]), verifier: v})
 	}
 	if r.RequireTlog && len(r.CosignKeys) > 0 && req.root == nil {
 		return nil, errors.New("requireTlog with cosignKeys needs trustedRoot (the Rekor keys to check log entries with)")
