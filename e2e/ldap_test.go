@@ -305,6 +305,11 @@ func TestLDAP(t *testing.T) {
 		if r.status != http.StatusOK || c.Subject != "alice" {
 			t.Errorf("alice: GET /token: %v, sub %q", r, c.Subject)
 		}
+		// The web UI's login form takes directory accounts too.
+		web, _ := uiLogin(t, b.URL(""), ldaptest.Alice, ldaptest.AlicePassword)
+		if page := uiGet(t, web, b.URL("/account")); !strings.Contains(page, "<dd>ldap</dd>") {
+			t.Errorf("alice's account page after a UI login does not say ldap")
+		}
 		// Directories match names case-insensitively: ALICE is alice's one account.
 		r, _, c = ldapToken(t, b, "ALICE", ldaptest.AlicePassword, "repository:team/base:pull")
 		if r.status != http.StatusOK || c.Subject != "alice" || !slices.Equal(c.actions("team/base"), []string{"pull"}) {
