@@ -317,31 +317,22 @@ func (s *Service) stored(ctx context.Context, repo Repo, commit, p string) blobs
 // awaitLease takes the file's fetch lease (nil, nil: go ahead), or waits while another
 // replica holds it and returns the file once that replica stored it.
 func (s *Service) awaitLease(ctx context.Context, repo Repo, commit, p, key string) (blobstore.Blob, error) {
-	lease := leaseName(key)
-	for {
-		ok, err := s.reg.TryLease(ctx, lease, leaseTTL)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			return nil, nil
-		}
-		s.mu.Lock()
-		_, local := s.flights[key]
-		s.mu.Unlock()
-		if local {
-			return nil, nil // this replica downloads it: join
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-		if b := s.stored(ctx, repo, commit, p); b != nil {
+	b, _, err := spool.AwaitLease(ctx, s.reg, leaseName(key), leaseTTL,
+		func() bool { // this replica downloads it: join
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			_, local := s.flights[key]
+			return local
+		},
+		func() (blobstore.Blob, bool) {
+			b := s.stored(ctx, repo, commit, p)
+			if b == nil {
+				return nil, false
+			}
 			s.metrics.served("file", "coalesced")
-			return b, nil
-		}
-	}
+			return b, true
+		})
+	return b, err
 }
 
 // leaseName names a download's lease in the database (keys hold NUL separators, which
@@ -362,20 +353,8 @@ func (e *errCorrupt) Error() string { return e.msg }
 func (s *Service) fetch(repo Repo, commit, p, local string, m fileMeta, key string, d *download, spoolFile *os.File) {
 	ctx, cancel := context.WithTimeout(context.Background(), fetchTimeout)
 	defer cancel()
-	lease := leaseName(key)
-	renew := time.NewTicker(leaseTTL / 3)
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-renew.C:
-				_, _ = s.reg.TryLease(ctx, lease, leaseTTL)
-			}
-		}
-	}()
+	release := spool.HoldLease(ctx, s.reg, leaseName(key), leaseTTL)
 	err := s.fetchFile(ctx, repo, commit, p, local, m, d, spoolFile)
-	renew.Stop()
 	if err != nil {
 		var c *errCorrupt
 		if errors.As(err, &c) {
@@ -386,7 +365,7 @@ func (s *Service) fetch(repo Repo, commit, p, local string, m fileMeta, key stri
 	s.mu.Lock()
 	delete(s.flights, key)
 	s.mu.Unlock()
-	s.reg.ReleaseLease(context.Background(), lease)
+	release()
 	d.f.Finish(err)
 	if err == nil {
 		s.afterFile(ctx, repo, commit)

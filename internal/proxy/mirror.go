@@ -449,31 +449,22 @@ const fetchLeaseTTL = 30 * time.Second
 // ahead and fetch), or, while another replica holds it, waits for that replica's
 // commit and returns the stored blob.
 func (m *Mirror) awaitFetchLease(ctx context.Context, t *Target, dgst oci.Digest, key string) (blobstore.Blob, error) {
-	lease := "fetch:" + key
-	for {
-		ok, err := m.reg.TryLease(ctx, lease, fetchLeaseTTL)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			return nil, nil
-		}
-		m.mu.Lock()
-		_, local := m.flights[key]
-		m.mu.Unlock()
-		if local {
-			return nil, nil // this replica is the fetcher: join its flight
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-		if b, err := m.reg.OpenBlob(ctx, t.LocalRepo, dgst); err == nil {
+	b, _, err := spool.AwaitLease(ctx, m.reg, "fetch:"+key, fetchLeaseTTL,
+		func() bool { // this replica is the fetcher: join its flight
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			_, local := m.flights[key]
+			return local
+		},
+		func() (blobstore.Blob, bool) {
+			b, err := m.reg.OpenBlob(ctx, t.LocalRepo, dgst)
+			if err != nil {
+				return nil, false
+			}
 			m.served(ctx, t.Upstream.cfg.Name, "blob", servedCoalesced)
-			return b, nil
-		}
-	}
+			return b, true
+		})
+	return b, err
 }
 
 // blobFetchTimeout bounds one upstream blob download, however slow.
@@ -485,22 +476,7 @@ const blobFetchTimeout = 2 * time.Hour
 func (m *Mirror) fetchBlob(t *Target, dgst oci.Digest, key string, f *flight) {
 	ctx, cancel := context.WithTimeout(context.Background(), blobFetchTimeout)
 	defer cancel()
-	lease := "fetch:" + key
-	renew := time.NewTicker(fetchLeaseTTL / 3)
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-renew.C:
-				_, _ = m.reg.TryLease(ctx, lease, fetchLeaseTTL)
-			}
-		}
-	}()
-	defer func() {
-		renew.Stop()
-		m.reg.ReleaseLease(context.Background(), lease)
-	}()
+	defer spool.HoldLease(ctx, m.reg, "fetch:"+key, fetchLeaseTTL)()
 	err := func() error {
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
