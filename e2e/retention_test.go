@@ -53,9 +53,10 @@ func TestRetentionImmutable(t *testing.T) {
 	alice := []string{"BERTH_ADMIN_USERNAME=alice", "BERTH_ADMIN_PASSWORD=alice-password-e2e"}
 
 	// The blobs of every image but dev-1's: what must stay stored at the end.
-	var kept []rpBlob
+	var kept, pushed []rpBlob
 	img := func(ref string, seed uint64) string {
 		config, layer := rpNewBlob(seed, 500+int(seed)), rpNewBlob(seed+100, 40<<10)
+		pushed = append(pushed, config, layer)
 		if !strings.HasSuffix(ref, ":dev-1") {
 			kept = append(kept, config, layer)
 		}
@@ -129,8 +130,14 @@ func TestRetentionImmutable(t *testing.T) {
 	}
 
 	root := filepath.Join(b.Data, "storage")
-	if n := len(gcStored(t, root)); n != 10 {
-		t.Fatalf("%d blobs stored before retention ran, want 10", n)
+	// Every pushed blob is stored before retention runs. (regctl's refused tag delete
+	// above uploaded two blobs of its own for a stand-in manifest: GC collects them on its
+	// own schedule, so they are not counted here.)
+	stored := gcStored(t, root)
+	for _, l := range pushed {
+		if _, ok := stored[l.digest]; !ok {
+			t.Fatalf("blob %s is not stored before retention ran", l.digest)
+		}
 	}
 	if out := admOK(t, b, "", "retention", "run", "team"); !strings.Contains(out, "deleted 2 of 6 tags in scope") {
 		t.Fatalf("retention run:\n%s", out)
