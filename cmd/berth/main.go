@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/berth-registry/berth/internal/buildinfo"
 	"github.com/berth-registry/berth/internal/config"
 	"github.com/berth-registry/berth/internal/oci"
 	"github.com/berth-registry/berth/internal/registry"
@@ -152,6 +153,6 @@ func rootCmd() *cobra.Command {
 			return nil
 		},
 	})
-	root.AddCommand(serve, configCmd, repoCmd, mirrorCmd(g), adminCmd(), gcCmd(g), tlsCmd(g), versionCmd("berth"), healthcheckCmd(g))
+	root.AddCommand(serve, configCmd, repoCmd, mirrorCmd(g), adminCmd(), gcCmd(g), tlsCmd(g), buildinfo.Command("berth"), healthcheckCmd(g))
 	return root
 }

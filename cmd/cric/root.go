@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/berth-registry/berth/internal/buildinfo"
 	"github.com/berth-registry/berth/internal/cric"
 )
 
@@ -81,7 +82,7 @@ func rootCmd() *cobra.Command {
 		c.GroupID = "look"
 		root.AddCommand(c)
 	}
-	root.AddCommand(versionCmd("cric"))
+	root.AddCommand(buildinfo.Command("cric"))
 	return root
 }
 

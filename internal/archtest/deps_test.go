@@ -43,7 +43,7 @@ var allowed = map[string][]string{
 	// scannertest is a test adapter; it validates traffic against the API's OpenAPI document.
 	"internal/scan/scannertest": {"github.com/getkin/kin-openapi"},
 	"internal/ldapauth":         {"github.com/go-ldap/ldap/v3"},
-	"internal/oidc":             {"internal/meta", "github.com/coreos/go-oidc/v3/oidc", "golang.org/x/oauth2"},
+	"internal/oidc":             {"internal/meta", "internal/session", "github.com/coreos/go-oidc/v3/oidc", "golang.org/x/oauth2"},
 	// storagepressure measures and refuses; prometheus stays in server.
 	// trivydbtest builds test databases with trivy-db's own packages.
 	"internal/scan/trivydbtest": {"github.com/aquasecurity/trivy-db", "github.com/aquasecurity/trivy-java-db", "go.etcd.io/bbolt", "modernc.org/sqlite"},
@@ -69,7 +69,7 @@ var allowed = map[string][]string{
 	"internal/server": {"internal/session", "internal/ui", "internal/oidc", "internal/adminapi", "internal/auth", "internal/blobstore", "internal/certs", "internal/events", "internal/replication", "internal/errcode", "internal/ldapauth", "internal/config", "internal/distribution", "internal/gc", "internal/hf", "internal/inventory", "internal/jobs", "internal/limits", "internal/meta", "internal/oci", "internal/proxy", "internal/quota", "internal/registry", "internal/scan", "internal/tagrules",
 		"internal/storagepressure", "internal/trust", "github.com/prometheus/client_golang/prometheus"},
 	"internal/certs":     {"internal/config", "internal/meta", "golang.org/x/crypto/acme"},
-	"internal/buildinfo": {},
+	"internal/buildinfo": {"github.com/spf13/cobra"},
 	// dist builds release archives and Berth's image (cmd/berth-dist) with ggcr, as ko does.
 	"internal/dist":  {"github.com/google/go-containerregistry/pkg"},
 	"cmd/berth-dist": {"internal/dist"},

@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"html/template"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -19,6 +18,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/berth-registry/berth/internal/meta"
+	"github.com/berth-registry/berth/internal/session"
 )
 
 // Handler serves LoginPath and CallbackPath (mount it at /auth/oidc/).
@@ -180,7 +180,7 @@ func (s *Service) callback(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusInternalServerError, "Could not start the session.")
 		return
 	}
-	s.accounts.Record(meta.AuditEntry{Actor: user, ActorType: "user", Action: "login", Result: "ok", Remote: remoteHost(r), Detail: "oidc"})
+	s.accounts.Record(meta.AuditEntry{Actor: user, ActorType: "user", Action: "login", Result: "ok", Remote: session.RemoteHost(r), Detail: "oidc"})
 	http.Redirect(w, r, login.Next, http.StatusFound)
 }
 
@@ -235,13 +235,6 @@ func safeNext(next string) string {
 	return next
 }
 
-func remoteHost(r *http.Request) string {
-	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return h
-	}
-	return r.RemoteAddr
-}
-
 func truncate(s string, n int) string {
 	if len(s) > n {
 		return s[:n]
@@ -265,7 +258,7 @@ func (s *Service) refuse(w http.ResponseWriter, r *http.Request, user string, st
 	if actor == "" {
 		actor = "oidc"
 	}
-	s.accounts.Record(meta.AuditEntry{Actor: actor, ActorType: "user", Action: "login", Result: "failed", Remote: remoteHost(r), Detail: "oidc: " + detail})
+	s.accounts.Record(meta.AuditEntry{Actor: actor, ActorType: "user", Action: "login", Result: "failed", Remote: session.RemoteHost(r), Detail: "oidc: " + detail})
 	s.fail(w, status, message)
 }
 

@@ -66,7 +66,7 @@ func (m *Manager) Start(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	if old, err := m.Current(r); err == nil && old != nil {
 		_ = m.st.Delete(ctx, old)
 	}
-	s := &Session{User: l.User, Groups: l.Groups, Remote: remoteHost(r), Agent: truncate(r.UserAgent(), 256)}
+	s := &Session{User: l.User, Groups: l.Groups, Remote: RemoteHost(r), Agent: truncate(r.UserAgent(), 256)}
 	token, err := m.st.Create(ctx, s, m.opts.TTL)
 	if err != nil {
 		return nil, err
@@ -176,7 +176,8 @@ func SameOrigin(r *http.Request) error {
 	return nil
 }
 
-func remoteHost(r *http.Request) string {
+// RemoteHost is the request's client address without the port.
+func RemoteHost(r *http.Request) string {
 	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		return h
 	}

@@ -5,7 +5,6 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
-	"net"
 	"net/http"
 	"strings"
 
@@ -44,7 +43,7 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	user, pass := strings.TrimSpace(r.PostFormValue("username")), r.PostFormValue("password")
-	p, err := u.d.Auth.Login(r.Context(), user, pass, clientHost(r))
+	p, err := u.d.Auth.Login(r.Context(), user, pass, session.RemoteHost(r))
 	switch {
 	case errors.Is(err, auth.ErrInvalidCredentials):
 		u.showLogin(w, r, http.StatusUnauthorized, "Wrong username or password.")
@@ -99,11 +98,4 @@ func localPath(p string) string {
 		return ""
 	}
 	return p
-}
-
-func clientHost(r *http.Request) string {
-	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return h
-	}
-	return r.RemoteAddr
 }
