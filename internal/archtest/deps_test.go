@@ -20,7 +20,8 @@ var allowed = map[string][]string{
 	"internal/oci":       {"github.com/opencontainers/go-digest"},
 	"internal/config":    {"go.yaml.in/yaml/v3"},
 	"internal/blobstore": {"github.com/opencontainers/go-digest", "golang.org/x/sys/unix", "github.com/aws/aws-sdk-go-v2", "github.com/aws/smithy-go"},
-	"internal/meta":      {"github.com/jackc/pgx/v5/pgconn", "github.com/jackc/pgx/v5/stdlib", "github.com/pressly/goose/v3", "modernc.org/sqlite"},
+	"internal/metacache": {},
+	"internal/meta":      {"internal/metacache", "github.com/jackc/pgx/v5/pgconn", "github.com/jackc/pgx/v5/stdlib", "github.com/pressly/goose/v3", "modernc.org/sqlite"},
 	"internal/auth": {"internal/meta", "internal/oci", "internal/passwd", "github.com/golang-jwt/jwt/v5",
 		"golang.org/x/sync/singleflight"},
 	// passwd verifies legacy bcrypt hashes outside FIPS mode only; new hashes are crypto/pbkdf2.

@@ -224,6 +224,9 @@ type Database struct {
 	DSN               string `yaml:"dsn" secret:"url"`
 	SQLiteSynchronous string `yaml:"sqliteSynchronous"` // FULL, NORMAL or EXTRA
 	MaxOpenConns      int    `yaml:"maxOpenConns"`
+	// CacheSize bounds the in-process cache of manifest and blob lookups (SQLite only:
+	// with PostgreSQL other replicas write too, and every lookup is a query). 0: off.
+	CacheSize ByteSize `yaml:"cacheSize"`
 }
 
 // Storage selects the blob store.
@@ -317,7 +320,7 @@ func Default() Config {
 		Addr:     ":5000",
 		Data:     "./data",
 		Log:      Log{Level: "info", Format: "json", AccessLog: true},
-		Database: Database{Driver: "sqlite", SQLiteSynchronous: "FULL", MaxOpenConns: 8},
+		Database: Database{Driver: "sqlite", SQLiteSynchronous: "FULL", MaxOpenConns: 8, CacheSize: 8 << 20},
 		Storage:  Storage{Driver: "filesystem", S3: S3{PartSize: 8 << 20}, Pressure: DefaultPressure()},
 		Limits:   Limits{ManifestSize: 4 << 20, HeaderBytes: 64 << 10},
 		Uploads:  Uploads{TTL: Duration(24 * time.Hour)},

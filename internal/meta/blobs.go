@@ -16,6 +16,23 @@ type Blob struct {
 
 // RepositoryBlob returns the blob if it is visible in the repository.
 func (s *Store) RepositoryBlob(ctx context.Context, repo, digest string) (Blob, error) {
+	c := s.cache(ctx)
+	if c == nil {
+		return s.repositoryBlob(ctx, repo, digest)
+	}
+	key := "b\x00" + repo + "\x00" + digest
+	if v, ok := c.Get(key); ok {
+		return v.(Blob), nil
+	}
+	gen := c.Generation()
+	b, err := s.repositoryBlob(ctx, repo, digest)
+	if err == nil {
+		c.Add(key, b, int64(len(repo)+len(digest)+len(b.Location)), gen)
+	}
+	return b, err
+}
+
+func (s *Store) repositoryBlob(ctx context.Context, repo, digest string) (Blob, error) {
 	b := Blob{Digest: digest}
 	err := s.read(ctx, `SELECT b.size, b.location FROM blobs b
 		JOIN repository_blobs rb ON rb.digest = b.digest
@@ -103,7 +120,7 @@ func (s *Store) LinkBlob(ctx context.Context, repo, digest string) (Blob, error)
 // UnlinkBlob removes the blob from the repository's view. Its bytes stay until garbage
 // collection finds no repository and no manifest referencing them.
 func (s *Store) UnlinkBlob(ctx context.Context, repo, digest string) error {
-	res, err := s.w.ExecContext(ctx, `DELETE FROM repository_blobs WHERE digest = $2
+	res, err := s.exec(ctx, `DELETE FROM repository_blobs WHERE digest = $2
 		AND repository_id = (SELECT id FROM repositories WHERE name = $1)`, repo, digest)
 	if err != nil {
 		return fmt.Errorf("meta: unlink blob: %w", err)

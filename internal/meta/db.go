@@ -36,12 +36,12 @@ func (d *DB) Query(ctx context.Context, query string, args ...any) (*sql.Rows, e
 
 // Exec runs one write statement outside an explicit transaction.
 func (d *DB) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return d.s.w.ExecContext(ctx, query, args...)
+	return d.s.exec(ctx, query, args...)
 }
 
 // ExecQueryRow runs one write statement returning a row (INSERT/UPDATE … RETURNING).
-func (d *DB) ExecQueryRow(ctx context.Context, query string, args ...any) *sql.Row {
-	return d.s.w.QueryRowContext(ctx, query, args...)
+func (d *DB) ExecQueryRow(ctx context.Context, query string, args ...any) WriteRow {
+	return d.s.execRow(ctx, query, args...)
 }
 
 // Changed hands c to the change hook inside tx, for capability stores that change a

@@ -37,7 +37,7 @@ func (s *Store) CreateUser(ctx context.Context, u User) (User, error) {
 	if u.Source == "" {
 		u.Source = "local"
 	}
-	res, err := s.w.ExecContext(ctx, `INSERT INTO users (name, password_hash, email, admin, source, disabled, created_at)
+	res, err := s.exec(ctx, `INSERT INTO users (name, password_hash, email, admin, source, disabled, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (name) DO NOTHING`,
 		u.Name, u.PasswordHash, u.Email, b2i(u.Admin), u.Source, b2i(u.Disabled), now())
 	if err != nil {
@@ -68,7 +68,7 @@ func (s *Store) UserByName(ctx context.Context, name string) (User, error) {
 
 // UpdateUser rewrites a user's password hash, email, admin and disabled flags.
 func (s *Store) UpdateUser(ctx context.Context, u User) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE users SET password_hash = $1, email = $2, admin = $3, disabled = $4 WHERE name = $5`,
+	res, err := s.exec(ctx, `UPDATE users SET password_hash = $1, email = $2, admin = $3, disabled = $4 WHERE name = $5`,
 		u.PasswordHash, u.Email, b2i(u.Admin), b2i(u.Disabled), u.Name)
 	if err != nil {
 		return fmt.Errorf("meta: update user: %w", err)
@@ -167,7 +167,7 @@ func (s *Store) ProjectByName(ctx context.Context, name string) (Project, error)
 
 // SetProjectPublic changes a project's visibility.
 func (s *Store) SetProjectPublic(ctx context.Context, name string, public bool) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE projects SET public = $1 WHERE name = $2`, b2i(public), name)
+	res, err := s.exec(ctx, `UPDATE projects SET public = $1 WHERE name = $2`, b2i(public), name)
 	if err != nil {
 		return fmt.Errorf("meta: update project: %w", err)
 	}
@@ -306,7 +306,7 @@ type Member struct {
 
 // SetMember adds or changes a member's role.
 func (s *Store) SetMember(ctx context.Context, m Member) error {
-	res, err := s.w.ExecContext(ctx, `INSERT INTO members (project_id, principal, role)
+	res, err := s.exec(ctx, `INSERT INTO members (project_id, principal, role)
 		SELECT id, $2, $3 FROM projects WHERE name = $1
 		ON CONFLICT (project_id, principal) DO UPDATE SET role = excluded.role`, m.Project, m.Principal, m.Role)
 	if err != nil {
@@ -320,7 +320,7 @@ func (s *Store) SetMember(ctx context.Context, m Member) error {
 
 // RemoveMember removes a principal from a project.
 func (s *Store) RemoveMember(ctx context.Context, project, principal string) error {
-	res, err := s.w.ExecContext(ctx, `DELETE FROM members WHERE principal = $2
+	res, err := s.exec(ctx, `DELETE FROM members WHERE principal = $2
 		AND project_id = (SELECT id FROM projects WHERE name = $1)`, project, principal)
 	if err != nil {
 		return fmt.Errorf("meta: remove member: %w", err)
@@ -455,7 +455,7 @@ func (s *Store) UpdateRobot(ctx context.Context, r Robot) error {
 	if !r.ExpiresAt.IsZero() {
 		expires = r.ExpiresAt.UnixMilli()
 	}
-	res, err := s.w.ExecContext(ctx, `UPDATE robots SET secret_hash = $1, permissions = $2, expires_at = $3, disabled = $4 WHERE name = $5`,
+	res, err := s.exec(ctx, `UPDATE robots SET secret_hash = $1, permissions = $2, expires_at = $3, disabled = $4 WHERE name = $5`,
 		r.SecretHash, r.Permissions, expires, b2i(r.Disabled), r.Name)
 	if err != nil {
 		return fmt.Errorf("meta: update robot: %w", err)
@@ -468,7 +468,7 @@ func (s *Store) UpdateRobot(ctx context.Context, r Robot) error {
 
 // DeleteRobot removes a robot.
 func (s *Store) DeleteRobot(ctx context.Context, name string) error {
-	res, err := s.w.ExecContext(ctx, `DELETE FROM robots WHERE name = $1`, name)
+	res, err := s.exec(ctx, `DELETE FROM robots WHERE name = $1`, name)
 	if err != nil {
 		return fmt.Errorf("meta: delete robot: %w", err)
 	}
@@ -516,7 +516,7 @@ func (s *Store) SigningKey(ctx context.Context, generate func() (id, pem string,
 	if err != nil {
 		return "", "", err
 	}
-	if _, err := s.w.ExecContext(ctx, `INSERT INTO signing_keys (id, private_pem, created_at) VALUES ($1, $2, $3)
+	if _, err := s.exec(ctx, `INSERT INTO signing_keys (id, private_pem, created_at) VALUES ($1, $2, $3)
 		ON CONFLICT (id) DO NOTHING`, newID, newPEM, now()); err != nil {
 		return "", "", fmt.Errorf("meta: store signing key: %w", err)
 	}
@@ -638,7 +638,7 @@ func (s *Store) Audit(ctx context.Context, f AuditFilter) ([]AuditEntry, error) 
 
 // PruneAudit deletes entries older than before.
 func (s *Store) PruneAudit(ctx context.Context, before time.Time) (int64, error) {
-	res, err := s.w.ExecContext(ctx, `DELETE FROM audit_log WHERE at < $1`, before.UnixMilli())
+	res, err := s.exec(ctx, `DELETE FROM audit_log WHERE at < $1`, before.UnixMilli())
 	if err != nil {
 		return 0, fmt.Errorf("meta: prune audit: %w", err)
 	}
@@ -650,7 +650,7 @@ func (s *Store) PruneAudit(ctx context.Context, before time.Time) (int64, error)
 // oldHash, so upgrading a hash at login never overwrites a concurrent change (a new
 // password, a disabled flag). It reports whether the row changed.
 func (s *Store) ReplaceUserHash(ctx context.Context, name, oldHash, newHash string) (bool, error) {
-	res, err := s.w.ExecContext(ctx, `UPDATE users SET password_hash = $1 WHERE name = $2 AND password_hash = $3`, newHash, name, oldHash)
+	res, err := s.exec(ctx, `UPDATE users SET password_hash = $1 WHERE name = $2 AND password_hash = $3`, newHash, name, oldHash)
 	if err != nil {
 		return false, fmt.Errorf("meta: replace user hash: %w", err)
 	}
@@ -660,7 +660,7 @@ func (s *Store) ReplaceUserHash(ctx context.Context, name, oldHash, newHash stri
 
 // ReplaceRobotHash is ReplaceUserHash for a robot's secret hash.
 func (s *Store) ReplaceRobotHash(ctx context.Context, name, oldHash, newHash string) (bool, error) {
-	res, err := s.w.ExecContext(ctx, `UPDATE robots SET secret_hash = $1 WHERE name = $2 AND secret_hash = $3`, newHash, name, oldHash)
+	res, err := s.exec(ctx, `UPDATE robots SET secret_hash = $1 WHERE name = $2 AND secret_hash = $3`, newHash, name, oldHash)
 	if err != nil {
 		return false, fmt.Errorf("meta: replace robot hash: %w", err)
 	}

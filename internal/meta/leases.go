@@ -14,7 +14,7 @@ import (
 func (s *Store) TryLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
 	t := now()
 	var got string
-	err := s.w.QueryRowContext(ctx, `INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3)
+	err := s.execRow(ctx, `INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3)
 		ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
 		WHERE leases.expires_at < $4 OR leases.holder = excluded.holder
 		RETURNING holder`, name, holder, t+ttl.Milliseconds(), t).Scan(&got)
@@ -29,7 +29,7 @@ func (s *Store) TryLease(ctx context.Context, name, holder string, ttl time.Dura
 
 // ReleaseLease gives the lease up early (on shutdown) if holder has it.
 func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
-	if _, err := s.w.ExecContext(ctx, `DELETE FROM leases WHERE name = $1 AND holder = $2`, name, holder); err != nil {
+	if _, err := s.exec(ctx, `DELETE FROM leases WHERE name = $1 AND holder = $2`, name, holder); err != nil {
 		return fmt.Errorf("meta: release lease %s: %w", name, err)
 	}
 	return nil

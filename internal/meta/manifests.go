@@ -209,8 +209,39 @@ func (s *Store) insertOrLockManifest(ctx context.Context, tx *sql.Tx, repoID int
 }
 
 // GetManifest returns the manifest a tag or digest names in the repository; with
-// payload false the bytes are not read (HEAD).
+// payload false the bytes are not read (HEAD). The payload may be shared with other
+// callers (the read cache): it must not be modified.
 func (s *Store) GetManifest(ctx context.Context, repo, ref string, byDigest, payload bool) (Manifest, error) {
+	c := s.cache(ctx)
+	if c == nil {
+		return s.getManifest(ctx, repo, ref, byDigest, payload)
+	}
+	kind := "\x00t\x00"
+	if byDigest {
+		kind = "\x00d\x00" // a digest looked up as a tag is not found, not cached
+	}
+	key := "m\x00" + repo + kind + ref
+	if v, ok := c.Get(key); ok {
+		m := v.(Manifest)
+		if !payload {
+			m.Payload = nil
+		}
+		return m, nil
+	}
+	gen := c.Generation()
+	// With the payload even for a HEAD: the GET usually follows.
+	m, err := s.getManifest(ctx, repo, ref, byDigest, true)
+	if err != nil {
+		return m, err
+	}
+	c.Add(key, m, int64(len(m.Payload)+len(m.Digest)+len(m.MediaType)+len(repo)), gen)
+	if !payload {
+		m.Payload = nil
+	}
+	return m, nil
+}
+
+func (s *Store) getManifest(ctx context.Context, repo, ref string, byDigest, payload bool) (Manifest, error) {
 	cols := "m.digest, m.media_type, m.size, m.last_pulled_at"
 	if payload {
 		cols += ", m.payload"
@@ -253,7 +284,7 @@ func (s *Store) GetManifest(ctx context.Context, repo, ref string, byDigest, pay
 // revalidation), restarting its freshness period. It reports false when the tag no
 // longer points there.
 func (s *Store) TouchTag(ctx context.Context, repo, tag, digest string) (bool, error) {
-	res, err := s.w.ExecContext(ctx, `UPDATE tags SET updated_at = $1 WHERE name = $3 AND manifest_digest = $4
+	res, err := s.exec(ctx, `UPDATE tags SET updated_at = $1 WHERE name = $3 AND manifest_digest = $4
 		AND repository_id = (SELECT id FROM repositories WHERE name = $2)`, now(), repo, tag, digest)
 	if err != nil {
 		return false, fmt.Errorf("meta: touch tag: %w", err)
@@ -308,7 +339,7 @@ func (s *Store) DeleteTag(ctx context.Context, repo, tag string) error {
 	if s.hook.Load() != nil {
 		return s.deleteTagHooked(ctx, repo, tag)
 	}
-	res, err := s.w.ExecContext(ctx, `DELETE FROM tags WHERE name = $2
+	res, err := s.exec(ctx, `DELETE FROM tags WHERE name = $2
 		AND repository_id = (SELECT id FROM repositories WHERE name = $1)`, repo, tag)
 	if err != nil {
 		return fmt.Errorf("meta: delete tag: %w", err)
@@ -383,7 +414,7 @@ func (s *Store) Referrers(ctx context.Context, repo, digest, artifactType string
 
 // MarkPulled records that the manifest was just pulled.
 func (s *Store) MarkPulled(ctx context.Context, repo, digest string) error {
-	_, err := s.w.ExecContext(ctx, `UPDATE manifests SET last_pulled_at = $1 WHERE digest = $3
+	_, err := s.exec(ctx, `UPDATE manifests SET last_pulled_at = $1 WHERE digest = $3
 		AND repository_id = (SELECT id FROM repositories WHERE name = $2)`, now(), repo, digest)
 	if err != nil {
 		return fmt.Errorf("meta: mark pulled: %w", err)

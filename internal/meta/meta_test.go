@@ -34,6 +34,20 @@ func TestSQLite(t *testing.T) {
 	})
 }
 
+// TestSQLiteCached runs the contract with the read cache on, as berth serve opens SQLite:
+// any write the cache missed shows as a stale read in the suite's cases.
+func TestSQLiteCached(t *testing.T) {
+	t.Parallel()
+	metatest.Run(t, func(t *testing.T) *meta.Store {
+		s, err := meta.Open(t.Context(), meta.Options{Dialect: meta.SQLite, DSN: filepath.Join(t.TempDir(), "berth.db"), CacheBytes: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
 func TestPostgres(t *testing.T) {
 	t.Parallel()
 	dsn := os.Getenv(postgresDSNEnv)

@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berth-registry/berth/internal/metacache"
 	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	"github.com/pressly/goose/v3"
@@ -53,6 +54,9 @@ type Options struct {
 	SQLiteSynchronous string
 	// MaxOpenConns bounds the read pool (and the whole pool on PostgreSQL).
 	MaxOpenConns int
+	// CacheBytes bounds the in-process cache of manifest and blob lookups (cache.go);
+	// 0 turns it off. SQLite only: on PostgreSQL other replicas write too.
+	CacheBytes int64
 }
 
 // Store is the metadata database. It is safe for concurrent use.
@@ -70,6 +74,8 @@ type Store struct {
 	tightened []string
 	// hook sees every manifest and tag change inside its transaction (changes.go).
 	hook hookSlot
+	// rc caches hot reads on SQLite (cache.go); nil without one.
+	rc *readCache
 }
 
 // Tightened lists the database files that were readable by group or others when the
@@ -140,6 +146,10 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, err
+	}
+	if o.CacheBytes > 0 && s.dialect == SQLite {
+		s.rc = &readCache{c: metacache.New(o.CacheBytes), seen: -1}
+		s.rc.dirty.Store(true) // the first read takes the count
 	}
 	return s, nil
 }
@@ -253,7 +263,9 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		_ = tx.Rollback()
 		return err
 	}
-	if err := tx.Commit(); err != nil {
+	err = tx.Commit()
+	s.wrote() // also after a failed commit: whether it applied cannot be known
+	if err != nil {
 		return fmt.Errorf("meta: commit: %w", err)
 	}
 	return nil

@@ -67,7 +67,7 @@ var ErrConflict = errors.New("meta: concurrent update")
 // AdvanceUpload records that the session grew from prevSize to u.Size with hash state
 // u.HashState. It fails with ErrConflict when another request advanced it first.
 func (s *Store) AdvanceUpload(ctx context.Context, u Upload, prevSize int64) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE uploads SET size = $1, hash_state = $2, driver_state = $3, updated_at = $4
+	res, err := s.exec(ctx, `UPDATE uploads SET size = $1, hash_state = $2, driver_state = $3, updated_at = $4
 		WHERE id = $5 AND size = $6`, u.Size, u.HashState, u.DriverState, now(), u.ID, prevSize)
 	if err != nil {
 		return fmt.Errorf("meta: advance upload: %w", err)
@@ -80,7 +80,7 @@ func (s *Store) AdvanceUpload(ctx context.Context, u Upload, prevSize int64) err
 
 // DeleteUpload ends a session.
 func (s *Store) DeleteUpload(ctx context.Context, id string) error {
-	res, err := s.w.ExecContext(ctx, `DELETE FROM uploads WHERE id = $1`, id)
+	res, err := s.exec(ctx, `DELETE FROM uploads WHERE id = $1`, id)
 	if err != nil {
 		return fmt.Errorf("meta: delete upload: %w", err)
 	}

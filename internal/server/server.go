@@ -76,6 +76,7 @@ func OpenStores(ctx context.Context, cfg config.Config) (*meta.Store, blobstore.
 		DSN:               cfg.Database.DSN,
 		SQLiteSynchronous: cfg.Database.SQLiteSynchronous,
 		MaxOpenConns:      cfg.Database.MaxOpenConns,
+		CacheBytes:        int64(cfg.Database.CacheSize),
 	})
 	if err != nil {
 		return nil, nil, err

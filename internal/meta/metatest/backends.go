@@ -31,7 +31,9 @@ func Backends(t *testing.T) []Backend {
 	t.Helper()
 	out := []Backend{{Name: "SQLite", Open: func(t *testing.T) *meta.Store {
 		t.Helper()
-		s, err := meta.Open(context.Background(), meta.Options{Dialect: meta.SQLite, DSN: filepath.Join(t.TempDir(), "berth.db")})
+		// With the read cache on, as berth serve runs SQLite: every suite then also
+		// checks that no write leaves a stale answer behind in it.
+		s, err := meta.Open(context.Background(), meta.Options{Dialect: meta.SQLite, DSN: filepath.Join(t.TempDir(), "berth.db"), CacheBytes: 1 << 20})
 		if err != nil {
 			t.Fatalf("open sqlite: %v", err)
 		}

@@ -69,6 +69,7 @@ func Run(t *testing.T, open func(t *testing.T) *meta.Store) {
 		run(t, "TagOrder", testTagOrder)
 		run(t, "TagFreshness", testTagFreshness)
 		run(t, "TagPagination10000", testTagPagination)
+		run(t, "ReadsAfterWrites", testReadsAfterWrites)
 	})
 	t.Run("Referrers", func(t *testing.T) {
 		t.Parallel()
