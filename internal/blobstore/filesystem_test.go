@@ -296,3 +296,41 @@ func TestNewFilesystemCreatesLayout(t *testing.T) {
 		t.Fatal("NewFilesystem under a regular file succeeded")
 	}
 }
+
+// TestFilesystemCommitRecreatesRemovedDir: a commit into a blob directory this process
+// already made durable skips its parents' fsyncs; if the directory was removed since
+// (an operator's cleanup), the commit creates it again and still succeeds.
+func TestFilesystemCommitRecreatesRemovedDir(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	f := newFilesystem(t, root)
+	commit := func(content []byte) string {
+		t.Helper()
+		up, err := f.NewUpload(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := up.Write(content); err != nil {
+			t.Fatal(err)
+		}
+		loc, err := up.Commit(ctx, digest.FromBytes(content))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return loc
+	}
+	content := []byte("same bytes, same directory")
+	first := commit(content)
+	if err := os.RemoveAll(filepath.Dir(filepath.Join(root, first))); err != nil {
+		t.Fatal(err)
+	}
+	second := commit(content)
+	b, err := f.Open(ctx, second)
+	if err != nil {
+		t.Fatalf("open after committing into a removed directory: %v", err)
+	}
+	b.Close()
+	if filepath.Dir(first) != filepath.Dir(second) {
+		t.Fatalf("directories %s and %s", first, second)
+	}
+}
