@@ -101,6 +101,18 @@ func (s *Store) lockReferences(ctx context.Context, tx *sql.Tx, repoID int64, m 
 	return nil
 }
 
+// The statements PutManifest repeats per reference and per tag, prepared once.
+const (
+	insertReference = `INSERT INTO manifest_references (manifest_id, digest, kind) VALUES ($1, $2, $3)
+		ON CONFLICT DO NOTHING`
+	upsertTag = `INSERT INTO tags (repository_id, name, manifest_digest, updated_at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (repository_id, name) DO UPDATE SET manifest_digest = excluded.manifest_digest, updated_at = excluded.updated_at`
+	// upsertFixedTag refuses to move an immutable tag: no row is affected then.
+	upsertFixedTag = upsertTag + ` WHERE tags.manifest_digest = excluded.manifest_digest`
+)
+
+var preparedWrites = []string{insertReference, upsertTag, upsertFixedTag}
+
 // PutManifest stores the manifest (idempotently: the same digest is the same bytes) and
 // points tags at it, all in one transaction.
 func (s *Store) PutManifest(ctx context.Context, m Manifest, tags []string) error {
@@ -134,21 +146,19 @@ func (s *Store) PutManifest(ctx context.Context, m Manifest, tags []string) erro
 		default:
 			for kind, list := range map[int][]string{refBlob: m.Blobs, refManifest: m.Children} {
 				for _, d := range list {
-					if _, err := tx.ExecContext(ctx, `INSERT INTO manifest_references (manifest_id, digest, kind) VALUES ($1, $2, $3)
-						ON CONFLICT DO NOTHING`, id, d, kind); err != nil {
+					if _, err := s.txExec(ctx, tx, insertReference, id, d, kind); err != nil {
 						return fmt.Errorf("meta: insert reference: %w", err)
 					}
 				}
 			}
 		}
 		for _, tag := range tags {
-			q := `INSERT INTO tags (repository_id, name, manifest_digest, updated_at) VALUES ($1, $2, $3, $4)
-				ON CONFLICT (repository_id, name) DO UPDATE SET manifest_digest = excluded.manifest_digest, updated_at = excluded.updated_at`
+			q := upsertTag
 			fixed := slices.Contains(m.FixedTags, tag)
 			if fixed {
-				q += ` WHERE tags.manifest_digest = excluded.manifest_digest`
+				q = upsertFixedTag
 			}
-			res, err := tx.ExecContext(ctx, q, repoID, tag, m.Digest, t)
+			res, err := s.txExec(ctx, tx, q, repoID, tag, m.Digest, t)
 			if err != nil {
 				return fmt.Errorf("meta: tag %s: %w", tag, err)
 			}

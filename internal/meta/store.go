@@ -70,6 +70,9 @@ type Store struct {
 	// stmts caches prepared read statements: on SQLite, parsing and planning a query
 	// costs more than running it (a third of a manifest GET's CPU).
 	stmts sync.Map // query string → *sql.Stmt on r
+	// wstmts is stmts for the statements repeated inside write transactions (a
+	// manifest's references, its tags): 200 layers are no prepare at all, not 200.
+	wstmts sync.Map // query string → *sql.Stmt on w
 	// tightened names SQLite files found readable by others and set to 0600 at open.
 	tightened []string
 	// hook sees every manifest and tag change inside its transaction (changes.go).
@@ -147,6 +150,10 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	if err := s.prepareWrites(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
 	if o.CacheBytes > 0 && s.dialect == SQLite {
 		s.rc = &readCache{c: metacache.New(o.CacheBytes), seen: -1}
 		s.rc.dirty.Store(true) // the first read takes the count
@@ -200,6 +207,29 @@ func (s *Store) read(ctx context.Context, query string, args ...any) *sql.Row {
 	return st.QueryRowContext(ctx, args...)
 }
 
+// txExec runs a write statement in tx through its statement prepared at Open
+// (preparedWrites), or directly when it is not one of those.
+func (s *Store) txExec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	if st, ok := s.wstmts.Load(query); ok {
+		return tx.StmtContext(ctx, st.(*sql.Stmt)).ExecContext(ctx, args...)
+	}
+	return tx.ExecContext(ctx, query, args...)
+}
+
+// prepareWrites prepares preparedWrites on the writer. It runs at Open, before any
+// transaction: on SQLite the writer is one connection, and preparing on it from inside
+// a transaction would wait for that transaction forever.
+func (s *Store) prepareWrites(ctx context.Context) error {
+	for _, q := range preparedWrites {
+		st, err := s.w.PrepareContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("meta: prepare %.40s…: %w", q, err)
+		}
+		s.wstmts.Store(q, st)
+	}
+	return nil
+}
+
 // readRows is read for multi-row queries.
 func (s *Store) readRows(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	ctx = s.readContext(ctx)
@@ -229,10 +259,12 @@ func (s *Store) readContext(ctx context.Context) context.Context {
 
 // Close releases the database.
 func (s *Store) Close() error {
-	s.stmts.Range(func(_, v any) bool {
-		v.(*sql.Stmt).Close()
-		return true
-	})
+	for _, m := range []*sync.Map{&s.stmts, &s.wstmts} {
+		m.Range(func(_, v any) bool {
+			v.(*sql.Stmt).Close()
+			return true
+		})
+	}
 	var err error
 	if s.w != nil {
 		err = s.w.Close()
