@@ -25,7 +25,7 @@ import (
 type readCache struct {
 	c     *metacache.Cache
 	dirty atomic.Bool
-	mu    sync.Mutex // serialises checks of the count
+	mu    sync.Mutex // held by the one reader checking the count
 	seen  int64
 }
 
@@ -37,7 +37,11 @@ func (s *Store) cache(ctx context.Context) *metacache.Cache {
 		return nil
 	}
 	if rc.dirty.Load() {
-		rc.mu.Lock()
+		// One reader checks; the others meanwhile read the database (exact, and no
+		// queue of readers behind one query while pushes keep writing).
+		if !rc.mu.TryLock() {
+			return nil
+		}
 		defer rc.mu.Unlock()
 		if rc.dirty.Swap(false) {
 			var n int64
