@@ -71,31 +71,41 @@ func (s *Store) RepositoriesWithBlob(ctx context.Context, digest string, limit i
 	return scanStrings(rows)
 }
 
+// The statements of every blob commit (prepared at Open: preparedWrites).
+const (
+	insertBlob = `INSERT INTO blobs (digest, size, location, created_at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (digest) DO NOTHING`
+	readBlob       = `SELECT size, location FROM blobs WHERE digest = $1`
+	insertBlobLink = `INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES ($1, $2, $3)
+		ON CONFLICT (repository_id, digest) DO NOTHING`
+	endUpload = `DELETE FROM uploads WHERE id = $1`
+)
+
 // CommitBlob records a blob whose bytes are durable and makes it visible in repo; when
 // uploadID is set, that upload session ends in the same transaction. If the digest was
 // already stored, the existing row wins and its location is returned: the caller then
 // discards its own copy when the locations differ.
 func (s *Store) CommitBlob(ctx context.Context, repo string, b Blob, uploadID string) (Blob, error) {
 	var stored Blob
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(sqltx *sql.Tx) error {
+		tx := s.prepared(sqltx)
 		id, err := ensureRepository(ctx, tx, repo)
 		if err != nil {
 			return err
 		}
 		t := now()
-		if _, err := tx.ExecContext(ctx, `INSERT INTO blobs (digest, size, location, created_at) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (digest) DO NOTHING`, b.Digest, b.Size, b.Location, t); err != nil {
+		if _, err := tx.ExecContext(ctx, insertBlob, b.Digest, b.Size, b.Location, t); err != nil {
 			return fmt.Errorf("meta: insert blob: %w", err)
 		}
 		stored.Digest = b.Digest
-		if err := tx.QueryRowContext(ctx, `SELECT size, location FROM blobs WHERE digest = $1`, b.Digest).Scan(&stored.Size, &stored.Location); err != nil {
+		if err := tx.QueryRowContext(ctx, readBlob, b.Digest).Scan(&stored.Size, &stored.Location); err != nil {
 			return fmt.Errorf("meta: read blob: %w", err)
 		}
 		if err := linkBlob(ctx, tx, id, b.Digest, t); err != nil {
 			return err
 		}
 		if uploadID != "" {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM uploads WHERE id = $1`, uploadID); err != nil {
+			if _, err := tx.ExecContext(ctx, endUpload, uploadID); err != nil {
 				return fmt.Errorf("meta: end upload: %w", err)
 			}
 		}
@@ -105,8 +115,7 @@ func (s *Store) CommitBlob(ctx context.Context, repo string, b Blob, uploadID st
 }
 
 func linkBlob(ctx context.Context, q querier, repoID int64, digest string, t int64) error {
-	if _, err := q.ExecContext(ctx, `INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES ($1, $2, $3)
-		ON CONFLICT (repository_id, digest) DO NOTHING`, repoID, digest, t); err != nil {
+	if _, err := q.ExecContext(ctx, insertBlobLink, repoID, digest, t); err != nil {
 		return fmt.Errorf("meta: link blob: %w", err)
 	}
 	return nil

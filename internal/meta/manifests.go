@@ -111,7 +111,9 @@ const (
 	upsertFixedTag = upsertTag + ` WHERE tags.manifest_digest = excluded.manifest_digest`
 )
 
-var preparedWrites = []string{insertReference, upsertTag, upsertFixedTag}
+// preparedWrites are the write statements prepared at Open (ptx runs them).
+var preparedWrites = []string{upsertRepository, insertReference, upsertTag, upsertFixedTag,
+	insertBlob, readBlob, insertBlobLink, endUpload, insertUpload}
 
 // PutManifest stores the manifest (idempotently: the same digest is the same bytes) and
 // points tags at it, all in one transaction.
@@ -128,16 +130,17 @@ func (s *Store) PutManifest(ctx context.Context, m Manifest, tags []string) erro
 	if m.Subject != "" {
 		subject = m.Subject
 	}
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(sqltx *sql.Tx) error {
+		tx := s.prepared(sqltx)
 		repoID, err := ensureRepository(ctx, tx, m.Repository)
 		if err != nil {
 			return err
 		}
-		if err := s.lockReferences(ctx, tx, repoID, m); err != nil {
+		if err := s.lockReferences(ctx, tx.Tx, repoID, m); err != nil {
 			return err
 		}
 		t := now()
-		id, inserted, err := s.insertOrLockManifest(ctx, tx, repoID, m, subject, annotations, t)
+		id, inserted, err := s.insertOrLockManifest(ctx, tx.Tx, repoID, m, subject, annotations, t)
 		switch {
 		case err != nil:
 			return err
@@ -146,7 +149,7 @@ func (s *Store) PutManifest(ctx context.Context, m Manifest, tags []string) erro
 		default:
 			for kind, list := range map[int][]string{refBlob: m.Blobs, refManifest: m.Children} {
 				for _, d := range list {
-					if _, err := s.txExec(ctx, tx, insertReference, id, d, kind); err != nil {
+					if _, err := tx.ExecContext(ctx, insertReference, id, d, kind); err != nil {
 						return fmt.Errorf("meta: insert reference: %w", err)
 					}
 				}
@@ -158,7 +161,7 @@ func (s *Store) PutManifest(ctx context.Context, m Manifest, tags []string) erro
 			if fixed {
 				q = upsertFixedTag
 			}
-			res, err := s.txExec(ctx, tx, q, repoID, tag, m.Digest, t)
+			res, err := tx.ExecContext(ctx, q, repoID, tag, m.Digest, t)
 			if err != nil {
 				return fmt.Errorf("meta: tag %s: %w", tag, err)
 			}
@@ -168,7 +171,7 @@ func (s *Store) PutManifest(ctx context.Context, m Manifest, tags []string) erro
 				return &FixedTagError{Tag: tag, Digest: current}
 			}
 		}
-		return s.changed(ctx, tx, Change{Kind: ManifestPut, Repository: m.Repository, Digest: m.Digest, MediaType: m.MediaType,
+		return s.changed(ctx, tx.Tx, Change{Kind: ManifestPut, Repository: m.Repository, Digest: m.Digest, MediaType: m.MediaType,
 			ArtifactType: m.ArtifactType, Subject: m.Subject, Size: int64(len(m.Payload)), Tags: tags})
 	})
 }

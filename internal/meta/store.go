@@ -207,13 +207,36 @@ func (s *Store) read(ctx context.Context, query string, args ...any) *sql.Row {
 	return st.QueryRowContext(ctx, args...)
 }
 
-// txExec runs a write statement in tx through its statement prepared at Open
-// (preparedWrites), or directly when it is not one of those.
-func (s *Store) txExec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
-	if st, ok := s.wstmts.Load(query); ok {
-		return tx.StmtContext(ctx, st.(*sql.Stmt)).ExecContext(ctx, args...)
+// ptx is a write transaction whose statements run through the writer's prepared
+// statements when preparedWrites has them: every push runs them per blob and tag, and
+// on SQLite parsing one costs more than running it.
+type ptx struct {
+	*sql.Tx
+	s *Store
+}
+
+// prepared wraps tx for the push path's statements.
+func (s *Store) prepared(tx *sql.Tx) ptx { return ptx{Tx: tx, s: s} }
+
+func (p ptx) stmt(ctx context.Context, query string) *sql.Stmt {
+	if st, ok := p.s.wstmts.Load(query); ok {
+		return p.Tx.StmtContext(ctx, st.(*sql.Stmt))
 	}
-	return tx.ExecContext(ctx, query, args...)
+	return nil
+}
+
+func (p ptx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := p.stmt(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return p.Tx.ExecContext(ctx, query, args...)
+}
+
+func (p ptx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := p.stmt(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return p.Tx.QueryRowContext(ctx, query, args...)
 }
 
 // prepareWrites prepares preparedWrites on the writer. It runs at Open, before any
@@ -309,12 +332,14 @@ type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
+const upsertRepository = `INSERT INTO repositories (name, created_at, updated_at) VALUES ($1, $2, $2)
+	ON CONFLICT (name) DO UPDATE SET updated_at = excluded.updated_at RETURNING id`
+
 // ensureRepository returns the id of the named repository, creating it.
 func ensureRepository(ctx context.Context, q querier, name string) (int64, error) {
 	var id int64
 	t := now()
-	err := q.QueryRowContext(ctx, `INSERT INTO repositories (name, created_at, updated_at) VALUES ($1, $2, $2)
-		ON CONFLICT (name) DO UPDATE SET updated_at = excluded.updated_at RETURNING id`, name, t).Scan(&id)
+	err := q.QueryRowContext(ctx, upsertRepository, name, t).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("meta: ensure repository %s: %w", name, err)
 	}

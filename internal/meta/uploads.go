@@ -27,17 +27,21 @@ type Upload struct {
 	Owner string
 }
 
+const insertUpload = `INSERT INTO uploads (id, repository_id, handle, size, hash_state, driver_state, started_at, updated_at, owner, project)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9)`
+
 // CreateUpload records a new session, creating the repository if needed.
+
 func (s *Store) CreateUpload(ctx context.Context, u Upload) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(sqltx *sql.Tx) error {
+		tx := s.prepared(sqltx)
 		id, err := ensureRepository(ctx, tx, u.Repository)
 		if err != nil {
 			return err
 		}
 		t := now()
 		project, _, _ := strings.Cut(u.Repository, "/")
-		if _, err := tx.ExecContext(ctx, `INSERT INTO uploads (id, repository_id, handle, size, hash_state, driver_state, started_at, updated_at, owner, project)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9)`, u.ID, id, u.Handle, u.Size, u.HashState, u.DriverState, t, u.Owner, project); err != nil {
+		if _, err := tx.ExecContext(ctx, insertUpload, u.ID, id, u.Handle, u.Size, u.HashState, u.DriverState, t, u.Owner, project); err != nil {
 			return fmt.Errorf("meta: create upload: %w", err)
 		}
 		return nil
