@@ -677,13 +677,15 @@ func TestRobotSecrets(t *testing.T) {
 
 	// Expiry: a working secret stops when the robot expires, even if cached.
 	var short robotOut
-	w.expect(root, "POST", "/api/v1/robots", map[string]any{"name": "brief", "expiresIn": "5s",
+	w.expect(root, "POST", "/api/v1/robots", map[string]any{"name": "brief", "expiresIn": "10s",
 		"permissions": []any{map[string]any{"project": "team", "actions": []string{"pull"}}}}, 201).decode(t, &short)
 	if short.Name != "robot$brief" || short.ExpiresAt == nil || short.Expired {
 		t.Fatalf("short-lived %+v", short)
 	}
 	sc := cred{short.Name, short.Secret}
-	if got := w.headBlob(sc, "team/app", blob); got != 200 {
+	// Under -race on a loaded machine the hashing alone can take seconds: a refusal
+	// that comes after the expiry is the right answer, not a failure.
+	if got := w.headBlob(sc, "team/app", blob); got != 200 && time.Now().Before(*short.ExpiresAt) {
 		t.Fatalf("before expiry: %d", got)
 	}
 	time.Sleep(time.Until(*short.ExpiresAt) + 50*time.Millisecond)
