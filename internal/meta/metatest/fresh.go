@@ -38,10 +38,6 @@ func testReadsAfterWrites(t *testing.T, s *meta.Store) {
 			t.Fatalf("%s:%s = %s, %v; want %s", repo, tag, m.Digest, err, digest)
 		}
 	}
-	gone := func(what string, err error) {
-		t.Helper()
-		wantNotFound(t, what, err)
-	}
 	blob := func(repo, digest string) error {
 		t.Helper()
 		for range 2 {
@@ -67,12 +63,12 @@ func testReadsAfterWrites(t *testing.T, s *meta.Store) {
 		t.Fatal(err)
 	}
 	_, err := get("app", "v1", false)
-	gone("deleted tag", err)
+	wantNotFound(t, "deleted tag", err)
 	putManifest(t, s, m1, "v1")
 	wantTag("app", "v1", m1.Digest)
 	exec(`DELETE FROM tags WHERE name = $1`, "v1")
 	_, err = get("app", "v1", false)
-	gone("tag deleted by a statement through DB", err)
+	wantNotFound(t, "tag deleted by a statement through DB", err)
 
 	// Manifest deleted: by tag and by digest it is not served any more.
 	if _, err := get("app", m2.Digest, true); err != nil {
@@ -82,9 +78,9 @@ func testReadsAfterWrites(t *testing.T, s *meta.Store) {
 		t.Fatal(err)
 	}
 	_, err = get("app", m2.Digest, true)
-	gone("deleted manifest by digest", err)
+	wantNotFound(t, "deleted manifest by digest", err)
 	_, err = get("app", "latest", false)
-	gone("tag of a deleted manifest", err)
+	wantNotFound(t, "tag of a deleted manifest", err)
 
 	// Manifest deleted by a statement through DB (the collector's way).
 	if _, err := get("app", m1.Digest, true); err != nil {
@@ -92,7 +88,7 @@ func testReadsAfterWrites(t *testing.T, s *meta.Store) {
 	}
 	exec(`DELETE FROM manifests WHERE digest = $1`, m1.Digest)
 	_, err = get("app", m1.Digest, true)
-	gone("manifest deleted by a statement through DB", err)
+	wantNotFound(t, "manifest deleted by a statement through DB", err)
 
 	// A mirror's revalidation restarts a tag's freshness: the next lookup says so.
 	m3 := manifest("app", "three")
@@ -111,7 +107,7 @@ func testReadsAfterWrites(t *testing.T, s *meta.Store) {
 	if err := s.UnlinkBlob(ctx, "app", b.Digest); err != nil {
 		t.Fatal(err)
 	}
-	gone("unlinked blob", blob("app", b.Digest))
+	wantNotFound(t, "unlinked blob", blob("app", b.Digest))
 	commit(t, s, "app", "layer")
 	if err := blob("app", b.Digest); err != nil {
 		t.Fatal(err)
@@ -119,7 +115,7 @@ func testReadsAfterWrites(t *testing.T, s *meta.Store) {
 	if _, err := db.Exec(ctx, `DELETE FROM repository_blobs WHERE digest = $1`, b.Digest); err != nil {
 		t.Fatal(err)
 	}
-	gone("blob unlinked by a statement through DB", blob("app", b.Digest))
+	wantNotFound(t, "blob unlinked by a statement through DB", blob("app", b.Digest))
 
 	commit(t, s, "app", "layer")
 	if err := blob("app", b.Digest); err != nil {
@@ -129,7 +125,7 @@ func testReadsAfterWrites(t *testing.T, s *meta.Store) {
 	if _, err := s.DeleteRepository(context.WithoutCancel(ctx), "app"); err != nil {
 		t.Fatal(err)
 	}
-	gone("blob of a deleted repository", blob("app", b.Digest))
+	wantNotFound(t, "blob of a deleted repository", blob("app", b.Digest))
 	_, err = get("app", "fresh", false)
-	gone("tag of a deleted repository", err)
+	wantNotFound(t, "tag of a deleted repository", err)
 }
