@@ -364,8 +364,8 @@ func TestWebUI(t *testing.T) {
 	t.Run("system page", func(t *testing.T) {
 		c, _ := uiLogin(t, base, "admin", admPassword)
 		page := html.UnescapeString(uiGet(t, c, base+"/system"))
-		// The tag deleted above queued a GC review; the warn policy is listed.
-		for _, want := range []string{`<tr data-kind="gc.`, `"name": "ui"`, `id="gc"`} {
+		// The tag deleted above queued a GC review; GC's settings and the warn policy are listed.
+		for _, want := range []string{`<tr data-kind="gc.`, `"name": "ui"`, `id="gc"`, `id="gc-workers"`, "(gc.reviewAfter)"} {
 			if !strings.Contains(page, want) {
 				t.Errorf("system page lacks %q:\n%s", want, page)
 			}

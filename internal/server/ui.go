@@ -30,7 +30,7 @@ func newUI(ctx context.Context, cfg config.Config, m *meta.Store, svc *auth.Serv
 		return nil, nil, err
 	}
 	d := ui.Deps{Auth: svc, Sessions: sessions, API: api, Registry: reg, Log: log,
-		System: systemStatus{jobs: jobs.NewStore(m.DB()), gc: gc.NewStore(m.DB())}}
+		System: systemStatus{jobs: jobs.NewStore(m.DB()), gc: gc.NewStore(m.DB()), cfg: cfg.GC}}
 	if o := cfg.Auth.OIDC; o.Enabled {
 		d.OIDC, d.CLISecrets = o.DisplayName, uiCLISecrets{svc}
 	}
@@ -61,10 +61,11 @@ func pruneSessions(ctx context.Context, m *meta.Store, runner *jobs.Runner, idle
 	return jobs.NewStore(m.DB()).Schedule(ctx, jobs.Task{Kind: sessionPruneKind, Key: "sessions"})
 }
 
-// systemStatus reads the job queue and GC totals for the UI's system page.
+// systemStatus reads the job queue, GC totals and settings for the UI's system page.
 type systemStatus struct {
 	jobs *jobs.Store
 	gc   *gc.Store
+	cfg  config.GC
 }
 
 func (s systemStatus) Jobs(ctx context.Context) ([]ui.JobKind, error) {
@@ -84,7 +85,17 @@ func (s systemStatus) Jobs(ctx context.Context) ([]ui.JobKind, error) {
 
 func (s systemStatus) GC(ctx context.Context) (ui.GCTotals, error) {
 	t, err := s.gc.Totals(ctx)
-	return ui.GCTotals{Manifests: t.Manifests, Links: t.Links, Blobs: t.Blobs, Bytes: t.Bytes, LastDelete: t.LastDelete}, err
+	return ui.GCTotals{Manifests: t.Manifests, Links: t.Links, Blobs: t.Blobs, Bytes: t.Bytes, LastDelete: t.LastDelete,
+		Enabled: s.cfg.Enabled, ReviewAfter: time.Duration(s.cfg.ReviewAfter), Workers: s.cfg.Workers}, err
+}
+
+func (s systemStatus) Failures(ctx context.Context, n int) ([]ui.JobFailure, error) {
+	tasks, err := s.jobs.Failures(ctx, n)
+	out := make([]ui.JobFailure, len(tasks))
+	for i, t := range tasks {
+		out[i] = ui.JobFailure{Kind: t.Kind, Key: t.Key, Attempts: t.Attempts, LastError: t.LastError}
+	}
+	return out, err
 }
 
 // mirrorStatus lists the upstreams' status for the mirror page.
