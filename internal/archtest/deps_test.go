@@ -86,20 +86,16 @@ type pkg struct {
 	Standard   bool
 }
 
-func TestDependencies(t *testing.T) {
+// ownPackages lists the module's packages under the rules, by path relative to the
+// module: not the e2e and bench suites, this package, or test helpers (…test).
+func ownPackages(t *testing.T) map[string]pkg {
+	t.Helper()
 	out, err := exec.Command("go", "list", "-json", module+"/...").Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
 	dec := json.NewDecoder(strings.NewReader(string(out)))
-	std := map[string]bool{}
-	stdOut, err := exec.Command("go", "list", "std").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range strings.Fields(string(stdOut)) {
-		std[p] = true
-	}
+	pkgs := map[string]pkg{}
 	for dec.More() {
 		var p pkg
 		if err := dec.Decode(&p); err != nil {
@@ -110,6 +106,21 @@ func TestDependencies(t *testing.T) {
 			strings.HasSuffix(rel, "test") {
 			continue
 		}
+		pkgs[rel] = p
+	}
+	return pkgs
+}
+
+func TestDependencies(t *testing.T) {
+	std := map[string]bool{}
+	stdOut, err := exec.Command("go", "list", "std").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range strings.Fields(string(stdOut)) {
+		std[p] = true
+	}
+	for rel, p := range ownPackages(t) {
 		allow, ok := allowed[rel]
 		if !ok {
 			t.Errorf("package %s has no entry in the dependency allow-list", rel)
@@ -124,5 +135,33 @@ func TestDependencies(t *testing.T) {
 				t.Errorf("%s imports %s, which its allow-list does not permit", rel, dep)
 			}
 		}
+	}
+}
+
+// weakHashes may be imported only where the README's FIPS section says so: they are not
+// approved for a security use in FIPS 140-3 mode (and GODEBUG=fips140=only panics on
+// them), so a new import is a decision to make here, with its reason.
+var weakHashes = map[string][]string{
+	"crypto/md5": {},
+	// git blob ids, a protocol identifier the Hugging Face mirror verifies; the mirror is
+	// refused under fips140=only (config.validateFIPS).
+	"crypto/sha1": {"internal/hf"},
+}
+
+// TestNoWeakHashes: Berth's own packages use no MD5 or SHA-1 outside weakHashes.
+func TestNoWeakHashes(t *testing.T) {
+	seen := 0
+	for rel, p := range ownPackages(t) {
+		for _, imp := range p.Imports {
+			if allow, weak := weakHashes[imp]; weak {
+				seen++
+				if !slices.Contains(allow, rel) {
+					t.Errorf("%s imports %s, which FIPS 140-3 mode does not approve; see weakHashes", rel, imp)
+				}
+			}
+		}
+	}
+	if seen == 0 {
+		t.Fatal("no package imports crypto/sha1, not even internal/hf: is go list's output read right?")
 	}
 }
