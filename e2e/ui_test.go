@@ -37,6 +37,7 @@ type uiWorld struct {
 	*auWorld
 	env            []string // client tools logged in as the administrator
 	amd, arm, full string   // digests: the amd64 and arm64 images, the index
+	old            string   // the digest of tag old, deleted by the tests
 }
 
 func startUIWorld(t *testing.T) *uiWorld {
@@ -66,7 +67,7 @@ func startUIWorld(t *testing.T) *uiWorld {
 	w.amd = img("amd64", "amd64 layer", "--set-platform", "linux/amd64", "--entrypoint", "/pause", "--env", "GREETING=hello",
 		"--label", "org.example.note="+uiXSSLabel, "--annotation", "org.opencontainers.image.description="+uiXSSAnnotation)
 	w.arm = img("arm64", "arm64 layer", "--set-platform", "linux/arm64", "--entrypoint", "/pause")
-	img("old", "to be deleted", "--set-platform", "linux/amd64")
+	w.old = img("old", "to be deleted", "--set-platform", "linux/amd64")
 	out := run(t, w.env, "crane", "index", "append", "-m", b.Addr+"/team/app@"+w.amd, "-m", b.Addr+"/team/app@"+w.arm, "-t", b.Addr+"/team/app:multi")
 	w.full = trDigestRef.FindStringSubmatch(out)[1]
 
@@ -300,6 +301,95 @@ func TestWebUI(t *testing.T) {
 		}
 		if code := uiStatus(t, w.b.URL("/v2/team/app/manifests/old"), "admin", admPassword); code != http.StatusNotFound {
 			t.Fatalf("deleted tag still served: %d", code)
+		}
+	})
+
+	t.Run("delete a manifest", func(t *testing.T) {
+		br := br.in(t)
+		// Tag old is gone (above): its manifest is listed as untagged, and deleted from its page.
+		br.open("/r/team/app", "table.tags")
+		if n := evalIn[int](br, `document.querySelectorAll('a[href="/r/team/app@`+w.old+`"]').length`); n != 1 {
+			t.Fatalf("the untagged manifest of tag old is linked %d times", n)
+		}
+		br.open("/r/team/app@"+w.old, "#digest")
+		br.do("open the delete confirmation", chromedp.Click(chromedp.CSS(`details.danger summary`)))
+		br.submit("delete the manifest", chromedp.Click(chromedp.ID("delete-manifest")), "table.tags")
+		if br.location() != "/r/team/app" {
+			t.Fatalf("after delete at %s", br.location())
+		}
+		if n := evalIn[int](br, `document.querySelectorAll('a[href="/r/team/app@`+w.old+`"]').length`); n != 0 {
+			t.Fatal("the deleted manifest is still listed")
+		}
+		if code := uiStatus(t, w.b.URL("/v2/team/app/manifests/"+w.old), "admin", admPassword); code != http.StatusNotFound {
+			t.Fatalf("deleted manifest still served: %d", code)
+		}
+	})
+
+	t.Run("projects: create, visibility, quota, delete", func(t *testing.T) {
+		a := newBrowser(t, base)
+		a.login("admin", admPassword)
+		a.open("/projects", "table")
+		a.do("open the new project form", chromedp.Click(chromedp.CSS(`details.panel summary`)), chromedp.SendKeys(chromedp.ID("new-project"), "scratch"))
+		a.submit("create project scratch", chromedp.Click(chromedp.ID("create-project")), "table.repos")
+		if a.location() != "/projects/scratch" || !strings.Contains(a.text("h1"), "private") {
+			t.Fatalf("after create at %s, heading %q", a.location(), a.text("h1"))
+		}
+		a.open("/projects/scratch/settings", "#public")
+		a.do("make it public", chromedp.Click(chromedp.ID("public")))
+		a.submit("save visibility", chromedp.Click(chromedp.ID("save-visibility")), "#public")
+		if got := a.text("h1"); !strings.Contains(got, "public") {
+			t.Fatalf("after making it public the heading is %q", got)
+		}
+		a.do("fill the quota", chromedp.SendKeys(chromedp.ID("quota-size"), "10MiB"))
+		a.submit("set the quota", chromedp.Click(chromedp.CSS(`form[action="/projects/scratch/quota"] button`)), "#quota")
+		if got := a.text("#quota"); !strings.Contains(got, "of 10.0 MiB used") {
+			t.Fatalf("quota after setting 10MiB: %q", got)
+		}
+		a.do("open the delete confirmation", chromedp.Click(chromedp.CSS(`details.danger summary`)))
+		a.submit("delete project scratch", chromedp.Click(chromedp.ID("delete-project")), "table")
+		if n := evalIn[int](a, `document.querySelectorAll('a[href="/projects/scratch"]').length`); n != 0 || a.location() != "/projects" {
+			t.Fatalf("after deleting scratch at %s, %d links to it", a.location(), n)
+		}
+		if code := uiStatus(t, w.b.URL("/api/v1/projects/scratch"), "admin", admPassword); code != http.StatusNotFound {
+			t.Fatalf("the deleted project answers %d", code)
+		}
+	})
+
+	t.Run("search and hostile names", func(t *testing.T) {
+		br := br.in(t)
+		br.open("/search?q=app&sort=pushed", "table.repos")
+		if n := evalIn[int](br, `document.querySelectorAll('table.repos a[href="/r/team/app"]').length`); n != 1 {
+			t.Fatalf("searching app lists team/app %d times:\n%s", n, br.body())
+		}
+		// The registry refuses names that carry markup, so the only way one reaches a page
+		// is the URL: a search, a repository, tag or project name, an audit filter.
+		const bad = `<img src=x onerror=window.__xss=3>`
+		put, _ := http.NewRequest(http.MethodPut, w.b.URL("/v2/team/app/manifests/"+url.PathEscape(bad)), strings.NewReader(`{}`))
+		put.SetBasicAuth("admin", admPassword)
+		put.Header.Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+		if resp, err := http.DefaultClient.Do(put); err != nil {
+			t.Fatal(err)
+		} else if resp.Body.Close(); resp.StatusCode != http.StatusBadRequest && resp.StatusCode != http.StatusNotFound {
+			t.Errorf("a manifest PUT under a hostile tag answered %d, want a refusal", resp.StatusCode)
+		}
+		for _, path := range []string{
+			"/search?q=" + url.QueryEscape(bad),
+			"/r/team/" + url.PathEscape(bad),
+			"/r/team/app:" + url.PathEscape(`<script>window.__xss=4</script>`),
+			"/projects/" + url.PathEscape(bad),
+			"/audit?actor=" + url.QueryEscape(bad) + "&resource=" + url.QueryEscape(`"><script>window.__xss=5</script>`),
+		} {
+			br.open(path, "h1")
+			if v := evalIn[string](br, `String(window.__xss)`); v != "undefined" {
+				t.Errorf("%s: a hostile name ran as script: window.__xss = %s", path, v)
+			}
+			if n := evalIn[int](br, `document.querySelectorAll('main img, main script').length`); n != 0 {
+				t.Errorf("%s: hostile markup became %d elements", path, n)
+			}
+		}
+		br.open("/search?q="+url.QueryEscape(bad), "#q")
+		if got := evalIn[string](br, `document.getElementById('q').value`); got != bad {
+			t.Errorf("the search box holds %q, want the query as text", got)
 		}
 	})
 
