@@ -703,6 +703,7 @@ var ignoredEnv = map[string]bool{
 	"BERTH_URL": true, "BERTH_ADMIN_USERNAME": true, "BERTH_ADMIN_PASSWORD": true,
 	"BERTH_TOOLS": true, "BERTH_TOOLS_JOBS": true, "BERTH_BIN": true, "BERTH_TEST_POSTGRES_DSN": true,
 	"BERTH_PG_PORT": true, "BERTH_PG_DIR": true, "BERTH_PG_BIN": true, "BERTH_CRASH_SEED": true,
+	"BERTH_ARTIFACTS": true,
 }
 
 // referencedEnv are the variables the configuration names as secret sources

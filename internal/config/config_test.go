@@ -108,3 +108,17 @@ func TestSecretEnvAndToolEnvAreNotConfig(t *testing.T) {
 		t.Fatal("a misspelled variable was accepted")
 	}
 }
+
+// The test and CI tooling exports BERTH_ variables of its own (.ci/run sets
+// BERTH_ARTIFACTS); a berth started under that environment must not refuse them.
+func TestToolingEnvIgnored(t *testing.T) {
+	keys := []string{"BERTH_ARTIFACTS", "BERTH_TOOLS", "BERTH_TEST_POSTGRES_DSN"}
+	for k := range ignoredEnv {
+		keys = append(keys, k)
+	}
+	for _, k := range keys {
+		if _, err := Load(writeFile(t, ""), []string{k + "=x"}); err != nil {
+			t.Errorf("%s: %v", k, err)
+		}
+	}
+}
