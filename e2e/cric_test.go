@@ -22,7 +22,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -32,28 +31,14 @@ const (
 	cricPass = "testpass"
 )
 
-var (
-	cricOnce sync.Once
-	cricPath string
-	cricErr  error
-)
+// cricPath is the cric binary TestMain builds next to berth.
+var cricPath string
 
-// cricBin builds cmd/cric once per test binary.
+// cricBin returns the cric binary TestMain built.
 func cricBin(t testing.TB) string {
 	t.Helper()
-	cricOnce.Do(func() {
-		dir := filepath.Join(os.TempDir(), "berth-e2e-cric")
-		if cricErr = os.MkdirAll(dir, 0o755); cricErr != nil {
-			return
-		}
-		cricPath = filepath.Join(dir, "cric")
-		out, err := exec.Command("go", "build", "-o", cricPath, "../cmd/cric").CombinedOutput()
-		if err != nil {
-			cricErr = fmt.Errorf("%v\n%s", err, out)
-		}
-	})
-	if cricErr != nil {
-		t.Fatalf("building cric: %v", cricErr)
+	if cricPath == "" {
+		t.Fatal("TestMain built no cric")
 	}
 	return cricPath
 }

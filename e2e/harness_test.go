@@ -13,34 +13,56 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/berth-registry/berth/internal/dist"
 )
 
 // berthBin is the berth binary built once for the whole package.
 var berthBin string
 
+// TestMain builds berth and cric once, as the release and the image build them
+// (dist.Build: static, -trimpath, version and commit stamped), so the e2e tests run
+// the binaries Berth ships, and TestImage and TestRelease find the linux/amd64
+// packages (and, under make e2e-fips, the FIPS ones) already compiled in the build
+// cache instead of compiling them a second time with other flags.
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "berth-e2e-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	berthBin = filepath.Join(dir, "berth")
-	build := exec.Command("go", "build", "-o", berthBin, "../cmd/berth")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if v := os.Getenv("E2E_GOFIPS140"); v != "" { // make e2e-fips: the FIPS build
-		build.Env = append(os.Environ(), "GOFIPS140="+v)
-	}
-	if err := build.Run(); err != nil {
+	if err := buildHarness(dir); err != nil {
 		fmt.Fprintln(os.Stderr, "building berth:", err)
 		os.Exit(1)
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+func buildHarness(dir string) error {
+	ctx := context.Background()
+	src, err := dist.GitSource(ctx, "..", "")
+	if err != nil { // not a git checkout: the build needs no commit
+		src = dist.Source{Dir: "..", Version: "devel", Commit: "unknown"}
+	}
+	if v := os.Getenv("E2E_GOFIPS140"); v != "" { // make e2e-fips: the FIPS build
+		if v != dist.FIPSModule {
+			return fmt.Errorf("E2E_GOFIPS140=%s: the FIPS build uses module %s", v, dist.FIPSModule)
+		}
+		src.FIPS = true
+	}
+	bins, err := dist.Build(ctx, src, runtime.GOOS, runtime.GOARCH, dir)
+	if err != nil {
+		return err
+	}
+	berthBin, cricPath = bins["berth"], bins["cric"]
+	return nil
 }
 
 // requireTool returns the path of a test tool, skipping (locally) or failing (CI) when

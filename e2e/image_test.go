@@ -6,7 +6,11 @@ package e2e
 // smoke test; its FIPS variant reports FIPS mode on.
 
 import (
+	"archive/tar"
+	"bytes"
+	"debug/elf"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -103,6 +107,12 @@ func TestImage(t *testing.T) {
 		}
 	}
 
+	// The filesystem (linux/amd64): static berth and cric, the CA bundle, the berth user,
+	// /data owned by it.
+	fsTar := filepath.Join(work, "fs.tar")
+	run(t, env, crane, "export", "--platform", "linux/amd64", repo+":"+imageVersion, fsTar)
+	checkImageFS(t, fsTar)
+
 	// The SBOM referrer, by the referrers API and by oras.
 	if out := run(t, env, oras, "discover", "--plain-http", repo+":"+imageVersion); !strings.Contains(out, "application/spdx+json") || !strings.Contains(out, sbomDigest) {
 		t.Fatalf("oras discover lacks the SBOM %s:\n%s", sbomDigest, out)
@@ -190,5 +200,58 @@ func TestImage(t *testing.T) {
 	out := must(append(append([]string{"run", "--rm", "--network", "none"}, limits...), repo+":"+imageVersion+"-fips", "version")...)
 	if !strings.Contains(out, "berth "+imageVersion) || !strings.Contains(out, "fips140:  on (module v1.0.0-") {
 		t.Fatalf("berth version in the FIPS image:\n%s", out)
+	}
+}
+
+// checkImageFS reads an exported image filesystem and checks what the README's image
+// section promises of it.
+func checkImageFS(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	hdrs, data := map[string]*tar.Header{}, map[string][]byte{}
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := strings.TrimSuffix(strings.TrimPrefix(h.Name, "./"), "/")
+		hdrs[name] = h
+		if h.Typeflag == tar.TypeReg {
+			if data[name], err = io.ReadAll(tr); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, bin := range []string{"usr/local/bin/berth", "usr/local/bin/cric"} {
+		h := hdrs[bin]
+		if h == nil || h.Mode&0o111 == 0 {
+			t.Fatalf("the image lacks an executable %s: %+v", bin, h)
+		}
+		e, err := elf.NewFile(bytes.NewReader(data[bin]))
+		if err != nil {
+			t.Fatalf("%s: %v", bin, err)
+		}
+		for _, p := range e.Progs {
+			if p.Type == elf.PT_INTERP {
+				t.Fatalf("%s is dynamically linked (it has an ELF interpreter)", bin)
+			}
+		}
+	}
+	if ca := data["etc/ssl/certs/ca-certificates.crt"]; !bytes.Contains(ca, []byte("-----BEGIN CERTIFICATE-----")) {
+		t.Fatalf("the image's CA bundle holds no certificate (%d bytes)", len(ca))
+	}
+	if !strings.Contains(string(data["etc/passwd"]), "berth:x:65532:65532:") {
+		t.Fatalf("/etc/passwd has no berth user:\n%s", data["etc/passwd"])
+	}
+	if d := hdrs["data"]; d == nil || d.Typeflag != tar.TypeDir || d.Uid != 65532 || d.Gid != 65532 {
+		t.Fatalf("/data is not a directory owned by 65532: %+v", d)
 	}
 }

@@ -56,14 +56,19 @@ func Image(ctx context.Context, src Source, o ImageOptions) (v1.ImageIndex, erro
 	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
 	var adds []mutate.IndexAddendum
 	for _, pl := range o.Platforms {
-		goos, goarch, ok := strings.Cut(pl, "/")
-		if !ok || goos != "linux" {
+		if goos, _, ok := strings.Cut(pl, "/"); !ok || goos != "linux" {
 			return nil, fmt.Errorf("dist: image platform %q: want linux/<arch>", pl)
 		}
-		bins, err := Build(ctx, src, goos, goarch, filepath.Join(o.Work, variant(src), goos+"-"+goarch))
-		if err != nil {
-			return nil, err
-		}
+	}
+	built, err := BuildPlatforms(ctx, src, o.Platforms, func(goos, goarch string) string {
+		return filepath.Join(o.Work, variant(src), goos+"-"+goarch)
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i, pl := range o.Platforms {
+		goos, goarch, _ := strings.Cut(pl, "/")
+		bins := built[i]
 		files := []tarFile{{name: "usr/", mode: 0o755, dir: true}, {name: "usr/local/", mode: 0o755, dir: true}, {name: "usr/local/bin/", mode: 0o755, dir: true}}
 		for _, p := range Programs {
 			b, err := os.ReadFile(bins[p])

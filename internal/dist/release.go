@@ -31,15 +31,15 @@ func Release(ctx context.Context, src Source, platforms []string, out string) ([
 	}
 	var names []string
 	sums := map[string]string{}
-	for _, pl := range platforms {
-		goos, goarch, ok := strings.Cut(pl, "/")
-		if !ok {
-			return nil, fmt.Errorf("dist: platform %q: want os/arch", pl)
-		}
-		bins, err := Build(ctx, src, goos, goarch, filepath.Join(out, ".build", goos+"-"+goarch))
-		if err != nil {
-			return nil, err
-		}
+	built, err := BuildPlatforms(ctx, src, platforms, func(goos, goarch string) string {
+		return filepath.Join(out, ".build", goos+"-"+goarch)
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i, pl := range platforms {
+		goos, goarch, _ := strings.Cut(pl, "/")
+		bins := built[i]
 		base := fmt.Sprintf("berth_%s_%s_%s", src.Version, goos, goarch)
 		files := []tarFile{{name: base + "/", mode: 0o755, dir: true}, {name: base + "/README.md", mode: 0o644, data: readme}}
 		for _, p := range Programs {
