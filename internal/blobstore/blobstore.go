@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -86,6 +87,16 @@ type Upload interface {
 type Blob interface {
 	io.ReadSeekCloser
 	Size() int64
+}
+
+// Follower is implemented by uploads whose bytes can be read while they are still being
+// written (the filesystem driver): a mirror's waiting clients then read the bytes where
+// they are stored instead of from a second copy.
+type Follower interface {
+	// Follow opens a reader of the upload's bytes. Each byte is readable once Write has
+	// returned it, and the reader keeps working after Commit, Discard and the blob's
+	// deletion, until it is closed.
+	Follow() (*os.File, error)
 }
 
 // UploadLister is implemented by drivers that can enumerate upload sessions, so sessions

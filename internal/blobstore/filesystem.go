@@ -257,6 +257,16 @@ func (u *fsUpload) Reader(ctx context.Context) (io.ReadCloser, error) {
 	}{io.LimitReader(f, u.size), f}, nil
 }
 
+// Follow implements Follower: a second descriptor of the upload file sees every write at
+// once (one page cache) and, being open, outlives the commit's rename and any unlink.
+func (u *fsUpload) Follow() (*os.File, error) {
+	f, err := os.Open(u.path)
+	if err != nil {
+		return nil, fmt.Errorf("blobstore: follow upload: %w", err)
+	}
+	return f, nil
+}
+
 func (u *fsUpload) Close() error {
 	if u.file == nil {
 		return nil

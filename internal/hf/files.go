@@ -406,7 +406,7 @@ func (s *Service) fetchFile(ctx context.Context, repo Repo, commit, p, local str
 	if m.sha256 != "" {
 		// An LFS file names its sha256: store while streaming, the registry verifies it.
 		digest = oci.Digest("sha256:" + m.sha256)
-		_, err := s.reg.PutBlob(ctx, local, digest, registry.Chunk{Body: io.TeeReader(body, d.f), Start: -1, Length: m.size})
+		_, err := s.reg.PutBlob(ctx, local, digest, registry.Chunk{Body: body, Start: -1, Length: m.size, Tap: d.f})
 		switch {
 		case errors.Is(err, errcode.DigestInvalid):
 			return &errCorrupt{msg: "the Hub sent bytes whose sha256 is not the file's " + m.sha256}

@@ -470,8 +470,8 @@ func (m *Mirror) awaitFetchLease(ctx context.Context, t *Target, dgst oci.Digest
 // blobFetchTimeout bounds one upstream blob download, however slow.
 const blobFetchTimeout = 2 * time.Hour
 
-// fetchBlob downloads the blob once, teeing it into the spool for waiting clients while
-// the registry hashes and stores it. It runs detached from any client: a client that
+// fetchBlob downloads the blob once; waiting clients follow it as the registry hashes
+// and stores it (registry.Tap). It runs detached from any client: a client that
 // goes away does not abort a download others wait for (or that fills the cache).
 func (m *Mirror) fetchBlob(t *Target, dgst oci.Digest, key string, f *flight) {
 	ctx, cancel := context.WithTimeout(context.Background(), blobFetchTimeout)
@@ -491,7 +491,7 @@ func (m *Mirror) fetchBlob(t *Target, dgst oci.Digest, key string, f *flight) {
 		idle := time.AfterFunc(time.Duration(t.Upstream.cfg.Timeout), cancel)
 		defer idle.Stop()
 		counted := &countingReader{r: resp.Body, onRead: func() { idle.Reset(time.Duration(t.Upstream.cfg.Timeout)) }}
-		_, err = m.reg.PutBlob(ctx, t.LocalRepo, dgst, registry.Chunk{Body: io.TeeReader(counted, f), Start: -1, Length: resp.ContentLength})
+		_, err = m.reg.PutBlob(ctx, t.LocalRepo, dgst, registry.Chunk{Body: counted, Start: -1, Length: resp.ContentLength, Tap: f})
 		m.metrics.upstreamBytes.WithLabelValues(t.Upstream.cfg.Name).Add(float64(counted.n))
 		if errors.Is(err, errcode.DigestInvalid) {
 			msg := fmt.Sprintf("upstream %s sent bytes that do not match %s", t.Upstream.cfg.Name, dgst)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -239,6 +240,20 @@ type Chunk struct {
 	Body   io.Reader
 	Start  int64
 	Length int64
+	// Tap, when set, follows the bytes as PutBlob stores them.
+	Tap Tap
+}
+
+// Tap follows a blob while PutBlob stores it, for clients that cannot wait for the
+// commit (a mirror's waiting clients). When the driver's upload can be read while it is
+// written (blobstore.Follower), Follow receives that reader and Stored reports each
+// stored write; otherwise Write receives a copy of every stored byte. Either way a tap
+// sees a byte only after the store took it.
+type Tap interface {
+	io.Writer
+	// Follow hands over the reader (the tap closes it); it comes before any Stored.
+	Follow(r *os.File)
+	Stored(n int64)
 }
 
 // session is an upload opened for writing.
@@ -318,7 +333,7 @@ func (r *Registry) appendChunk(ctx context.Context, s *session, c Chunk) error {
 		body = io.LimitReader(body, limit)
 	}
 	sw := r.newStoreWriter(s.up)
-	n, copyErr := copyHashed(sw, s.h, body, c.Length)
+	n, copyErr := copyHashed(sw, s.h, body, c.Length, false)
 	if sw.err != nil {
 		// The store could not take the bytes (a full disk, an I/O error): unlike a body
 		// that ended early, nothing here is worth resuming, so the bytes go now.
@@ -571,7 +586,10 @@ func (r *Registry) PutBlob(ctx context.Context, repo string, dgst oci.Digest, c 
 		body = io.LimitReader(body, r.opts.MaxBlobSize+1)
 	}
 	sw := r.newStoreWriter(up)
-	n, copyErr := copyHashed(sw, v.Hash(), body, c.Length)
+	if c.Tap != nil {
+		sw.follow(up, c.Tap)
+	}
+	n, copyErr := copyHashed(sw, v.Hash(), body, c.Length, c.Tap != nil)
 	fail := func(e error) (BlobInfo, error) {
 		up.Close()
 		_ = r.blobs.AbortUpload(context.WithoutCancel(ctx), up.Handle())

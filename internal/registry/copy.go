@@ -25,8 +25,11 @@ var (
 )
 
 // copyHashed copies src to dst and feeds exactly the bytes written to h. It returns how
-// many bytes were written (and hashed).
-func copyHashed(dst io.Writer, h hash.Hash, src io.Reader, sizeHint int64) (int64, error) {
+// many bytes were written (and hashed). Eager copies write each read as it arrives,
+// for a reader following dst (a mirror's waiting clients, whose first byte must not
+// wait for a whole buffer from a slow upstream); otherwise buffers are filled first, so
+// the store sees few large writes.
+func copyHashed(dst io.Writer, h hash.Hash, src io.Reader, sizeHint int64, eager bool) (int64, error) {
 	if sizeHint >= 0 && sizeHint < pipelineMinSize {
 		return copySerial(dst, h, src)
 	}
@@ -40,41 +43,59 @@ func copyHashed(dst io.Writer, h hash.Hash, src io.Reader, sizeHint int64) (int6
 	for range pipelineBuffers {
 		free <- pipelineBuffersPool.Get().(*[]byte)
 	}
-	type chunk struct {
-		buf *[]byte
-		n   int
+	// A buffer is filled by one or more writes (eager copies) and goes back to free once
+	// the hasher has seen all of them: done marks its last piece.
+	type piece struct {
+		data []byte
+		done *[]byte
 	}
-	work := make(chan chunk, pipelineBuffers)
+	work := make(chan piece, 4*pipelineBuffers)
 	hashed := make(chan struct{})
 	go func() {
 		defer close(hashed)
-		for c := range work {
-			h.Write((*c.buf)[:c.n])
-			free <- c.buf
+		for p := range work {
+			h.Write(p.data)
+			if p.done != nil {
+				free <- p.done
+			}
 		}
 	}()
 	var written int64
 	var err error
-	for {
+	for stop := false; !stop; {
 		buf := <-free
-		n, rerr := fill(src, *buf)
-		if n > 0 {
-			if _, werr := dst.Write((*buf)[:n]); werr != nil {
-				free <- buf
-				err = werr
-				break
+		off, size := 0, len(*buf)
+		for off < size && !stop {
+			var n int
+			var rerr error
+			if eager {
+				n, rerr = src.Read((*buf)[off:])
+			} else {
+				n, rerr = fill(src, (*buf)[off:])
 			}
-			written += int64(n)
-			work <- chunk{buf, n}
-		} else {
-			free <- buf
+			if n > 0 {
+				if _, werr := dst.Write((*buf)[off : off+n]); werr != nil {
+					err, stop = werr, true
+					break
+				}
+				written += int64(n)
+				if off+n < size && rerr == nil {
+					work <- piece{data: (*buf)[off : off+n]}
+				} else {
+					work <- piece{data: (*buf)[off : off+n], done: buf}
+					buf = nil
+				}
+				off += n
+			}
+			switch {
+			case rerr == io.EOF:
+				stop = true
+			case rerr != nil:
+				err, stop = rerr, true
+			}
 		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			err = rerr
-			break
+		if buf != nil {
+			work <- piece{done: buf}
 		}
 	}
 	close(work)

@@ -6,7 +6,9 @@ import (
 	"crypto/sha256"
 	"errors"
 	"io"
+	"sync"
 	"testing"
+	"testing/iotest"
 )
 
 type failAfter struct {
@@ -37,19 +39,24 @@ func TestCopyHashed(t *testing.T) {
 		hint    int64
 		wantN   int64
 		wantErr error
+		eager   bool
 	}{
-		{"empty", bytes.NewReader(nil), 0, 0, nil},
-		{"small serial", bytes.NewReader(big[:1000]), 1000, 1000, nil},
-		{"large pipelined", bytes.NewReader(big), int64(len(big)), int64(len(big)), nil},
-		{"unknown size pipelined", bytes.NewReader(big), -1, int64(len(big)), nil},
-		{"body fails midway", &failAfter{r: bytes.NewReader(big), n: 10<<20 + 7, err: boom}, int64(len(big)), 10<<20 + 7, boom},
-		{"body ends early", &failAfter{r: bytes.NewReader(big), n: 3 << 20, err: io.ErrUnexpectedEOF}, int64(len(big)), 3 << 20, io.ErrUnexpectedEOF},
+		{"empty", bytes.NewReader(nil), 0, 0, nil, false},
+		{"small serial", bytes.NewReader(big[:1000]), 1000, 1000, nil, false},
+		{"large pipelined", bytes.NewReader(big), int64(len(big)), int64(len(big)), nil, false},
+		{"unknown size pipelined", bytes.NewReader(big), -1, int64(len(big)), nil, false},
+		{"body fails midway", &failAfter{r: bytes.NewReader(big), n: 10<<20 + 7, err: boom}, int64(len(big)), 10<<20 + 7, boom, false},
+		{"body ends early", &failAfter{r: bytes.NewReader(big), n: 3 << 20, err: io.ErrUnexpectedEOF}, int64(len(big)), 3 << 20, io.ErrUnexpectedEOF, false},
+		{"eager, odd reads", iotest.HalfReader(bytes.NewReader(big)), int64(len(big)), int64(len(big)), nil, true},
+		{"eager, one byte at a time", iotest.OneByteReader(bytes.NewReader(big[:300003])), -1, 300003, nil, true},
+		{"eager, body fails midway", &failAfter{r: iotest.HalfReader(bytes.NewReader(big)), n: 10<<20 + 7, err: boom}, -1, 10<<20 + 7, boom, true},
+		{"eager, data with EOF", iotest.DataErrReader(bytes.NewReader(big)), -1, int64(len(big)), nil, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var dst bytes.Buffer
 			h := sha256.New()
-			n, err := copyHashed(&dst, h, tt.src, tt.hint)
+			n, err := copyHashed(&dst, h, tt.src, tt.hint, tt.eager)
 			if !errors.Is(err, tt.wantErr) || n != tt.wantN {
 				t.Fatalf("copyHashed = %d, %v; want %d, %v", n, err, tt.wantN, tt.wantErr)
 			}
@@ -62,4 +69,64 @@ func TestCopyHashed(t *testing.T) {
 			}
 		})
 	}
+}
+
+// An eager copy writes what each read returned at once, before the next read: a reader
+// following the destination is never kept waiting for a buffer to fill.
+func TestCopyHashedEagerWritesEachRead(t *testing.T) {
+	src := &steppedReader{step: make(chan []byte)}
+	var dst lockedBuffer
+	done := make(chan error, 1)
+	go func() {
+		_, err := copyHashed(&dst, sha256.New(), src, -1, true)
+		done <- err
+	}()
+	want := 0
+	for i := range 5 {
+		piece := bytes.Repeat([]byte{byte(i)}, 1000*(i+1))
+		src.step <- piece
+		want += len(piece)
+		// The piece must be written before the copy reads again (the next send).
+		src.step <- nil
+		if got := dst.Len(); got != want {
+			t.Fatalf("after read %d the destination holds %d bytes, want %d", i, got, want)
+		}
+	}
+	close(src.step)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// steppedReader returns each slice received on step as one read; a nil slice is a
+// handshake (the copy came back for more), and a closed channel is EOF.
+type steppedReader struct{ step chan []byte }
+
+func (s *steppedReader) Read(p []byte) (int, error) {
+	for {
+		b, ok := <-s.step
+		if !ok {
+			return 0, io.EOF
+		}
+		if b != nil {
+			return copy(p, b), nil
+		}
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) Len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Len()
 }

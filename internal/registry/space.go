@@ -64,6 +64,9 @@ func (r *Registry) admitManifest(ctx context.Context, repo string, dgst oci.Dige
 type storeWriter struct {
 	w   io.Writer
 	err error
+	tap Tap
+	// live: the tap reads the upload itself and is told only how much was stored.
+	live bool
 }
 
 func (r *Registry) newStoreWriter(up blobstore.Upload) *storeWriter {
@@ -74,10 +77,32 @@ func (r *Registry) newStoreWriter(up blobstore.Upload) *storeWriter {
 	return &storeWriter{w: w}
 }
 
+// follow lets tap see every byte stored: through the upload itself when the driver
+// allows, else as a copy.
+func (s *storeWriter) follow(up blobstore.Upload, tap Tap) {
+	s.tap = tap
+	if f, ok := up.(blobstore.Follower); ok {
+		if r, err := f.Follow(); err == nil {
+			tap.Follow(r)
+			s.live = true
+		}
+	}
+}
+
 func (s *storeWriter) Write(p []byte) (int, error) {
 	n, err := s.w.Write(p)
 	if err != nil && s.err == nil {
 		s.err = err
+	}
+	if n > 0 && s.tap != nil {
+		if s.live {
+			s.tap.Stored(int64(n))
+		} else if _, terr := s.tap.Write(p[:n]); terr != nil {
+			if s.err == nil {
+				s.err = terr
+			}
+			return n, terr
+		}
 	}
 	return n, err
 }

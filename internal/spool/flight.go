@@ -1,7 +1,7 @@
 // Package spool shares one download among every client that asks for the same content
-// while it runs: the bytes are spooled to an unlinked temporary file as they arrive,
-// readers follow the spool, and the last byte is held back until the downloader has
-// verified the content. The image mirror (package proxy) and the Hugging Face mirror
+// while it runs: readers follow the bytes as they are stored (in the upload file itself
+// where the blob store allows, else in a copy spooled to an unlinked temporary file),
+// and the last byte is held back until the downloader has verified the content. The image mirror (package proxy) and the Hugging Face mirror
 // (package hf) both stream through it.
 package spool
 
@@ -13,16 +13,17 @@ import (
 )
 
 // Flight is one upstream download shared by every client that asks for the content
-// while it runs. The bytes are spooled to an unlinked temporary file as they arrive;
-// readers follow the spool and block for bytes not yet there. The last byte is held back
+// while it runs. Readers follow the stored bytes and block for bytes not yet there:
+// the spool is the blob store's own upload file once Follow hands it over, else an
+// unlinked temporary file that Write fills with a copy. The last byte is held back
 // until the digest is verified, so no client ever receives a complete body that does not
 // match its digest: on a mismatch the response is cut short and the client fails.
 type Flight struct {
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced whenever state changes
-	spool   *os.File
-	size    int64 // from the upstream's Content-Length; -1 unknown
-	started bool  // headers received (size known) or failed
+	spool   *os.File      // guarded by mu: Follow replaces it
+	size    int64         // from the upstream's Content-Length; -1 unknown
+	started bool          // headers received (size known) or failed
 	written int64
 	done    bool
 	err     error
@@ -48,7 +49,26 @@ func (f *Flight) Start(size int64) {
 	f.mu.Unlock()
 }
 
-// Write appends downloaded bytes to the spool (the fetcher's tee).
+// Follow makes r, a reader of the upload being stored, the spool readers read (the
+// temporary spool is closed): from then on Stored, not Write, reports new bytes. It is
+// called before any byte is written.
+func (f *Flight) Follow(r *os.File) {
+	f.mu.Lock()
+	old := f.spool
+	f.spool = r
+	f.mu.Unlock()
+	old.Close()
+}
+
+// Stored reports n more bytes readable through the followed upload.
+func (f *Flight) Stored(n int64) {
+	f.mu.Lock()
+	f.written += n
+	f.broadcast()
+	f.mu.Unlock()
+}
+
+// Write appends downloaded bytes to the spool (when the upload cannot be followed).
 func (f *Flight) Write(p []byte) (int, error) {
 	n, err := f.spool.WriteAt(p, f.written)
 	f.mu.Lock()
@@ -79,10 +99,10 @@ func (f *Flight) Acquire() {
 func (f *Flight) Release() {
 	f.mu.Lock()
 	f.refs--
-	last := f.refs == 0
+	last, spool := f.refs == 0, f.spool
 	f.mu.Unlock()
 	if last {
-		f.spool.Close()
+		spool.Close()
 	}
 }
 
@@ -151,7 +171,7 @@ func (r *streamReader) Read(p []byte) (int, error) {
 	for {
 		f := r.f
 		f.mu.Lock()
-		avail, done, err, ch := f.written, f.done, f.err, f.changed
+		avail, done, err, ch, spool := f.written, f.done, f.err, f.changed, f.spool
 		f.mu.Unlock()
 		if done && err != nil {
 			return 0, err
@@ -167,7 +187,7 @@ func (r *streamReader) Read(p []byte) (int, error) {
 			if int64(len(p)) > limit-r.off {
 				p = p[:limit-r.off]
 			}
-			n, rerr := f.spool.ReadAt(p, r.off)
+			n, rerr := spool.ReadAt(p, r.off)
 			r.off += int64(n)
 			if rerr == io.EOF && n > 0 {
 				rerr = nil

@@ -21,6 +21,43 @@ func newTestFlight(t *testing.T) *Flight {
 	return New(f)
 }
 
+// feeders are the two ways a download reaches a flight: a copy written to its spool, or
+// an upload file the flight follows while the blob store writes it.
+var feeders = []struct {
+	name string
+	feed func(t *testing.T, f *Flight) func(p []byte)
+}{
+	{"copy", func(t *testing.T, f *Flight) func([]byte) {
+		return func(p []byte) {
+			if _, err := f.Write(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}},
+	{"follow", func(t *testing.T, f *Flight) func([]byte) {
+		up, err := os.CreateTemp(t.TempDir(), "upload-*")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { up.Close() })
+		r, err := os.Open(up.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Follow(r)
+		// The store may rename or delete its file: the followed descriptor reads on.
+		if err := os.Remove(up.Name()); err != nil {
+			t.Fatal(err)
+		}
+		return func(p []byte) {
+			if _, err := up.Write(p); err != nil {
+				t.Fatal(err)
+			}
+			f.Stored(int64(len(p)))
+		}
+	}},
+}
+
 // TestLastByteHeldUntilVerified: readers get every byte but the last while the
 // download runs, the last once it finishes without error, and an error otherwise.
 func TestLastByteHeldUntilVerified(t *testing.T) {
@@ -28,45 +65,65 @@ func TestLastByteHeldUntilVerified(t *testing.T) {
 		name string
 		end  error
 	}{{"verified", nil}, {"corrupt", errors.New("digest mismatch")}} {
-		t.Run(tc.name, func(t *testing.T) {
-			f := newTestFlight(t)
-			data := bytes.Repeat([]byte("0123456789"), 1000)
-			const readers = 4
-			var wg sync.WaitGroup
-			got := make([][]byte, readers)
-			errs := make([]error, readers)
-			for i := range readers {
-				f.Acquire()
-				st := f.NewStream()
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					defer st.Close()
-					got[i], errs[i] = io.ReadAll(st.Reader(context.Background(), 0, -1))
-				}()
-			}
-			f.Start(int64(len(data)))
-			if _, err := f.Write(data); err != nil {
-				t.Fatal(err)
-			}
-			time.Sleep(20 * time.Millisecond) // readers caught up, waiting for the last byte
-			f.Finish(tc.end)
-			wg.Wait()
-			for i := range readers {
-				switch {
-				case tc.end == nil && (errs[i] != nil || !bytes.Equal(got[i], data)):
-					t.Errorf("reader %d: %d bytes, %v", i, len(got[i]), errs[i])
-				case tc.end != nil && (errs[i] == nil || len(got[i]) >= len(data)):
-					t.Errorf("reader %d of a corrupt download: %d of %d bytes, %v", i, len(got[i]), len(data), errs[i])
+		for _, fd := range feeders {
+			t.Run(tc.name+"/"+fd.name, func(t *testing.T) {
+				f := newTestFlight(t)
+				feed := fd.feed(t, f)
+				data := bytes.Repeat([]byte("0123456789"), 1000)
+				const readers = 4
+				var wg, caughtUp sync.WaitGroup
+				got := make([][]byte, readers)
+				errs := make([]error, readers)
+				for i := range readers {
+					f.Acquire()
+					st := f.NewStream()
+					wg.Add(1)
+					caughtUp.Add(1)
+					go func() {
+						defer wg.Done()
+						defer st.Close()
+						r := st.Reader(context.Background(), 0, -1)
+						// All but the last byte arrive before the download is verified.
+						head := make([]byte, len(data)-1)
+						_, err := io.ReadFull(r, head)
+						caughtUp.Done()
+						if err != nil {
+							errs[i] = err
+							return
+						}
+						rest, err := io.ReadAll(r)
+						got[i], errs[i] = append(head, rest...), err
+					}()
 				}
-			}
-		})
+				f.Start(int64(len(data)))
+				feed(data[:len(data)/2])
+				feed(data[len(data)/2:])
+				caughtUp.Wait()
+				f.Finish(tc.end)
+				wg.Wait()
+				for i := range readers {
+					switch {
+					case tc.end == nil && (errs[i] != nil || !bytes.Equal(got[i], data)):
+						t.Errorf("reader %d: %d bytes, %v", i, len(got[i]), errs[i])
+					case tc.end != nil && (errs[i] == nil || len(got[i]) >= len(data)):
+						t.Errorf("reader %d of a corrupt download: %d of %d bytes, %v", i, len(got[i]), len(data), errs[i])
+					}
+				}
+			})
+		}
 	}
 }
 
 // TestRangeReader reads a byte range while it arrives.
 func TestRangeReader(t *testing.T) {
+	for _, fd := range feeders {
+		t.Run(fd.name, func(t *testing.T) { testRangeReader(t, fd.feed) })
+	}
+}
+
+func testRangeReader(t *testing.T, feeder func(*testing.T, *Flight) func([]byte)) {
 	f := newTestFlight(t)
+	feed := feeder(t, f)
 	f.Acquire()
 	st := f.NewStream()
 	defer st.Close()
@@ -76,8 +133,8 @@ func TestRangeReader(t *testing.T) {
 		done <- b
 	}()
 	f.Start(10)
-	_, _ = f.Write([]byte("01234"))
-	_, _ = f.Write([]byte("56789"))
+	feed([]byte("01234"))
+	feed([]byte("56789"))
 	f.Finish(nil)
 	if b := <-done; string(b) != "3456" {
 		t.Errorf("range = %q, want 3456", b)

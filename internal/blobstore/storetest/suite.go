@@ -66,6 +66,7 @@ func RunWith(t *testing.T, opts Options, newDriver func(t *testing.T) blobstore.
 		{"ChunkedResumeAcrossParts", testChunkedAcrossParts},
 		{"ReaderLargeOrUnsupported", testReaderLarge},
 		{"SeekRanges", testSeekRanges},
+		{"FollowWhileWriting", testFollow},
 	}
 	if opts.SharedHold {
 		cases = append(cases, struct {
@@ -877,4 +878,59 @@ func testRacingWriters(t *testing.T, d blobstore.Driver) {
 	}
 	write(t, c, []byte("!"))
 	readBlob(t, d, commit(t, c, []byte("base-AAAA!")), []byte("base-AAAA!"))
+}
+
+// testFollow checks a Follower's reader: it sees each write as soon as Write returns,
+// and keeps reading the same bytes after the commit, after the blob's deletion, and after
+// a discarded session's bytes are gone.
+func testFollow(t *testing.T, d blobstore.Driver) {
+	up := newUpload(t, d)
+	fw, ok := up.(blobstore.Follower)
+	if !ok {
+		up.Discard(t.Context())
+		t.Skip("this driver's uploads cannot be read while written; the mirror spools a copy instead")
+	}
+	r, err := fw.Follow()
+	if err != nil {
+		t.Fatalf("Follow: %v", err)
+	}
+	defer r.Close()
+	content := make([]byte, 3<<20+7)
+	pattern(7, content)
+	readAt := func(off, n int) {
+		t.Helper()
+		got := make([]byte, n)
+		if _, err := r.ReadAt(got, int64(off)); err != nil {
+			t.Fatalf("ReadAt(%d, %d): %v", off, n, err)
+		}
+		if !bytes.Equal(got, content[off:off+n]) {
+			t.Fatalf("ReadAt(%d, %d) differs from the bytes written", off, n)
+		}
+	}
+	for off := 0; off < len(content); off += 1 << 20 {
+		end := min(off+1<<20, len(content))
+		write(t, up, content[off:end])
+		readAt(off, end-off) // what was just written, before any sync
+	}
+	loc := commit(t, up, content)
+	readAt(0, len(content))
+	if err := d.Delete(t.Context(), loc); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	readAt(len(content)-100, 100)
+
+	gone := newUpload(t, d)
+	write(t, gone, content[:1000])
+	r2, err := gone.(blobstore.Follower).Follow()
+	if err != nil {
+		t.Fatalf("Follow: %v", err)
+	}
+	defer r2.Close()
+	if err := gone.Discard(t.Context()); err != nil {
+		t.Fatalf("Discard: %v", err)
+	}
+	got := make([]byte, 1000)
+	if _, err := r2.ReadAt(got, 0); err != nil || !bytes.Equal(got, content[:1000]) {
+		t.Fatalf("a follower of a discarded session read %v, want the bytes written", err)
+	}
 }
