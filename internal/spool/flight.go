@@ -9,6 +9,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"strconv"
 	"sync"
 )
 
@@ -164,9 +165,11 @@ type streamReader struct {
 	end int64 // exclusive; -1 for the end of the blob
 }
 
-func (r *streamReader) Read(p []byte) (int, error) {
+// next waits until bytes past r.off may be read and returns the spool holding them and
+// the end of the readable range; io.EOF at the end of the range or of the blob.
+func (r *streamReader) next() (*os.File, int64, error) {
 	if r.end >= 0 && r.off >= r.end {
-		return 0, io.EOF
+		return nil, 0, io.EOF
 	}
 	for {
 		f := r.f
@@ -174,33 +177,101 @@ func (r *streamReader) Read(p []byte) (int, error) {
 		avail, done, err, ch, spool := f.written, f.done, f.err, f.changed, f.spool
 		f.mu.Unlock()
 		if done && err != nil {
-			return 0, err
+			return nil, 0, err
 		}
 		if !done {
 			avail-- // hold back the last byte until verified
 		}
 		if r.off < avail {
-			limit := avail
-			if r.end >= 0 && r.end < limit {
-				limit = r.end
+			if r.end >= 0 && r.end < avail {
+				avail = r.end
 			}
-			if int64(len(p)) > limit-r.off {
-				p = p[:limit-r.off]
-			}
-			n, rerr := spool.ReadAt(p, r.off)
-			r.off += int64(n)
-			if rerr == io.EOF && n > 0 {
-				rerr = nil
-			}
-			return n, rerr
+			return spool, avail, nil
 		}
 		if done {
-			return 0, io.EOF
+			return nil, 0, io.EOF
 		}
 		select {
 		case <-ch:
 		case <-r.ctx.Done():
-			return 0, r.ctx.Err()
+			return nil, 0, r.ctx.Err()
 		}
 	}
+}
+
+func (r *streamReader) Read(p []byte) (int, error) {
+	spool, limit, err := r.next()
+	if err != nil {
+		return 0, err
+	}
+	if int64(len(p)) > limit-r.off {
+		p = p[:limit-r.off]
+	}
+	n, rerr := spool.ReadAt(p, r.off)
+	r.off += int64(n)
+	if rerr == io.EOF && n > 0 {
+		rerr = nil
+	}
+	return n, rerr
+}
+
+// WriteTo implements io.WriterTo so that io.Copy hands w whole stored ranges as a file:
+// net/http's response then sends them with sendfile on a plain TCP connection, with no
+// copy through user space. The spool's descriptor is shared, so the range is read
+// through a descriptor of this reader's own, opened again through /proc (Linux); where
+// that fails, bytes are copied through a buffer.
+func (r *streamReader) WriteTo(w io.Writer) (int64, error) {
+	var own, ownOf *os.File
+	defer func() {
+		if own != nil {
+			own.Close()
+		}
+	}()
+	var total int64
+	var buf []byte
+	for {
+		spool, limit, err := r.next()
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+		if ownOf != spool { // the first range, or Follow replaced the spool
+			if own != nil {
+				own.Close()
+			}
+			own, ownOf = reopen(spool), spool
+		}
+		var n int64
+		if own != nil {
+			if _, err = own.Seek(r.off, io.SeekStart); err == nil {
+				n, err = io.Copy(w, io.LimitReader(own, limit-r.off))
+			}
+		} else {
+			if buf == nil {
+				buf = make([]byte, 256<<10)
+			}
+			var m int
+			m, err = spool.ReadAt(buf[:min(int64(len(buf)), limit-r.off)], r.off)
+			if m > 0 {
+				m, err = w.Write(buf[:m])
+			}
+			n = int64(m)
+		}
+		r.off += n
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// reopen opens a second, independent file description of f (its own offset), or nil.
+func reopen(f *os.File) *os.File {
+	own, err := os.Open("/proc/self/fd/" + strconv.Itoa(int(f.Fd())))
+	if err != nil {
+		return nil
+	}
+	return own
 }

@@ -5,7 +5,10 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -157,4 +160,75 @@ func TestReaderContext(t *testing.T) {
 		t.Errorf("err = %v, want the deadline", err)
 	}
 	f.Finish(nil)
+}
+
+// TestWriteTo serves ranges of a flight over HTTP as net/http does with io.Copy, which
+// takes the reader's WriteTo (sendfile from the reader's own descriptor on TCP) while
+// the bytes arrive: every range is exact, and a failed download cuts the body short.
+func TestWriteTo(t *testing.T) {
+	data := make([]byte, 3<<20+11)
+	for i := range data {
+		data[i] = byte(i * 7 / 3)
+	}
+	for _, fd := range feeders {
+		for _, tc := range []struct {
+			name       string
+			off, n     int64
+			fail       bool
+			wantStatus int
+		}{
+			{"whole", 0, -1, false, 0},
+			{"range", 1<<20 + 3, 1 << 20, false, 0},
+			{"tail", int64(len(data)) - 5, 5, false, 0},
+			{"failed download", 0, -1, true, 0},
+		} {
+			t.Run(fd.name+"/"+tc.name, func(t *testing.T) {
+				f := newTestFlight(t)
+				feed := fd.feed(t, f)
+				f.Start(int64(len(data)))
+				n := tc.n
+				if n < 0 {
+					n = int64(len(data)) - tc.off
+				}
+				f.Acquire() // the handler's stream, joining before the download ends
+				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					st := f.NewStream()
+					defer st.Close()
+					w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+					if _, err := io.Copy(w, st.Reader(r.Context(), tc.off, tc.n)); err != nil {
+						panic(http.ErrAbortHandler)
+					}
+				}))
+				defer srv.Close()
+				go func() {
+					for off := 0; off < len(data); off += 100 << 10 {
+						feed(data[off:min(off+100<<10, len(data))])
+					}
+					if tc.fail {
+						f.Finish(errors.New("digest mismatch"))
+					} else {
+						f.Finish(nil)
+					}
+				}()
+				resp, err := http.Get(srv.URL)
+				if err != nil && tc.fail {
+					return // cut short before the headers went out
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				got, err := io.ReadAll(resp.Body)
+				if tc.fail {
+					if err == nil || len(got) >= len(data) {
+						t.Fatalf("a failed download delivered %d of %d bytes, err %v", len(got), len(data), err)
+					}
+					return
+				}
+				if err != nil || !bytes.Equal(got, data[tc.off:tc.off+n]) {
+					t.Fatalf("got %d bytes (%v), want bytes %d+%d", len(got), err, tc.off, n)
+				}
+			})
+		}
+	}
 }
