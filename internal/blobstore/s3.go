@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -137,6 +138,11 @@ type S3 struct {
 	endpoint string // for messages
 	partSize int64
 	bufs     sync.Pool // *[]byte of cap partSize
+	// bodyOpts are the options of requests carrying blob bytes: over TLS the payload is
+	// sent unsigned (TLS protects it in transit), which spares SigV4 a second SHA-256
+	// pass over every byte the registry already hashes; over plain HTTP the signature
+	// is all that protects it, so it stays signed.
+	bodyOpts []func(*s3.Options)
 }
 
 // NewS3 connects to the bucket and checks that it exists (creating it when allowed).
@@ -223,6 +229,9 @@ func NewS3(ctx context.Context, o S3Options) (*S3, error) {
 		prefix:   prefix,
 		endpoint: endpoint,
 		partSize: partSize,
+	}
+	if o.Endpoint == "" || strings.HasPrefix(strings.ToLower(o.Endpoint), "https://") {
+		d.bodyOpts = []func(*s3.Options){s3.WithAPIOptions(v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)}
 	}
 	d.bufs.New = func() any { b := make([]byte, 0, partSize); return &b }
 	if err := d.checkBucket(ctx, o.CreateBucket, cfg.Region); err != nil {
@@ -628,7 +637,7 @@ func (d *S3) getInto(ctx context.Context, key string, dst []byte) error {
 func (d *S3) put(ctx context.Context, key string, body []byte) error {
 	_, err := d.client.PutObject(ctx, &s3.PutObjectInput{
 		Bucket: &d.bucket, Key: &key, Body: bytes.NewReader(body), ContentLength: aws.Int64(int64(len(body))),
-	})
+	}, d.bodyOpts...)
 	return s3Err("put object", err)
 }
 
@@ -857,7 +866,7 @@ func (u *s3Upload) uploadPart(body []byte) error {
 	out, err := u.d.client.UploadPart(ctx, &s3.UploadPartInput{
 		Bucket: &u.d.bucket, Key: &u.key, UploadId: &u.uploadID, PartNumber: aws.Int32(n),
 		Body: bytes.NewReader(body), ContentLength: aws.Int64(int64(len(body))),
-	})
+	}, u.d.bodyOpts...)
 	if apiCode(err) == "NoSuchUpload" {
 		return fmt.Errorf("%w: upload %s: multipart upload is gone: %w", ErrUploadCorrupt, u.handle, err)
 	}
