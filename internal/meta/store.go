@@ -62,6 +62,8 @@ type Options struct {
 // Store is the metadata database. It is safe for concurrent use.
 type Store struct {
 	dialect Dialect
+	// sync is SQLite's synchronous setting for data (FULL, NORMAL or EXTRA).
+	sync string
 	// SQLite allows one writer: writes go through a single connection so they queue in
 	// Go instead of failing with SQLITE_BUSY, and reads use their own pool under WAL.
 	// On PostgreSQL both are the same pool.
@@ -108,6 +110,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		if sync != "FULL" && sync != "NORMAL" && sync != "EXTRA" {
 			return nil, fmt.Errorf("meta: sqlite synchronous must be FULL, NORMAL or EXTRA, not %q", o.SQLiteSynchronous)
 		}
+		s.sync = sync
 		q := url.Values{}
 		q.Add("_pragma", "journal_mode(WAL)")
 		q.Add("_pragma", "synchronous("+sync+")")
