@@ -1,8 +1,9 @@
 // Package spool shares one download among every client that asks for the same content
 // while it runs: readers follow the bytes as they are stored (in the upload file itself
 // where the blob store allows, else in a copy spooled to an unlinked temporary file),
-// and the last byte is held back until the downloader has verified the content. The image mirror (package proxy) and the Hugging Face mirror
-// (package hf) both stream through it.
+// and the last byte is held back until the downloader has verified the content. The
+// image mirror (package proxy) and the Hugging Face mirror (package hf) both stream
+// through it.
 package spool
 
 import (
@@ -72,10 +73,7 @@ func (f *Flight) Stored(n int64) {
 // Write appends downloaded bytes to the spool (when the upload cannot be followed).
 func (f *Flight) Write(p []byte) (int, error) {
 	n, err := f.spool.WriteAt(p, f.written)
-	f.mu.Lock()
-	f.written += int64(n)
-	f.broadcast()
-	f.mu.Unlock()
+	f.Stored(int64(n))
 	return n, err
 }
 
@@ -228,7 +226,6 @@ func (r *streamReader) WriteTo(w io.Writer) (int64, error) {
 		}
 	}()
 	var total int64
-	var buf []byte
 	for {
 		spool, limit, err := r.next()
 		if err == io.EOF {
@@ -243,21 +240,13 @@ func (r *streamReader) WriteTo(w io.Writer) (int64, error) {
 			}
 			own, ownOf = reopen(spool), spool
 		}
+		if own == nil {
+			n, err := io.Copy(w, struct{ io.Reader }{r}) // Read, through a buffer
+			return total + n, err
+		}
 		var n int64
-		if own != nil {
-			if _, err = own.Seek(r.off, io.SeekStart); err == nil {
-				n, err = io.Copy(w, io.LimitReader(own, limit-r.off))
-			}
-		} else {
-			if buf == nil {
-				buf = make([]byte, 256<<10)
-			}
-			var m int
-			m, err = spool.ReadAt(buf[:min(int64(len(buf)), limit-r.off)], r.off)
-			if m > 0 {
-				m, err = w.Write(buf[:m])
-			}
-			n = int64(m)
+		if _, err = own.Seek(r.off, io.SeekStart); err == nil {
+			n, err = io.Copy(w, io.LimitReader(own, limit-r.off))
 		}
 		r.off += n
 		total += n
