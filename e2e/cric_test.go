@@ -594,20 +594,12 @@ func TestCricSaveLoad(t *testing.T) {
 	defer f.Close()
 	seen := map[string]int{}
 	var index []byte
-	tr := tar.NewReader(f)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	walkTar(t, f, func(h *tar.Header, body io.Reader) {
 		seen[h.Name]++
 		if h.Name == "index.json" {
-			index, _ = io.ReadAll(tr)
+			index, _ = io.ReadAll(body)
 		}
-	}
+	})
 	for name, n := range seen {
 		if n != 1 {
 			t.Errorf("%s appears %d times in the bundle", name, n)

@@ -213,23 +213,16 @@ func checkImageFS(t *testing.T, path string) {
 	}
 	defer f.Close()
 	hdrs, data := map[string]*tar.Header{}, map[string][]byte{}
-	tr := tar.NewReader(f)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	walkTar(t, f, func(h *tar.Header, body io.Reader) {
 		name := strings.TrimSuffix(strings.TrimPrefix(h.Name, "./"), "/")
 		hdrs[name] = h
 		if h.Typeflag == tar.TypeReg {
-			if data[name], err = io.ReadAll(tr); err != nil {
+			var err error
+			if data[name], err = io.ReadAll(body); err != nil {
 				t.Fatal(err)
 			}
 		}
-	}
+	})
 	for _, bin := range []string{"usr/local/bin/berth", "usr/local/bin/cric"} {
 		h := hdrs[bin]
 		if h == nil || h.Mode&0o111 == 0 {
@@ -253,5 +246,21 @@ func checkImageFS(t *testing.T, path string) {
 	}
 	if d := hdrs["data"]; d == nil || d.Typeflag != tar.TypeDir || d.Uid != 65532 || d.Gid != 65532 {
 		t.Fatalf("/data is not a directory owned by 65532: %+v", d)
+	}
+}
+
+// walkTar calls fn for each entry of the tar stream r, with the entry's body.
+func walkTar(t *testing.T, r io.Reader, fn func(h *tar.Header, body io.Reader)) {
+	t.Helper()
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		fn(h, tr)
 	}
 }
